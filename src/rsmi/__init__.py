@@ -1,0 +1,15 @@
+"""rsmi: Randomized Smoothing with Masked Inference (Moon et al., ACL 2023) for robust
+transformer text classifiers, with an honest robustness evaluation."""
+
+from rsmi.classifier import ABSTAIN, Certification, ModelLoadError, Prediction, RSMIClassifier
+from rsmi.config import RSMIConfig
+
+__all__ = [
+    "ABSTAIN",
+    "Certification",
+    "ModelLoadError",
+    "Prediction",
+    "RSMIClassifier",
+    "RSMIConfig",
+]
+__version__ = "0.1.0"

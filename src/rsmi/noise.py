@@ -1,0 +1,170 @@
+"""RS: Gaussian noise on the output hidden states of chosen encoder blocks.
+
+The noise is added by forward hooks on the blocks of any encoder whose blocks form a
+``torch.nn.ModuleList`` (BERT, RoBERTa, DistilBERT, ELECTRA, MiniLM, ...); nothing of the
+model's own ``forward`` is replaced, so the code does not depend on a transformers version.
+
+Two ways to draw the noise:
+
+* one ``torch.Generator`` for the whole batch (training: fastest), or
+* one seed per input row (inference): row ``r`` draws its noise, block after block, from a
+  generator seeded with ``row_seeds[r]``, only at its non-padding positions. A prediction then
+  depends only on its own seeds, not on the batch it was computed in, its padding or the
+  chunking of the forward passes, so a seed reproduces a prediction exactly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+# Attribute paths of the block list, tried in order, below the base model and the full model.
+BLOCK_PATHS: tuple[str, ...] = (
+    "encoder.layer",  # BERT, RoBERTa, ELECTRA, MiniLM, XLM-R, DeBERTa
+    "transformer.layer",  # DistilBERT
+    "encoder.layers",
+    "layers",
+    "layer",
+    "transformer.h",
+    "h",
+    "encoder.block",
+    "block",
+)
+
+
+def find_encoder_blocks(model: nn.Module) -> nn.ModuleList:
+    """The ``ModuleList`` of transformer blocks of a Hugging Face encoder (or its head model)."""
+    roots: list[nn.Module] = []
+    prefix = getattr(model, "base_model_prefix", None)
+    if prefix and isinstance(getattr(model, prefix, None), nn.Module):
+        roots.append(getattr(model, prefix))
+    roots.append(model)
+    for root in roots:
+        for path in BLOCK_PATHS:
+            obj: object = root
+            for part in path.split("."):
+                obj = getattr(obj, part, None)
+                if obj is None:
+                    break
+            if isinstance(obj, nn.ModuleList) and len(obj) > 0:
+                return obj
+    raise ValueError(
+        f"cannot find the encoder blocks of {type(model).__name__}: RSMI adds noise with forward "
+        f"hooks on a ModuleList of transformer blocks and looked for one at {', '.join(BLOCK_PATHS)} "
+        "(below the base model and the model itself). Use an encoder of a supported layout "
+        "(BERT, RoBERTa, DistilBERT, ELECTRA, MiniLM, ...)."
+    )
+
+
+@dataclass
+class _RowNoise:
+    generators: list[torch.Generator]
+    attention_mask: torch.Tensor  # (rows, T), 1 = real token
+
+
+class HiddenStateNoise:
+    """Adds N(0, σ²I) to the output hidden states of blocks ``i`` with ``i % noise_every == 0``.
+
+    The noise is on in training and evaluation mode alike (RSMI's smoothed classifier is noisy
+    at inference); :meth:`disabled` switches it off for a block of code.
+    """
+
+    def __init__(self, model: nn.Module, noise_std: float, noise_every: int) -> None:
+        self.blocks = find_encoder_blocks(model)
+        self.noise_std = float(noise_std)
+        self.noised_blocks = (
+            [i for i in range(len(self.blocks)) if i % noise_every == 0] if noise_std > 0 else []
+        )
+        self.enabled = True
+        self.generator: torch.Generator | None = None
+        self._rows: _RowNoise | None = None
+        self._handles = [
+            self.blocks[i].register_forward_hook(self._hook) for i in self.noised_blocks
+        ]
+
+    def remove(self) -> None:
+        """Detach the hooks from the model."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    @property
+    def active(self) -> bool:
+        return self.enabled and bool(self._handles) and self.noise_std > 0
+
+    @contextlib.contextmanager
+    def disabled(self) -> Iterator[None]:
+        """Run the model without noise (the deterministic base classifier)."""
+        previous, self.enabled = self.enabled, False
+        try:
+            yield
+        finally:
+            self.enabled = previous
+
+    @contextlib.contextmanager
+    def per_row(
+        self, row_seeds: Sequence[int], attention_mask: torch.Tensor
+    ) -> Iterator[None]:
+        """Within the block, row ``r`` of the next forward pass draws noise seeded by ``row_seeds[r]``."""
+        if len(row_seeds) != attention_mask.shape[0]:
+            raise ValueError(
+                f"{len(row_seeds)} row seeds for {attention_mask.shape[0]} rows of input"
+            )
+        device = attention_mask.device
+        gens = [torch.Generator(device=device).manual_seed(int(s)) for s in row_seeds]
+        previous, self._rows = self._rows, _RowNoise(gens, attention_mask.bool())
+        try:
+            yield
+        finally:
+            self._rows = previous
+
+    def _hook(self, module: nn.Module, args: object, output: object) -> object:
+        if not self.enabled or self.noise_std <= 0:
+            return None
+        hidden = output[0] if isinstance(output, tuple) else output
+        if not isinstance(hidden, torch.Tensor):
+            raise TypeError(f"unexpected output of encoder block {type(module).__name__}")
+        noisy = hidden + self.noise_std * self._draw(hidden)
+        if isinstance(output, tuple):
+            return (noisy, *output[1:])
+        return noisy
+
+    def _draw(self, hidden: torch.Tensor) -> torch.Tensor:
+        rows = self._rows
+        if rows is None:
+            return torch.randn(
+                hidden.shape, generator=self.generator, device=hidden.device, dtype=hidden.dtype
+            )
+        if rows.attention_mask.shape != hidden.shape[:2]:
+            raise RuntimeError(
+                f"per-row noise set up for inputs of shape {tuple(rows.attention_mask.shape)} "
+                f"but the block returned {tuple(hidden.shape[:2])}"
+            )
+        noise = torch.zeros_like(hidden)
+        dim = hidden.shape[-1]
+        for r, gen in enumerate(rows.generators):
+            valid = rows.attention_mask[r]
+            count = int(valid.sum())
+            draw = torch.randn((count, dim), generator=gen, device=hidden.device, dtype=hidden.dtype)
+            noise[r, valid] = draw
+        return noise
+
+
+_MASK64 = (1 << 64) - 1
+
+
+def row_seed(*keys: int) -> int:
+    """A 63-bit seed that mixes integer keys (SplitMix64), e.g. (seed, example, pass, sample)."""
+    state = 0x9E3779B97F4A7C15
+    for key in keys:
+        state = (state ^ (int(key) & _MASK64)) & _MASK64
+        state = (state + 0x9E3779B97F4A7C15) & _MASK64
+        z = state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+        state = z ^ (z >> 31)
+    return state >> 1
