@@ -36,7 +36,14 @@ from statsmodels.stats.proportion import proportion_confint
 from torch import nn
 
 from rsmi.config import RSMIConfig
-from rsmi.masking import Candidates, apply_masks, mask_candidates, mask_top, saliency, special_token_mask
+from rsmi.masking import (
+    Candidates,
+    apply_masks,
+    mask_candidates,
+    mask_top,
+    saliency,
+    special_token_mask,
+)
 from rsmi.noise import HiddenStateNoise, row_seed
 
 logger = logging.getLogger(__name__)
@@ -47,7 +54,9 @@ FORMAT_VERSION = 1
 MINILM_ALIASES = ("minilm", "all-minilm-l6-v2")
 
 # Pass identifiers mixed into the row seeds: each kind of draw has its own stream.
-PASS_SALIENCY, PASS_STEP1, PASS_STEP2, PASS_MASKS, PASS_CERTIFY_SELECT, PASS_CERTIFY_ESTIMATE = range(6)
+PASS_SALIENCY, PASS_STEP1, PASS_STEP2, PASS_MASKS, PASS_CERTIFY_SELECT, PASS_CERTIFY_ESTIMATE = (
+    range(6)
+)
 
 
 class ModelLoadError(ValueError):
@@ -135,7 +144,9 @@ class RSMIClassifier:
         self.method = method
         self.metadata: dict[str, Any] = {}
         num_labels = int(model.config.num_labels)
-        names = list(label_names) if label_names is not None else [str(i) for i in range(num_labels)]
+        names = (
+            list(label_names) if label_names is not None else [str(i) for i in range(num_labels)]
+        )
         if len(names) != num_labels:
             raise ValueError(
                 f"{len(names)} label names {names} for a model with {num_labels} output classes"
@@ -250,7 +261,9 @@ class RSMIClassifier:
         seeds = [row_seed(seed, i, PASS_SALIENCY, 0) for i in idx]
         with self.noise.per_row(seeds, inputs["attention_mask"]):
             sal = saliency(self.model, inputs, labels=None, reduction="sum")
-        forbidden = special_token_mask(inputs["input_ids"], inputs["attention_mask"], self.special_ids)
+        forbidden = special_token_mask(
+            inputs["input_ids"], inputs["attention_mask"], self.special_ids
+        )
         return mask_candidates(sal.scores, forbidden, self.config.saliency_top_k)
 
     def _masked_step1_inputs(
@@ -291,7 +304,6 @@ class RSMIClassifier:
             max_rows: most rows (input × sample) in one forward call.
         """
         texts = self.check_texts(texts)
-        cfg = self.config
         n, c = len(texts), self.num_labels
         result = Prediction(
             labels=np.zeros(n, dtype=np.int64),
@@ -364,7 +376,9 @@ class RSMIClassifier:
                 for j in range(cfg.k1):
                     gen = torch.Generator().manual_seed(row_seed(seed, idx[r], PASS_MASKS, j))
                     positions.append(candidates.random(r, cfg.num_masks, gen))
-            rows["input_ids"] = apply_masks(rows["input_ids"], positions, self.tokenizer.mask_token_id)
+            rows["input_ids"] = apply_masks(
+                rows["input_ids"], positions, self.tokenizer.mask_token_id
+            )
         seeds = [row_seed(seed, idx[r], PASS_STEP2, j) for r in uncertain for j in range(cfg.k1)]
         return self._forward_rows(rows, seeds, max_rows).view(len(uncertain), cfg.k1, -1)
 
@@ -428,7 +442,13 @@ class RSMIClassifier:
         return out
 
     def _sample_counts(
-        self, one: Mapping[str, torch.Tensor], seed: int, i: int, pass_id: int, num: int, max_rows: int
+        self,
+        one: Mapping[str, torch.Tensor],
+        seed: int,
+        i: int,
+        pass_id: int,
+        num: int,
+        max_rows: int,
     ) -> torch.Tensor:
         counts = torch.zeros(self.num_labels, dtype=torch.long, device=self.device)
         for start in range(0, num, max_rows):
@@ -488,6 +508,8 @@ class RSMIClassifier:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         source = resolve_model_path(name_or_path)
+        if not source.exists() and (source.is_absolute() or str(name_or_path).startswith(".")):
+            raise ModelLoadError(f"cannot load encoder {str(name_or_path)!r}: no such directory")
         saved = source / RSMI_FILE if source.is_dir() else None
         if saved is not None and saved.exists():
             meta = _read_rsmi_json(saved)
@@ -508,15 +530,33 @@ class RSMIClassifier:
                     f"cannot load the model in {source} (weights {weights.name}, config.json, "
                     f"tokenizer files): {exc}. Re-save the model or restore the files."
                 ) from exc
-            clf = cls(model, tokenizer, base.replace(**config_overrides), names, meta.get("method", "rsmi"))
+            clf = cls(
+                model,
+                tokenizer,
+                base.replace(**config_overrides),
+                names,
+                meta.get("method", "rsmi"),
+            )
             clf.metadata = dict(meta.get("metadata", {}))
         else:
-            if label_names is not None and num_labels is not None and len(label_names) != num_labels:
-                raise ValueError(f"num_labels={num_labels} but {len(label_names)} label names given")
-            labels = num_labels if num_labels is not None else (len(label_names) if label_names else None)
+            if (
+                label_names is not None
+                and num_labels is not None
+                and len(label_names) != num_labels
+            ):
+                raise ValueError(
+                    f"num_labels={num_labels} but {len(label_names)} label names given"
+                )
+            labels = (
+                num_labels
+                if num_labels is not None
+                else (len(label_names) if label_names else None)
+            )
             kwargs: dict[str, Any] = {"use_safetensors": True, "trust_remote_code": False}
             if labels is not None:
+                # A new head: an existing head of another size is replaced, not an error.
                 kwargs["num_labels"] = labels
+                kwargs["ignore_mismatched_sizes"] = True
             if local_files_only is not None:
                 kwargs["local_files_only"] = local_files_only
             elif source.exists():
@@ -525,9 +565,11 @@ class RSMIClassifier:
             try:
                 model = AutoModelForSequenceClassification.from_pretrained(target, **kwargs)
                 tokenizer = AutoTokenizer.from_pretrained(
-                    target, trust_remote_code=False, local_files_only=kwargs.get("local_files_only", False)
+                    target,
+                    trust_remote_code=False,
+                    local_files_only=kwargs.get("local_files_only", False),
                 )
-            except OSError as exc:
+            except (OSError, ValueError) as exc:
                 raise ModelLoadError(
                     f"cannot load encoder {name_or_path!r}: {exc}. Give a saved RSMI model directory, "
                     "a Hugging Face model directory with safetensors weights, a model id available "
@@ -561,7 +603,7 @@ def _read_rsmi_json(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelLoadError(f"{path} is not valid JSON ({exc}): re-save the model") from exc
     if not isinstance(meta, dict) or meta.get("format") != "rsmi":
-        raise ModelLoadError(f"{path} is not an RSMI model description (no \"format\": \"rsmi\")")
+        raise ModelLoadError(f'{path} is not an RSMI model description (no "format": "rsmi")')
     if int(meta.get("format_version", 0)) > FORMAT_VERSION:
         raise ModelLoadError(
             f"{path} has format_version {meta.get('format_version')}, newer than this rsmi "

@@ -66,7 +66,9 @@ class RSMIConfig:
         _check_int("k0", self.k0, minimum=1)
         _check_int("k1", self.k1, minimum=1)
         if not isinstance(self.alpha, (int, float)) or not 0.0 < float(self.alpha) < 1.0:
-            raise ValueError(f"alpha={self.alpha!r} is invalid: it must lie in the open interval (0, 1)")
+            raise ValueError(
+                f"alpha={self.alpha!r} is invalid: it must lie in the open interval (0, 1)"
+            )
         if self.vote not in VOTES:
             raise ValueError(f"vote={self.vote!r} is invalid: it must be one of {', '.join(VOTES)}")
         _check_int("max_length", self.max_length, minimum=3)

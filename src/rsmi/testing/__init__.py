@@ -1,0 +1,1 @@
+"""Helpers for testing rsmi and code built on it (reference implementations)."""
