@@ -1,0 +1,174 @@
+"""The prepared offline resource directory: :class:`Resources` and :func:`import_textattack`.
+
+Attacks need WordNet, stopwords, a POS tagger, counter-fitted word vectors and a sentence
+encoder, and TextAttack tries to download NLTK data the first time it is imported. A
+:class:`Resources` points NLTK and TextAttack at files built once by ``rsmi resources prepare``,
+so that nothing is downloaded at run time. Importing this module imports neither NLTK nor
+TextAttack.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from functools import cached_property
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from rsmi.packages import ResourceError
+from rsmi.resources.layout import TA_MARKER, Layout, default_root
+from rsmi.resources.manifest import Manifest
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import numpy as np
+    from textattack.shared import WordEmbedding
+
+logger = logging.getLogger(__name__)
+
+PARTS = ("wordnet", "stopwords", "tagger", "embedding", "sentence_encoder", "textattack_cache")
+PREPARE_HINT = "run `rsmi resources prepare`"
+# Environment variables that `import textattack` overwrites when TA_CACHE_DIR is set
+# (textattack.shared.utils.install.set_cache_dir); import_textattack puts them back.
+_TA_CLOBBERED_ENV = ("TFHUB_CACHE_DIR", "PYTORCH_TRANSFORMERS_CACHE", "HF_HOME", "XDG_CACHE_HOME")
+
+
+def add_nltk_path(nltk_data: Path) -> None:
+    """Put ``nltk_data`` first on ``nltk.data.path`` and ``$NLTK_DATA`` (idempotent).
+
+    NLTK >= 3.9 refuses to read any file outside these roots, so every reader of our files
+    (WordNet, tagger, stopwords) goes through this first.
+    """
+    import nltk
+
+    path = str(nltk_data)
+    if path not in nltk.data.path:
+        nltk.data.path.insert(0, path)
+    current = [p for p in os.environ.get("NLTK_DATA", "").split(os.pathsep) if p]
+    if path not in current:
+        os.environ["NLTK_DATA"] = os.pathsep.join([path, *current])
+
+
+class Resources:
+    """A prepared offline resource directory (see :mod:`rsmi.resources.layout` for its files).
+
+    Build it with ``rsmi resources prepare`` (or :func:`rsmi.resources.prepare.prepare`), open it
+    with :meth:`load`, call :meth:`activate` before anything uses NLTK or TextAttack.
+    """
+
+    def __init__(self, root: Path, manifest: Manifest) -> None:
+        self.root = root
+        self.layout = Layout(root)
+        self.manifest = manifest
+        self.nltk_data = self.layout.nltk_data
+
+    @classmethod
+    def load(cls, root: Path | None = None) -> Resources:
+        """Open the directory at ``root`` (default ``RSMI_HOME/resources``).
+
+        Checks that every part is recorded and its files have the recorded sizes (fast);
+        :meth:`problems` also checks sha256. Raises :class:`ResourceError` if anything is missing.
+        """
+        root = Path(root) if root is not None else default_root()
+        manifest = Manifest.read(root)
+        if not manifest.parts:
+            raise ResourceError(f"no prepared attack resources in {root}: {PREPARE_HINT}"
+                                + ("" if root == default_root() else f" --root {root}"))
+        problems = [p for part in PARTS for p in manifest.problems(part, checksums=False)]
+        if problems:
+            raise ResourceError(
+                f"attack resources in {root} are incomplete ({'; '.join(problems[:3])}): "
+                f"{PREPARE_HINT}" + ("" if root == default_root() else f" --root {root}")
+            )
+        return cls(root, manifest)
+
+    def problems(self) -> list[str]:
+        """Every missing or corrupt file (sha256-checked); empty when all parts verify."""
+        return [p for part in PARTS for p in self.manifest.problems(part, checksums=True)]
+
+    @property
+    def sentence_encoder_path(self) -> Path:
+        """Directory of the MiniLM sentence encoder (recorded at prepare time)."""
+        return self.manifest.base_of("sentence_encoder")
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """Build statistics per part (tagger accuracy, counter-fitting before/after, ...)."""
+        return {name: part.get("stats", {}) for name, part in self.manifest.parts.items()}
+
+    def activate(self) -> None:
+        """Point NLTK and TextAttack at this directory (idempotent).
+
+        Prepends ``nltk_data`` to ``nltk.data.path`` and ``$NLTK_DATA``, and sets
+        ``$TA_CACHE_DIR`` to a directory holding TextAttack's ``post_install_check_3`` marker,
+        so that ``import textattack`` skips its NLTK/stanza downloads. The user's own NLTK
+        configuration and data directories are not touched.
+        """
+        add_nltk_path(self.nltk_data)
+        cache = self.layout.ta_cache
+        cache.mkdir(parents=True, exist_ok=True)
+        marker = cache / TA_MARKER
+        if not marker.exists():
+            marker.touch()
+        os.environ["TA_CACHE_DIR"] = str(cache)
+
+    def stopwords(self) -> set[str]:
+        """The English stopword list (TextFooler's), as NLTK would read it."""
+        text = self.layout.stopwords.read_text(encoding="utf-8")
+        return {w.strip() for w in text.splitlines() if w.strip()}
+
+    @cached_property
+    def _embedding_arrays(self) -> tuple[np.ndarray, list[str], np.ndarray]:
+        import numpy as np
+
+        emb = self.layout.embedding
+        matrix = np.load(emb / "matrix.npy")
+        words = (emb / "words.txt").read_text(encoding="utf-8").split("\n")[: matrix.shape[0]]
+        nn = np.load(emb / "nn.npy")
+        return matrix, words, nn
+
+    def embedding_arrays(self) -> tuple[np.ndarray, list[str], np.ndarray]:
+        """``(matrix float32 [V, d] unit rows, words [V], nn int32 [V, 50])`` of the vectors."""
+        return self._embedding_arrays
+
+    def word_embedding(self) -> WordEmbedding:
+        """Counter-fitted GloVe as a ``textattack.shared.WordEmbedding`` (with ``nn_matrix``)."""
+        textattack = import_textattack(self)
+        matrix, words, nn = self._embedding_arrays
+        word2index = {w: i for i, w in enumerate(words)}
+        index2word = dict(enumerate(words))
+        return textattack.shared.WordEmbedding(matrix, word2index, index2word, nn)
+
+
+def import_textattack(resources: Resources | None = None) -> ModuleType:
+    """``activate()`` the resources (default: :meth:`Resources.load`), then ``import textattack``.
+
+    Undoes two side effects of TextAttack's import: it rewrites ``HF_HOME``/``XDG_CACHE_HOME``
+    (and two other cache variables) to ``TA_CACHE_DIR``, and its ``logging.config.dictConfig``
+    disables every logger that existed before; both are restored here.
+    """
+    if "textattack" in sys.modules:
+        if resources is not None:
+            resources.activate()
+        return sys.modules["textattack"]
+    resources = resources or Resources.load()
+    resources.activate()
+    saved_env = {name: os.environ.get(name) for name in _TA_CLOBBERED_ENV}
+    enabled = [
+        lg for lg in logging.root.manager.loggerDict.values()
+        if isinstance(lg, logging.Logger) and not lg.disabled
+    ]
+    try:
+        import textattack
+    finally:
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        for lg in enabled:
+            lg.disabled = False
+    logger.info("imported textattack %s offline (NLTK data %s)",
+                getattr(textattack, "__version__", "?"), resources.nltk_data)
+    return textattack
