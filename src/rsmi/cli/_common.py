@@ -1,0 +1,84 @@
+"""Shared pieces of the CLI: reading input texts, RSMIConfig flags, JSON output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+from typing import Any, TextIO
+
+from rsmi.config import RSMIConfig
+
+
+def add_config_flags(parser: argparse.ArgumentParser, *, defaults: bool = False) -> None:
+    """One ``--flag`` per :class:`RSMIConfig` field (``noise_std`` → ``--noise-std``).
+
+    With ``defaults=False`` an unset flag stays ``None`` so a saved model keeps its own value.
+    """
+    group = parser.add_argument_group("RSMI hyperparameters (RSMIConfig)")
+    reference = RSMIConfig()
+    for f in fields(RSMIConfig):
+        value = getattr(reference, f.name)
+        kind = type(value)
+        kwargs: dict[str, Any] = {"type": kind, "default": value if defaults else None}
+        if f.name == "vote":
+            kwargs["choices"] = ["avg", "max"]
+        group.add_argument(
+            "--" + f.name.replace("_", "-"),
+            dest=f.name,
+            help=f"reference {value}",
+            **kwargs,
+        )
+
+
+def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`RSMIConfig` fields given on the command line."""
+    return {
+        f.name: getattr(args, f.name)
+        for f in fields(RSMIConfig)
+        if getattr(args, f.name, None) is not None
+    }
+
+
+def add_input_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify")
+    parser.add_argument(
+        "--input",
+        "-i",
+        metavar="FILE",
+        help="read one text per line from FILE ('-' = stdin); stdin is read when no TEXT is given",
+    )
+
+
+def read_texts(args: argparse.Namespace, stdin: TextIO | None = None) -> list[str]:
+    """Texts from the arguments, ``--input FILE`` or stdin; blank lines are an error."""
+    stdin = stdin or sys.stdin
+    texts = list(args.texts)
+    source = "argument"
+    if args.input:
+        source = args.input
+        if args.input == "-":
+            texts += stdin.read().splitlines()
+        else:
+            with open(args.input, encoding="utf-8") as fh:
+                texts += fh.read().splitlines()
+    elif not texts:
+        source = "stdin"
+        texts = stdin.read().splitlines()
+    if not texts:
+        raise ValueError("no input texts: give TEXT arguments, --input FILE, or lines on stdin")
+    for i, text in enumerate(texts, start=1):
+        if not text.strip():
+            raise ValueError(
+                f"text {i} ({source}) is empty or whitespace only: RSMI cannot classify an "
+                "empty text; remove the blank line"
+            )
+    return texts
+
+
+def print_jsonl(records: list[dict[str, Any]], out: TextIO | None = None) -> None:
+    out = out or sys.stdout
+    for record in records:
+        out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    out.flush()
