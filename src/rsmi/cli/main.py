@@ -8,7 +8,7 @@ import logging
 import sys
 
 # Sub-command modules, in the order of `rsmi --help`.
-COMMANDS = ("predict",)
+COMMANDS = ("predict", "report")
 
 
 class CLIError(Exception):
