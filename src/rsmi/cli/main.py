@@ -8,7 +8,7 @@ import logging
 import sys
 
 # Sub-command modules, in the order of `rsmi --help`.
-COMMANDS = ("predict", "report")
+COMMANDS = ("data", "predict", "attack", "report")
 
 
 class CLIError(Exception):
