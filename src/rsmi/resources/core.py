@@ -129,7 +129,7 @@ class Resources:
         return matrix, words, nn
 
     def embedding_arrays(self) -> tuple[np.ndarray, list[str], np.ndarray]:
-        """``(matrix float32 [V, d] unit rows, words [V], nn int32 [V, 50])`` of the vectors."""
+        """``(matrix float32 [V, d] unit rows, words [V], nn int32 [V, 51])``; ``nn[i, 0] == i``."""
         return self._embedding_arrays
 
     def word_embedding(self) -> WordEmbedding:

@@ -9,7 +9,8 @@ A resource directory ``root`` (default ``RSMI_HOME/resources``) holds::
     nltk_data/taggers/universal_tagset/en-ptb.map       PTB -> universal tag map
     embedding/words.txt                   vocabulary, one word per line, GloVe frequency order
     embedding/matrix.npy                  counter-fitted vectors, float32, unit length
-    embedding/nn.npy                      50 nearest neighbours by cosine, int32 (self excluded)
+    embedding/nn.npy                      int32 [V, 51]: column 0 the word itself, then its 50
+                                          nearest neighbours by cosine (TextAttack's convention)
     textattack_cache/post_install_check_3 marker that stops TextAttack's import-time downloads
 """
 

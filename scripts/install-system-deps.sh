@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Install the Debian packages rsmi's offline attack resources need (WordNet 3.0 for NLTK):
+#   wordnet-base         data.* / index.* / *.exc files under /usr/share/wordnet
+#   wordnet-sense-index  /usr/share/wordnet/index.sense (NLTK 3.10 raises OSError without it)
+# Idempotent: does nothing when the files are already there. Run as root, non-interactive.
+set -euo pipefail
+
+WORDNET_DIR=/usr/share/wordnet
+need=()
+[ -f "$WORDNET_DIR/data.noun" ] || need+=(wordnet-base)
+[ -f "$WORDNET_DIR/index.sense" ] || need+=(wordnet-sense-index)
+
+if [ ${#need[@]} -eq 0 ]; then
+    echo "system deps present: WordNet 3.0 in $WORDNET_DIR"
+    exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+    echo "error: installing ${need[*]} needs root: run 'sudo $0'" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${need[@]}"
+echo "installed: ${need[*]}"
