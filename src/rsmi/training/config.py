@@ -1,0 +1,220 @@
+"""`TrainConfig`: every setting of a training run in one validated, serialisable object.
+
+The same names are used for the CLI flags (``--noise-std``), the YAML/JSON config file keys
+(``noise_std``) and ``training_config.json`` in the output directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from rsmi.config import RSMIConfig
+
+METHODS = ("base", "rsmi", "freelb")
+MIXED_PRECISION = ("no", "fp16", "bf16")
+CONFIG_FILE = "training_config.json"
+
+# Learning rate used when --lr is not given: the reference 1e-5 is for base-size (768-d)
+# encoders; small ones such as MiniLM (384-d) learn far too slowly with it.
+SMALL_MODEL_HIDDEN_SIZE = 512
+SMALL_MODEL_LR = 5e-5
+BASE_MODEL_LR = 1e-5
+
+RSMI_FIELDS = tuple(f.name for f in fields(RSMIConfig))
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one ``rsmi train`` run.
+
+    Args:
+        method: ``"base"`` (ordinary fine-tuning), ``"rsmi"`` (METHOD.md's training step) or
+            ``"freelb"`` (FreeLB++ adversarial training in embedding space).
+        model: backbone (``"minilm"``, a Hugging Face model directory/id, or a saved RSMI dir).
+        data: dataset name or path for :func:`rsmi.data.load_dataset` (``None`` when a loaded
+            ``TextDataset`` is passed to :func:`rsmi.training.train`).
+        out: output directory (model, ``training_config.json``, ``log.jsonl``, checkpoint).
+        epochs: passes over the training data.
+        max_examples: train on a seeded random subset of this many training examples.
+        max_eval_examples: evaluate on a seeded subset of this many dev examples each epoch.
+        seed: seeds data order, dropout, RSMI noise, FreeLB initialisation and model head.
+        split_seed: seed of the dataset's train/dev/test split (datasets without official splits).
+        text_column, label_column: columns of a local/HF dataset file.
+        noise_std ... max_length: the :class:`rsmi.RSMIConfig` fields (used by ``rsmi`` and
+            saved with the model; ``base``/``freelb`` models are saved with
+            ``RSMIConfig.plain(max_length)``).
+        lr: AdamW learning rate; ``None`` = 5e-5 for hidden size ≤ 512, else 1e-5.
+        batch_size: examples per forward pass (per process); eval_batch_size for evaluation.
+        weight_decay: AdamW weight decay (not applied to biases and LayerNorm weights).
+        warmup_ratio: share of optimizer steps with linear warm-up before the linear decay.
+        grad_accum: micro-batches per optimizer step.
+        max_grad_norm: gradient-norm clipping (0 = off).
+        adv_steps: FreeLB ascent steps K (FreeLB++ uses 10; 3 is the CPU default here).
+        adv_lr: FreeLB ascent step size on the normalised gradient.
+        adv_init_mag: magnitude of FreeLB's random initial perturbation (0 = start at zero).
+        adv_max_norm: per-example L2 bound of the perturbation (0 = unbounded).
+        mixed_precision: ``"no"``, ``"fp16"`` (GPU) or ``"bf16"``.
+        checkpoint_every: also checkpoint every this many optimizer steps (0 = only per epoch
+            and on SIGTERM/SIGINT).
+        keep_checkpoint: keep the last checkpoint after a finished run (default: delete it).
+    """
+
+    method: str = "rsmi"
+    model: str = "minilm"
+    data: str | None = None
+    out: str = "runs/train"
+    epochs: int = 3
+    max_examples: int | None = None
+    max_eval_examples: int | None = None
+    seed: int = 0
+    split_seed: int = 0
+    text_column: str | None = None
+    label_column: str | None = None
+    # RSMIConfig fields
+    noise_std: float = 0.2
+    noise_every: int = 3
+    num_masks: int = 2
+    saliency_top_k: int = 5
+    grad_noise_weight: float = 1.0
+    k0: int = 5
+    k1: int = 50
+    alpha: float = 0.98
+    vote: str = "avg"
+    max_length: int = 128
+    # optimiser
+    lr: float | None = None
+    batch_size: int = 32
+    eval_batch_size: int = 64
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    grad_accum: int = 1
+    max_grad_norm: float = 1.0
+    # FreeLB
+    adv_steps: int = 3
+    adv_lr: float = 0.03
+    adv_init_mag: float = 0.05
+    adv_max_norm: float = 1.0
+    # run
+    mixed_precision: str = "no"
+    checkpoint_every: int = 0
+    keep_checkpoint: bool = False
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"method={self.method!r} is invalid: choose one of {', '.join(METHODS)}")
+        if self.mixed_precision not in MIXED_PRECISION:
+            raise ValueError(
+                f"mixed_precision={self.mixed_precision!r} is invalid: choose one of "
+                f"{', '.join(MIXED_PRECISION)}"
+            )
+        for name in ("epochs", "batch_size", "eval_batch_size", "grad_accum", "adv_steps"):
+            _check_int(name, getattr(self, name), minimum=1)
+        for name in ("seed", "split_seed", "checkpoint_every"):
+            _check_int(name, getattr(self, name), minimum=0)
+        for name in ("max_examples", "max_eval_examples"):
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name), minimum=1)
+        if self.lr is not None:
+            _check_float("lr", self.lr, minimum=0.0, strict=True)
+        for name in ("weight_decay", "max_grad_norm", "adv_lr", "adv_init_mag", "adv_max_norm"):
+            _check_float(name, getattr(self, name), minimum=0.0)
+        _check_float("warmup_ratio", self.warmup_ratio, minimum=0.0)
+        if self.warmup_ratio >= 1.0:
+            raise ValueError(f"warmup_ratio={self.warmup_ratio} is invalid: it must lie in [0, 1)")
+        self.rsmi_config()  # validates the RSMI fields with RSMIConfig's own checks
+
+    def rsmi_config(self) -> RSMIConfig:
+        """The RSMI hyperparameters of this run (what an ``rsmi`` model is saved with)."""
+        return RSMIConfig(**{name: getattr(self, name) for name in RSMI_FIELDS})
+
+    def saved_config(self) -> RSMIConfig:
+        """The configuration the trained model is saved with (plain for base/freelb)."""
+        if self.method == "rsmi":
+            return self.rsmi_config()
+        return RSMIConfig.plain(self.max_length)
+
+    def resolved_lr(self, hidden_size: int) -> float:
+        """``lr``, or the default for a backbone of this hidden size."""
+        if self.lr is not None:
+            return float(self.lr)
+        return SMALL_MODEL_LR if hidden_size <= SMALL_MODEL_HIDDEN_SIZE else BASE_MODEL_LR
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        _check_keys(changes)
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Build from a mapping; unknown keys are an error (a typo must not pass silently)."""
+        _check_keys(data)
+        return cls(**data)
+
+    def save(self, directory: Path, **extra: Any) -> Path:
+        """Write ``training_config.json`` (with resolved values such as ``lr`` in ``extra``)."""
+        path = Path(directory) / CONFIG_FILE
+        payload = {**self.to_dict(), **({"resolved": extra} if extra else {})}
+        path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        return path
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Keys of a YAML or JSON config file (``noise_std: 0.3`` or ``"noise-std": 0.3``)."""
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"config file {file} does not exist")
+    text = file.read_text(encoding="utf-8")
+    if file.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"config file {file} is not valid JSON: {exc}") from exc
+    else:
+        import yaml
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ValueError(f"config file {file} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {file} must hold a mapping of settings, not {type(data).__name__}")
+    out = {str(k).replace("-", "_"): v for k, v in data.items()}
+    out.pop("resolved", None)  # a saved training_config.json can be reused as a config file
+    _check_keys(out, source=str(file))
+    return out
+
+
+def _check_keys(data: dict[str, Any], source: str = "TrainConfig") -> None:
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(
+            f"unknown setting(s) in {source}: {', '.join(sorted(unknown))}; known settings: "
+            f"{', '.join(sorted(known))}"
+        )
+
+
+def _check_int(name: str, value: Any, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name}={value!r} is invalid: it must be an integer ≥ {minimum}")
+
+
+def _check_float(name: str, value: Any, *, minimum: float, strict: bool = False) -> None:
+    ok = (
+        not isinstance(value, bool)
+        and isinstance(value, (int, float))
+        and math.isfinite(value)
+        and (value > minimum if strict else value >= minimum)
+    )
+    if not ok:
+        relation = ">" if strict else "≥"
+        raise ValueError(f"{name}={value!r} is invalid: it must be a finite number {relation} {minimum}")
