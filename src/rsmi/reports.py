@@ -89,7 +89,10 @@ def load_row(path: str | Path) -> ResultRow:
     if "accuracy_under_attack" in data or "aggregate" in data:
         config = data.get("config", {})
         metrics = data.get("aggregate") or data
-        model = str(config.get("model") or data.get("model") or "?")
+        model = config.get("model") or data.get("model") or "?"
+        if isinstance(model, dict):  # the runner's model description
+            model = model.get("path") or model.get("metadata", {}).get("backbone") or "?"
+        model = str(model)
         return ResultRow(
             model=Path(model).name or model,
             method=str(data.get("model_method") or data.get("method") or "?"),
