@@ -13,6 +13,7 @@ usual split choice of the field is applied:
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from rsmi.data.splits import DEFAULT_FRACTIONS, DEV_FROM_TRAIN_FRACTIONS, stratified_split
@@ -147,7 +148,9 @@ def _load(name: str, path: str, config: str | None) -> dict:
             f"the hub cannot be reached ({type(exc).__name__}: {str(exc)[:200]}). Load it once "
             f"where the hub is reachable (it is then cached), or save it with "
             f"`save_to_disk(DIR)` and pass hf:DIR, or export it to a CSV/JSONL/Parquet file and "
-            f"pass that path; set HF_HUB_OFFLINE=1 to fail fast without network retries"
+            f"pass that path"
+            + ("" if os.environ.get("HF_HUB_OFFLINE") else
+               "; set HF_HUB_OFFLINE=1 to fail fast without network retries")
         ) from exc
     except ValueError as exc:
         raise DataError(f"cannot load the Hugging Face dataset {name!r}: {exc}") from exc
