@@ -185,8 +185,11 @@ def counter_fit(
     n = vecs.shape[0]
     ant = torch.from_numpy(antonyms.astype(np.int64)).reshape(-1, 2)
     syn = torch.from_numpy(synonyms.astype(np.int64)).reshape(-1, 2)
-    vsp_ij = torch.from_numpy(vsp[0].astype(np.int64)).reshape(-1, 2)
-    vsp_d0 = torch.from_numpy(vsp[1]).double()
+    # As in the authors' code, pairs under a synonym/antonym constraint leave the VSP term:
+    # otherwise VSP would pull close antonyms (good/bad) straight back together.
+    vsp_pairs_, vsp_dist = _without(vsp[0], vsp[1], np.concatenate([synonyms, antonyms]), n)
+    vsp_ij = torch.from_numpy(vsp_pairs_.astype(np.int64)).reshape(-1, 2)
+    vsp_d0 = torch.from_numpy(vsp_dist).double()
     start = time.perf_counter()
     for it in range(config.iterations):
         update = torch.zeros_like(vecs)
@@ -215,6 +218,16 @@ def counter_fit(
     logger.info("counter-fitted %d vectors with %d synonym, %d antonym, %d VSP pairs in %.1f s",
                 n, len(syn), len(ant), len(vsp_ij), time.perf_counter() - start)
     return vecs.float().numpy()
+
+
+def _without(
+    pairs: np.ndarray, dist: np.ndarray, remove: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``pairs`` (i < j) and their ``dist`` minus any pair listed in ``remove`` (either order)."""
+    pairs = pairs.reshape(-1, 2).astype(np.int64)
+    remove = np.sort(remove.reshape(-1, 2).astype(np.int64), axis=1)
+    keep = ~np.isin(pairs[:, 0] * n + pairs[:, 1], remove[:, 0] * n + remove[:, 1])
+    return pairs[keep], dist[keep]
 
 
 def _push(update, count, i, j, grad) -> None:
