@@ -8,7 +8,7 @@ import logging
 import sys
 
 # Sub-command modules, in the order of `rsmi --help`.
-COMMANDS = ("data", "train", "evaluate", "predict", "attack", "report", "resources")
+COMMANDS = ("pipeline", "data", "train", "evaluate", "predict", "attack", "report", "resources")
 
 
 class CLIError(Exception):

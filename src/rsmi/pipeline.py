@@ -1,0 +1,195 @@
+"""The main job: train on a dataset, evaluate clean, attack, and report — resumable end to end.
+
+``rsmi pipeline`` (and ``scripts/main.sh``) run it on the embedded defaults: RSMI and the
+undefended ``base`` fine-tuning of the MiniLM backbone on MR, clean test accuracy, then
+TextFooler under the TextDefender protocol against both, with no output cache for the
+randomized model. Every stage writes its result under ``out`` and is skipped (or resumed) when
+run again, so a killed run loses nothing that was finished.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class PipelineConfig:
+    """Settings of ``rsmi pipeline``; the defaults are the embedded main job.
+
+    Args:
+        out: directory of everything the run writes.
+        data: dataset (``rsmi.data.load_dataset`` name or path).
+        model: backbone (``"minilm"`` or a Hugging Face encoder).
+        methods: training methods to compare (``base``, ``rsmi``, ``freelb``).
+        epochs: training epochs of every method.
+        max_length: tokens per input in training and evaluation.
+        max_train_examples: train on a seeded subset (None: the whole train split).
+        recipes: attacks run against every trained model.
+        preset: attack protocol (``textdefender`` or ``recipe``).
+        num_examples: test examples attacked (TextDefender sampling: > 4 words, fixed seed).
+        attack_seeds: attack seeds (mean ± std reported for more than one).
+        eot: EOT samples per query for the randomized model (1 = plain queries).
+        seed: training seed.
+    """
+
+    out: str = "runs/main"
+    data: str = "mr"
+    model: str = "minilm"
+    methods: tuple[str, ...] = ("base", "rsmi")
+    epochs: int = 2
+    max_length: int = 64
+    max_train_examples: int | None = None
+    recipes: tuple[str, ...] = ("textfooler",)
+    preset: str = "textdefender"
+    num_examples: int = 100
+    attack_seeds: tuple[int, ...] = (0,)
+    eot: int = 1
+    seed: int = 0
+    train_overrides: dict[str, Any] = field(default_factory=dict)
+
+
+def _finished(model_dir: Path) -> bool:
+    from rsmi.training.trainer import LOG_FILE
+
+    log = model_dir / LOG_FILE
+    if not log.exists():
+        return False
+    for line in log.read_text(encoding="utf-8").splitlines():
+        if line.strip() and json.loads(line).get("event") == "finished":
+            return True
+    return False
+
+
+def train_stage(cfg: PipelineConfig, method: str, dataset: Any, say: Say) -> Path:
+    """Train ``method`` (or resume it, or reuse the finished model)."""
+    from rsmi.training import TrainConfig, train
+
+    model_dir = Path(cfg.out) / "models" / method
+    if _finished(model_dir):
+        say(f"[train] {method}: finished model in {model_dir}, reused")
+        return model_dir
+    resume = model_dir.exists() and any(model_dir.iterdir())
+    say(f"[train] {method}: {'resuming' if resume else 'training'} → {model_dir}")
+    config = TrainConfig(
+        method=method,
+        model=cfg.model,
+        data=cfg.data,
+        out=str(model_dir),
+        epochs=cfg.epochs,
+        max_examples=cfg.max_train_examples,
+        max_length=cfg.max_length,
+        seed=cfg.seed,
+        **cfg.train_overrides,
+    )
+    train(config, dataset, resume=resume, progress=True)
+    return model_dir
+
+
+def evaluate_stage(
+    cfg: PipelineConfig, method: str, model_dir: Path, dataset: Any, say: Say
+) -> Path:
+    """Clean test accuracy (two-step prediction for RSMI), cached in ``eval/<method>.json``."""
+    from rsmi import RSMIClassifier
+    from rsmi.training import evaluate
+
+    path = Path(cfg.out) / "eval" / method / "evaluation.json"
+    if path.exists():
+        say(f"[evaluate] {method}: {path} exists, reused")
+        return path
+    clf = RSMIClassifier.from_pretrained(model_dir)
+    result = evaluate(clf, dataset.split("test"), seed=cfg.seed)
+    result.update(
+        {"model": str(model_dir), "method": clf.method, "data": cfg.data, "split": "test"}
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    say(f"[evaluate] {method}: clean accuracy {100 * result['clean_accuracy']:.1f} %")
+    return path
+
+
+def attack_stage(
+    cfg: PipelineConfig,
+    method: str,
+    recipe: str,
+    model_dir: Path,
+    dataset: Any,
+    resources: Any,
+    say: Say,
+) -> Path:
+    """Attack one model with one recipe; resumes an unfinished run."""
+    from rsmi import RSMIClassifier
+    from rsmi.attacks import AttackConfig, run_attack
+    from rsmi.attacks.records import SUMMARY_FILE
+
+    run_dir = Path(cfg.out) / "attacks" / f"{method}-{recipe}"
+    summary_path = run_dir / SUMMARY_FILE
+    if summary_path.exists() and json.loads(summary_path.read_text()).get("complete"):
+        say(f"[attack] {method} × {recipe}: finished, reused")
+        return run_dir
+    clf = RSMIClassifier.from_pretrained(model_dir)
+    randomized = clf.config.smoothing or clf.config.masking
+    config = AttackConfig(
+        recipe=recipe,
+        preset=cfg.preset,
+        num_examples=cfg.num_examples,
+        seeds=cfg.attack_seeds,
+        eot=cfg.eot if randomized else 1,
+        model=str(model_dir),
+        data=cfg.data,
+    )
+    resume = run_dir.exists() and any(run_dir.iterdir())
+    say(
+        f"[attack] {method} × {recipe}: {'resuming' if resume else 'attacking'} {cfg.num_examples} examples"
+    )
+    run_attack(clf, dataset.split("test"), config, run_dir, resources=resources, resume=resume)
+    return run_dir
+
+
+def run_pipeline(cfg: PipelineConfig, say: Say | None = None) -> list[Any]:
+    """Run (or resume) every stage; return the result rows (``rsmi.reports.ResultRow``)."""
+    from rsmi import reports
+    from rsmi.data import load_dataset
+    from rsmi.resources import Resources
+    from rsmi.resources.prepare import prepare
+
+    say = say or (lambda msg: logger.info("%s", msg))
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "pipeline.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n", encoding="utf-8")
+    dataset = load_dataset(cfg.data)
+    resources = None
+    if cfg.recipes:
+        say("[resources] preparing offline attack resources (once; verified afterwards)")
+        prepare(progress=say)
+        resources = Resources.load()
+    rows = []
+    for method in cfg.methods:
+        model_dir = train_stage(cfg, method, dataset, say)
+        rows.append(reports.load_row(evaluate_stage(cfg, method, model_dir, dataset, say)))
+        for recipe in cfg.recipes:
+            run_dir = attack_stage(cfg, method, recipe, model_dir, dataset, resources, say)
+            rows.append(reports.load_row(run_dir))
+    plot = reports.plot(rows, out / "results.png", title=f"{cfg.data}: clean vs under attack")
+    notes = (
+        f"Data `{cfg.data}`, backbone `{cfg.model}`, {cfg.epochs} epoch(s), max length "
+        f"{cfg.max_length}; attacks: {', '.join(cfg.recipes) or 'none'}, preset `{cfg.preset}`, "
+        f"{cfg.num_examples} test examples, attack seeds {list(cfg.attack_seeds)}, no output cache."
+    )
+    (out / "report.md").write_text(
+        reports.markdown_report(
+            rows, title="rsmi pipeline results", notes=notes, plot_file=plot.name
+        ),
+        encoding="utf-8",
+    )
+    return rows
