@@ -231,11 +231,51 @@ def test_prepare_end_to_end_is_idempotent_and_status_verifies(tmp_path, capsys):
     assert rebuilt["embedding"]["status"] == "built" and rebuilt["tagger"]["status"] == "verified"
 
 
-def test_importing_rsmi_does_not_import_textattack_or_nltk():
-    code = (
-        "import sys, rsmi, rsmi.resources, rsmi.resources.prepare, rsmi.cli.resources\n"
-        "bad = [m for m in ('textattack', 'nltk') if m in sys.modules]\n"
-        "assert not bad, bad\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
+OFFLINE_CHECK = """
+import logging, os, socket, sys
+attempts = []
+def refuse(self, address, *a, **k):
+    attempts.append(address)
+    raise OSError("network disabled by the test")
+socket.socket.connect = refuse
+socket.socket.connect_ex = refuse
+socket.create_connection = lambda address, *a, **k: refuse(None, address)
+
+import rsmi, rsmi.resources, rsmi.resources.prepare, rsmi.cli.resources
+early = [m for m in ("textattack", "nltk") if m in sys.modules]
+assert not early, f"importing rsmi imported {early}"
+mine = logging.getLogger("rsmi.some.module")
+from rsmi.resources import Resources, import_textattack
+res = Resources.load(sys.argv[1])
+textattack = import_textattack(res)
+assert attempts == [], f"import textattack tried the network: {attempts}"
+assert not os.path.exists(os.path.expanduser("~/.cache/textattack")), "used the user's cache"
+assert not os.path.exists(os.path.expanduser("~/nltk_data")), "downloaded NLTK data"
+assert "HF_HOME" not in os.environ and "XDG_CACHE_HOME" not in os.environ, "env not restored"
+assert not mine.disabled, "textattack's dictConfig disabled an existing logger"
+emb = res.word_embedding()
+assert isinstance(emb, textattack.shared.WordEmbedding)
+happy = emb.word2index("happy")
+print(" ".join(emb.index2word(i) for i in emb.nearest_neighbours(happy, 3)))
+good, bad = emb.word2index("good"), emb.word2index("bad")
+print(round(float(emb.get_cos_sim(good, bad)), 3))
+"""
+
+
+def test_rsmi_import_is_light_and_textattack_imports_offline(tmp_path):
+    """`import rsmi` loads neither NLTK nor TextAttack; `import_textattack` makes no network
+    attempt and touches no user cache; `word_embedding()` gives counter-fitted neighbours."""
+    root = tmp_path / "res"
+    prepare(root, options=PrepareOptions(vocab_size=100, tagger_heldout=0.2),
+            sources=fixture_sources(tmp_path))
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"TA_CACHE_DIR", "NLTK_DATA", "HF_HOME", "XDG_CACHE_HOME", "RSMI_HOME"}}
+    env["HOME"] = str(home)
+    proc = subprocess.run([sys.executable, "-c", OFFLINE_CHECK, str(root)], capture_output=True,
+                          text=True, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    neighbours, good_bad_cos = proc.stdout.strip().splitlines()[-2:]
+    assert neighbours.split()[0] == "glad"  # WordNet synonym pulled next to happy
+    assert float(good_bad_cos) < 0.3         # antonyms that started at cos 0.97
