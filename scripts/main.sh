@@ -6,4 +6,5 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/setup.sh"
 cd "$ROOT"
+bash "$ROOT/scripts/install-system-deps.sh"   # WordNet for the attack resources (Debian packages)
 rsmi pipeline "$@"
