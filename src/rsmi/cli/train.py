@@ -7,6 +7,7 @@ Every :class:`rsmi.training.TrainConfig` field is a flag (``noise_std`` → ``--
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import fields
 from typing import Any
@@ -96,5 +97,6 @@ def run(args: argparse.Namespace) -> int:
     except TrainingInterrupted as exc:
         print(f"rsmi train: {exc}", file=sys.stderr)
         return 130
-    print(str(out))
+    if os.environ.get("RANK", "0") == "0":  # one line, also under accelerate launch / torchrun
+        print(str(out))
     return 0

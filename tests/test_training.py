@@ -1,0 +1,252 @@
+"""Training (base / rsmi / freelb), resume, multi-process run, evaluation and the CLI.
+
+Tiny BERTs built from a config (no download) learn a toy task made here: texts with three
+sentiment words of one class among distractor words.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from rsmi import RSMIClassifier, RSMIConfig
+from rsmi.data.types import Example, TextDataset
+from rsmi.training import TrainConfig, TrainingInterrupted, evaluate, rsmi_inputs, train
+from rsmi.training.steps import StepContext
+
+DISTRACTORS = "the a movie film plot story actor scene was is very quite really it this".split()
+POSITIVE = ["good", "great", "nice", "fine"]
+NEGATIVE = ["bad", "awful", "poor", "boring"]
+
+
+def toy_examples(n: int, seed: int) -> list[Example]:
+    """Label 1: three of POSITIVE among 3–8 distractors; label 0: three of NEGATIVE."""
+    g = torch.Generator().manual_seed(seed)
+
+    def pick(k: int) -> int:
+        return int(torch.randint(0, k, (1,), generator=g))
+
+    out = []
+    for i in range(n):
+        label = i % 2
+        words = [DISTRACTORS[pick(len(DISTRACTORS))] for _ in range(3 + pick(6))]
+        pool = POSITIVE if label else NEGATIVE
+        for _ in range(3):
+            words.insert(pick(len(words) + 1), pool[pick(len(pool))])
+        out.append(Example(" ".join(words), label))
+    return out
+
+
+def toy_dataset(n_train: int = 128) -> TextDataset:
+    return TextDataset(
+        "toy",
+        ["neg", "pos"],
+        {"train": toy_examples(n_train, 0), "dev": toy_examples(40, 1), "test": toy_examples(40, 2)},
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory, tokenizer) -> Path:
+    """A saved tiny BERT encoder (2 layers, hidden 32) with the MiniLM tokenizer."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+        num_attention_heads=2, intermediate_size=64, max_position_embeddings=64, num_labels=2,
+    )
+    path = tmp_path_factory.mktemp("tiny")
+    BertForSequenceClassification(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def tiny_config(tiny_dir: Path, out: Path, **changes) -> TrainConfig:
+    base = TrainConfig(
+        method="base", model=str(tiny_dir), out=str(out), epochs=3, lr=2e-2, batch_size=8,
+        max_length=32, k1=8, adv_lr=0.005, adv_init_mag=0.01, seed=0,
+    )
+    return base.replace(**changes)
+
+
+@pytest.mark.parametrize("method", ["base", "rsmi", "freelb"])
+def test_each_method_learns_and_saves_a_loadable_model(method, tiny_dir, tmp_path):
+    data = toy_dataset()
+    out = train(tiny_config(tiny_dir, tmp_path / method, method=method), data)
+    clf = RSMIClassifier.from_pretrained(out)
+    assert clf.method == method
+    expected = RSMIConfig(max_length=32, k1=8) if method == "rsmi" else RSMIConfig.plain(32)
+    assert clf.config == expected
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    epochs = [r for r in log if r["event"] == "epoch"]
+    assert [r["epoch"] for r in epochs] == [1, 2, 3]
+    assert log[-1]["event"] == "finished"
+    best = max(r["dev_accuracy"] for r in epochs)
+    assert best >= 0.9, log
+    assert clf.metadata["training"]["dev_accuracy"] == best  # the best epoch is what was saved
+    result = evaluate(clf, data.split("test"), seed=0)
+    assert result["clean_accuracy"] >= 0.85, result
+    assert set(result["per_class_accuracy"]) == {"neg", "pos"}
+    if method == "rsmi":  # 1 saliency pass + k0, + k1 for step-2 inputs
+        assert result["avg_forward_passes"] >= 6
+    else:
+        assert result["avg_forward_passes"] == 1 and result["second_step_share"] == 0
+    saved = json.loads((out / "training_config.json").read_text())
+    assert saved["method"] == method and saved["resolved"]["lr"] == 2e-2
+    assert not (out / "checkpoint").exists()
+
+
+def test_resume_after_sigterm_gives_the_same_weights(tiny_dir, tmp_path):
+    """rsmi (noise + dropout RNG), grad accumulation: killed mid-epoch 1, resumed = straight run."""
+    data = toy_dataset(64)
+    straight = train(tiny_config(tiny_dir, tmp_path / "straight", method="rsmi", epochs=2,
+                                 batch_size=8, grad_accum=2), data)
+    config = tiny_config(tiny_dir, tmp_path / "killed", method="rsmi", epochs=2, batch_size=8,
+                         grad_accum=2)
+
+    def kill_at_step_3(info):
+        if info.global_step == 3:
+            os.kill(os.getpid(), signal.SIGTERM)  # the real signal path
+
+    with pytest.raises(TrainingInterrupted):
+        train(config, data, on_step=kill_at_step_3)
+    state = json.loads((tmp_path / "killed" / "checkpoint" / "state.json").read_text())
+    assert (state["epoch"], state["batches_done"], state["global_step"]) == (0, 6, 3)
+    with pytest.raises(ValueError, match="--resume"):
+        train(config, data)  # a used output directory is never silently overwritten
+    resumed = train(config, data, resume=True)
+    a = load_file(str(straight / "model.safetensors"))
+    b = load_file(str(resumed / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    with pytest.raises(ValueError, match="already finished"):
+        train(config, data, resume=True)
+
+
+def test_freelb_without_adversary_is_plain_fine_tuning(tiny_dir, tmp_path):
+    """K = 1 and a zero start: FreeLB's update must be exactly the base update."""
+    data = toy_dataset(32)
+    base = train(tiny_config(tiny_dir, tmp_path / "b", epochs=1), data)
+    free = train(tiny_config(tiny_dir, tmp_path / "f", method="freelb", epochs=1, adv_steps=1,
+                             adv_init_mag=0.0), data)
+    a, b = load_file(str(base / "model.safetensors")), load_file(str(free / "model.safetensors"))
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    changed = train(tiny_config(tiny_dir, tmp_path / "f3", method="freelb", epochs=1, adv_steps=3,
+                                adv_lr=0.5), data)
+    c = load_file(str(changed / "model.safetensors"))
+    assert not all(torch.allclose(a[k], c[k], atol=1e-6) for k in a)
+
+
+def test_rsmi_step_masks_the_most_salient_tokens_and_adds_wg(make_classifier, tokenizer):
+    from accelerate import Accelerator
+
+    from rsmi.masking import saliency
+
+    clf = make_classifier(layers=3, noise_std=0.2, noise_every=1, num_masks=2, saliency_top_k=4)
+    texts = ["the movie was great and the plot was fine", "good"]
+    enc = tokenizer(texts, padding=True, return_tensors="pt")
+    batch = {**enc, "labels": torch.tensor([1, 0])}
+    cfg = TrainConfig(num_masks=2, saliency_top_k=4, grad_noise_weight=0.5, noise_every=1)
+    ctx = StepContext(clf.model, clf.model, Accelerator(cpu=True), cfg, clf.special_ids,
+                      tokenizer.mask_token_id, torch.Generator())
+    clf.noise.generator = torch.Generator().manual_seed(7)
+    got = rsmi_inputs(ctx, batch)
+    assert not clf.model.training or True
+    # The same saliency pass, same noise draw, computed independently.
+    clf.noise.generator = torch.Generator().manual_seed(7)
+    clf.model.eval()
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    ref = saliency(clf.model, inputs, batch["labels"], reduction="mean")
+    assert torch.allclose(got.saliency.grads, ref.grads)
+    mask_id = tokenizer.mask_token_id
+    ids = batch["input_ids"]
+    # Row 0: exactly the 2 most salient real (non-special, non-pad) tokens are masked.
+    real = (batch["attention_mask"][0].bool()) & ~torch.isin(ids[0], torch.tensor(clf.special_ids))
+    scores = ref.scores[0].masked_fill(~real, -1.0)
+    top2 = set(scores.topk(2).indices.tolist())
+    assert set((got.masked_ids[0] == mask_id).nonzero().flatten().tolist()) == top2
+    # Row 1 ("good"): one real token, so one mask; CLS/SEP/PAD untouched.
+    assert (got.masked_ids[1] == mask_id).sum() == 1
+    assert got.masked_ids[1, 1] == mask_id
+    # inputs_embeds = E(masked_ids) + w · g with the raw gradient.
+    expected = clf.model.get_input_embeddings()(got.masked_ids) + 0.5 * ref.grads
+    assert torch.allclose(got.inputs_embeds, expected)
+    assert ref.grads.abs().sum() > 0
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"method": "adversarial"}, "method"),
+        ({"lr": -1.0}, "lr"),
+        ({"epochs": 0}, "epochs"),
+        ({"num_masks": 6, "saliency_top_k": 5}, "num_masks"),
+        ({"warmup_ratio": 1.0}, "warmup_ratio"),
+        ({"mixed_precision": "fp8"}, "mixed_precision"),
+        ({"alpha": 1.5}, "alpha"),
+        ({"learning_rate": 1e-5}, "learning_rate"),
+    ],
+)
+def test_bad_settings_are_errors(changes, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig.from_dict(changes)
+
+
+def _write_jsonl(path: Path, examples: list[Example]) -> Path:
+    with path.open("w") as fh:
+        for ex in examples:
+            fh.write(json.dumps({"text": ex.text, "label": ["neg", "pos"][ex.label]}) + "\n")
+    return path
+
+
+def test_cli_train_with_config_file_then_evaluate(tiny_dir, tmp_path, capsys):
+    from rsmi.cli.main import main
+
+    data = _write_jsonl(tmp_path / "toy.jsonl", toy_examples(200, 3))
+    config = tmp_path / "train.yaml"
+    config.write_text(f"method: base\nmodel: {tiny_dir}\nepochs: 5\nlr: 0.01\nbatch-size: 16\n"
+                      "max_length: 32\n")
+    out = tmp_path / "run"
+    argv = ["train", "--config", str(config), "--data", str(data), "--out", str(out), "--epochs", "2"]
+    assert main(argv) == 0
+    saved = json.loads((out / "training_config.json").read_text())
+    assert saved["epochs"] == 2 and saved["batch_size"] == 16 and saved["data"] == str(data)
+    assert main(argv) == 2  # used output directory without --resume
+    capsys.readouterr()
+    report = tmp_path / "eval.json"
+    assert main(["evaluate", "--model", str(out), "--data", str(data), "--split", "test",
+                 "--max-examples", "10", "--out", str(report)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads(report.read_text())
+    assert printed["num_examples"] == 10 and printed["method"] == "base"
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "x"), "--num-masks", "9"]) == 2
+
+
+def test_two_process_run_trains_and_saves_once(tiny_dir, tmp_path):
+    """torchrun with 2 CPU processes: accelerate's MULTI_CPU (gloo) DDP path."""
+    data = _write_jsonl(tmp_path / "toy.jsonl", toy_examples(80, 4))
+    out = tmp_path / "ddp"
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--master_port", "29517", "-m", "rsmi.cli.main", "train", "--method", "rsmi",
+           "--model", str(tiny_dir), "--data", str(data), "--out", str(out), "--epochs", "1",
+           "--batch-size", "8", "--max-length", "32", "--k1", "4", "--checkpoint-every", "2"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == str(out)  # printed once, by rank 0
+    saved = json.loads((out / "training_config.json").read_text())
+    assert saved["resolved"]["num_processes"] == 2
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["event"] for r in log] == ["epoch", "finished"]  # one writer
+    # 64 train examples / 8 = 8 batches, 4 per process: 4 optimizer steps.
+    assert log[0]["global_step"] == 4
+    assert RSMIClassifier.from_pretrained(out).method == "rsmi"
