@@ -1,0 +1,210 @@
+"""Attack-run settings: :class:`AttackConfig`, the recipes and the evaluation presets.
+
+Pure Python: nothing here imports TextAttack, so the CLI can validate a command line (and
+``rsmi.attacks`` can be imported) without paying for, or needing, the ``rsmi[attack]`` extra.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+RECIPES: dict[str, str] = {
+    "textfooler": "TextFooler (Jin et al. 2020): counter-fitted embedding swap, delete-importance "
+    "greedy search, POS + embedding-cosine ≥ 0.5 + sentence-similarity constraints",
+    "pwws": "PWWS (Ren et al. 2019): WordNet synonyms, probability-weighted word saliency",
+    "deepwordbug": "DeepWordBug (Gao et al. 2018): character edits, Levenshtein ≤ 30",
+    "textbugger": "TextBugger (Li et al. 2019): character bugs + embedding swap, sentence similarity",
+    "bert-attack": "BERT-Attack (Li et al. 2020): masked-LM candidates (needs --mlm PATH)",
+    "bae": "BAE-R (Garg & Ramakrishnan 2020): masked-LM replacement (needs --mlm PATH)",
+}
+MLM_RECIPES = ("bert-attack", "bae")
+
+PRESETS: dict[str, str] = {
+    "textdefender": "TextDefender (Li et al. 2021): ≤ 30 % words modified, K = 50 candidates per "
+    "word, query budget K × #words, sentence similarity ≥ 0.840845 (angular, 15-word window), "
+    "examples with > 4 words",
+    "recipe": "each recipe's own published constraints",
+}
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Constraints an evaluation protocol puts on every recipe.
+
+    Attributes:
+        max_modify_ratio: most words changed, as a share of the words (None: recipe's own).
+        candidates: K, most replacement candidates per word (None: recipe's own).
+        budget_per_word: query budget = ``budget_per_word × #words`` (None: unlimited).
+        sim_threshold / sim_metric / sim_window: the sentence-similarity constraint that
+            replaces the recipe's own (None: recipe's own).
+        min_words: examples must have more than this many words.
+        max_length / long_max_length: model max_length for short texts / long documents.
+    """
+
+    name: str
+    max_modify_ratio: float | None = None
+    candidates: int | None = None
+    budget_per_word: int | None = None
+    sim_threshold: float | None = None
+    sim_metric: str = "angular"
+    sim_window: int | None = None
+    min_words: int = 0
+    max_length: int | None = None
+    long_max_length: int | None = None
+
+
+PRESET_SETTINGS: dict[str, Preset] = {
+    "textdefender": Preset(
+        name="textdefender",
+        max_modify_ratio=0.3,
+        candidates=50,
+        budget_per_word=50,
+        sim_threshold=0.840845057,
+        sim_metric="angular",
+        sim_window=15,
+        min_words=4,
+        max_length=128,
+        long_max_length=256,
+    ),
+    "recipe": Preset(name="recipe"),
+}
+
+# A split whose mean length exceeds this many words is "long documents" (max length 256).
+LONG_DOCUMENT_WORDS = 100
+DEFAULT_NUM_EXAMPLES = 1000
+
+
+@dataclass(frozen=True)
+class AttackConfig:
+    """Everything that determines the results of an attack run (recorded in ``summary.json``).
+
+    Args:
+        recipe: one of :data:`RECIPES`.
+        preset: one of :data:`PRESETS`.
+        num_examples: examples to sample from the split (fewer when the split has fewer).
+        seeds: attack seeds; a run per seed (mean ± std over them for randomized models).
+        sample_seed: seed of the example sample (the same examples for every attack seed).
+        eot: ``m`` of the adaptive attack: each query is the mean probability of ``m``
+            independent stochastic evaluations (1 = plain query).
+        transfer: attack the noise-off, mask-off model and re-score with the smoothed model.
+        cache: TextAttack's output cache (off by default: a randomized model must be resampled
+            at every query).
+        mlm: path of a masked language model (bert-attack, bae).
+        batch_size: texts per model call.
+        max_length: model max_length (None: the preset's, else the model's own).
+        shard: ``(i, n)``: attack examples ``i, i + n, i + 2n, ...`` of the sample.
+    """
+
+    recipe: str
+    preset: str = "textdefender"
+    num_examples: int = DEFAULT_NUM_EXAMPLES
+    seeds: tuple[int, ...] = (0,)
+    sample_seed: int = 0
+    eot: int = 1
+    transfer: bool = False
+    cache: bool = False
+    mlm: str | None = None
+    batch_size: int = 32
+    max_length: int | None = None
+    shard: tuple[int, int] = (0, 1)
+    model: str | None = None
+    data: str | None = None
+    split: str = "test"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.recipe not in RECIPES:
+            raise ValueError(
+                f"unknown recipe {self.recipe!r}: choose one of {', '.join(RECIPES)}"
+            )
+        if self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}: choose one of {', '.join(PRESETS)}")
+        if self.recipe in MLM_RECIPES and not self.mlm:
+            raise ValueError(
+                f"recipe {self.recipe} draws its candidates from a masked language model and no "
+                "masked LM is packaged offline: pass --mlm PATH, a local directory holding a "
+                "BERT-style masked LM (e.g. bert-base-uncased saved with save_pretrained)"
+            )
+        if self.num_examples < 1:
+            raise ValueError(f"num_examples={self.num_examples} is invalid: it must be ≥ 1")
+        if not self.seeds:
+            raise ValueError("seeds is empty: give at least one attack seed")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds {list(self.seeds)} repeat a seed: give distinct seeds")
+        if self.eot < 1:
+            raise ValueError(f"eot={self.eot} is invalid: it must be ≥ 1 (1 = plain queries)")
+        if self.transfer and self.eot > 1:
+            raise ValueError(
+                "--eot has no effect with --transfer (the surrogate is deterministic): drop one"
+            )
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size={self.batch_size} is invalid: it must be ≥ 1")
+        i, n = self.shard
+        if n < 1 or not 0 <= i < n:
+            raise ValueError(f"shard {i}/{n} is invalid: use i/n with 0 ≤ i < n")
+
+    @property
+    def preset_settings(self) -> Preset:
+        return PRESET_SETTINGS[self.preset]
+
+    def replace(self, **changes: Any) -> AttackConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["seeds"] = list(self.seeds)
+        out["shard"] = list(self.shard)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AttackConfig:
+        data = dict(data)
+        data["seeds"] = tuple(data.get("seeds", (0,)))
+        data["shard"] = tuple(data.get("shard", (0, 1)))
+        return cls(**data)
+
+    def identity(self) -> dict[str, Any]:
+        """The fields a resumed or merged run must share (batch size does not change results)."""
+        out = self.to_dict()
+        for key in ("batch_size", "seeds", "shard"):
+            out.pop(key)
+        return out
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` → ``(i, n)``."""
+    try:
+        i_text, n_text = text.split("/")
+        i, n = int(i_text), int(n_text)
+    except ValueError:
+        raise ValueError(f"--shard {text!r} is invalid: write i/n, e.g. 0/4") from None
+    if n < 1 or not 0 <= i < n:
+        raise ValueError(f"--shard {text!r} is invalid: use i/n with 0 ≤ i < n")
+    return i, n
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """``"0,1,2"`` → ``(0, 1, 2)``."""
+    try:
+        seeds = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise ValueError(f"--seeds {text!r} is invalid: write integers separated by commas") from None
+    if not seeds:
+        raise ValueError("--seeds is empty: write e.g. 0,1,2")
+    return seeds
+
+
+def default_max_length(preset: Preset, mean_words: float) -> int | None:
+    """The preset's max length for a split of ``mean_words`` words per text."""
+    if preset.max_length is None:
+        return None
+    if mean_words > LONG_DOCUMENT_WORDS and preset.long_max_length is not None:
+        return preset.long_max_length
+    return preset.max_length
+
+
+def is_finite(x: float) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)

