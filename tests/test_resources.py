@@ -257,6 +257,14 @@ emb = res.word_embedding()
 assert isinstance(emb, textattack.shared.WordEmbedding)
 happy = emb.word2index("happy")
 print(" ".join(emb.index2word(i) for i in emb.nearest_neighbours(happy, 3)))
+from rsmi.resources import offline_nltk
+from textattack.shared import AttackedText
+from textattack.transformations import WordSwapWordNet
+with offline_nltk():
+    swap = WordSwapWordNet()  # calls nltk.download("omw-1.4") in its constructor
+swaps = [t.words[0] for t in swap(AttackedText("happy day"), indices_to_modify={0})]
+assert swaps == ["glad"], swaps
+assert attempts == [], f"network attempts: {attempts}"
 good, bad = emb.word2index("good"), emb.word2index("bad")
 print(round(float(emb.get_cos_sim(good, bad)), 3))
 """
@@ -276,6 +284,7 @@ def test_rsmi_import_is_light_and_textattack_imports_offline(tmp_path):
     proc = subprocess.run([sys.executable, "-c", OFFLINE_CHECK, str(root)], capture_output=True,
                           text=True, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Error loading" not in proc.stderr  # no nltk.download attempt under offline_nltk()
     neighbours, good_bad_cos = proc.stdout.strip().splitlines()[-2:]
     assert neighbours.split()[0] == "glad"  # WordNet synonym pulled next to happy
     assert float(good_bad_cos) < 0.3         # antonyms that started at cos 0.97

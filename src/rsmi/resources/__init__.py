@@ -6,7 +6,7 @@ imports neither NLTK nor TextAttack.
 """
 
 from rsmi.packages import ResourceError
-from rsmi.resources.core import PARTS, Resources, add_nltk_path, import_textattack
+from rsmi.resources.core import PARTS, Resources, add_nltk_path, import_textattack, offline_nltk
 from rsmi.resources.layout import Layout, default_root
 from rsmi.resources.wordnet import WordNetMissingError
 
@@ -19,4 +19,5 @@ __all__ = [
     "add_nltk_path",
     "default_root",
     "import_textattack",
+    "offline_nltk",
 ]

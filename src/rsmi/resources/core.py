@@ -9,9 +9,11 @@ TextAttack.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 from types import ModuleType
@@ -139,6 +141,43 @@ class Resources:
         word2index = {w: i for i, w in enumerate(words)}
         index2word = dict(enumerate(words))
         return textattack.shared.WordEmbedding(matrix, word2index, index2word, nn)
+
+
+_NLTK_SUBDIRS = ("corpora", "taggers", "tokenizers", "chunkers", "misc", "models", "stemmers")
+
+
+@contextlib.contextmanager
+def offline_nltk() -> Iterator[None]:
+    """Within the block, ``nltk.download(id)`` never touches the network.
+
+    TextAttack's ``WordSwapWordNet()`` calls ``nltk.download("omw-1.4")`` in its constructor,
+    which fetches NLTK's index from GitHub (and, online, writes to ``~/nltk_data``). Here a
+    download returns True when the resource is already on the NLTK path and otherwise logs
+    and returns False, as NLTK does when a download fails. English WordNet needs no OMW::
+
+        with offline_nltk():
+            swap = WordSwapWordNet()
+    """
+    import nltk
+
+    original = nltk.download
+
+    def download(info_or_id=None, *args: Any, **kwargs: Any) -> bool:
+        name = str(info_or_id)
+        for sub in _NLTK_SUBDIRS:
+            try:
+                nltk.data.find(f"{sub}/{name}")
+                return True
+            except LookupError:
+                continue
+        logger.info("NLTK resource %r is not in the offline resources; not downloading it", name)
+        return False
+
+    nltk.download = download
+    try:
+        yield
+    finally:
+        nltk.download = original
 
 
 def import_textattack(resources: Resources | None = None) -> ModuleType:
