@@ -100,8 +100,8 @@ def _status(args: argparse.Namespace) -> int:
         _print_stats(rows)
     if all(row["ok"] for row in rows.values()):
         return 0
-    print("run `rsmi resources prepare`" + (f" --root {args.root}" if args.root else "")
-          + " to build what is missing")
+    root_flag = f" --root {args.root}" if args.root else ""
+    print(f"run `rsmi resources prepare{root_flag}` to build what is missing")
     return 1
 
 

@@ -30,7 +30,13 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 logger = logging.getLogger(__name__)
 
 PARTS = ("wordnet", "stopwords", "tagger", "embedding", "sentence_encoder", "textattack_cache")
-PREPARE_HINT = "run `rsmi resources prepare`"
+
+
+def _hint(root: Path) -> str:
+    flag = "" if root == default_root() else f" --root {root}"
+    return f"run `rsmi resources prepare{flag}`"
+
+
 # Environment variables that `import textattack` overwrites when TA_CACHE_DIR is set
 # (textattack.shared.utils.install.set_cache_dir); import_textattack puts them back.
 _TA_CLOBBERED_ENV = ("TFHUB_CACHE_DIR", "PYTORCH_TRANSFORMERS_CACHE", "HF_HOME", "XDG_CACHE_HOME")
@@ -75,13 +81,12 @@ class Resources:
         root = Path(root) if root is not None else default_root()
         manifest = Manifest.read(root)
         if not manifest.parts:
-            raise ResourceError(f"no prepared attack resources in {root}: {PREPARE_HINT}"
-                                + ("" if root == default_root() else f" --root {root}"))
+            raise ResourceError(f"no prepared attack resources in {root}: {_hint(root)}")
         problems = [p for part in PARTS for p in manifest.problems(part, checksums=False)]
         if problems:
             raise ResourceError(
                 f"attack resources in {root} are incomplete ({'; '.join(problems[:3])}): "
-                f"{PREPARE_HINT}" + ("" if root == default_root() else f" --root {root}")
+                f"{_hint(root)}"
             )
         return cls(root, manifest)
 
