@@ -106,20 +106,20 @@ def test_each_method_learns_and_saves_a_loadable_model(method, tiny_dir, tmp_pat
 
 def test_resume_after_sigterm_gives_the_same_weights(tiny_dir, tmp_path):
     """rsmi (noise + dropout RNG), grad accumulation: killed mid-epoch 1, resumed = straight run."""
-    data = toy_dataset(64)
+    data = toy_dataset(48)
     straight = train(tiny_config(tiny_dir, tmp_path / "straight", method="rsmi", epochs=2,
                                  batch_size=8, grad_accum=2), data)
     config = tiny_config(tiny_dir, tmp_path / "killed", method="rsmi", epochs=2, batch_size=8,
                          grad_accum=2)
 
-    def kill_at_step_3(info):
-        if info.global_step == 3:
+    def kill_at_step_2(info):
+        if info.global_step == 2:
             os.kill(os.getpid(), signal.SIGTERM)  # the real signal path
 
     with pytest.raises(TrainingInterrupted):
-        train(config, data, on_step=kill_at_step_3)
+        train(config, data, on_step=kill_at_step_2)
     state = json.loads((tmp_path / "killed" / "checkpoint" / "state.json").read_text())
-    assert (state["epoch"], state["batches_done"], state["global_step"]) == (0, 6, 3)
+    assert (state["epoch"], state["batches_done"], state["global_step"]) == (0, 4, 2)
     with pytest.raises(ValueError, match="--resume"):
         train(config, data)  # a used output directory is never silently overwritten
     resumed = train(config, data, resume=True)
@@ -160,7 +160,6 @@ def test_rsmi_step_masks_the_most_salient_tokens_and_adds_wg(make_classifier, to
                       tokenizer.mask_token_id, torch.Generator())
     clf.noise.generator = torch.Generator().manual_seed(7)
     got = rsmi_inputs(ctx, batch)
-    assert not clf.model.training or True
     # The same saliency pass, same noise draw, computed independently.
     clf.noise.generator = torch.Generator().manual_seed(7)
     clf.model.eval()

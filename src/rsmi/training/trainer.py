@@ -256,7 +256,10 @@ def train(
 
     encoded = encode(clf.tokenizer, [e.text for e in train_examples], [e.label for e in train_examples], config.max_length)
     batches = LengthGroupedBatches([len(e["input_ids"]) for e in encoded], config.batch_size, config.seed)
-    loader = DataLoader(encoded, batch_sampler=batches, collate_fn=Collator(clf.tokenizer))
+    # Own generator: iterating a DataLoader otherwise draws from the global RNG (which
+    # drives dropout), and a resumed run would then draw at another point of the stream.
+    loader = DataLoader(encoded, batch_sampler=batches, collate_fn=Collator(clf.tokenizer),
+                        generator=torch.Generator().manual_seed(config.seed))
     per_process = math.ceil(batches.num_batches() / accelerator.num_processes)
     steps_per_epoch = math.ceil(per_process / config.grad_accum)
     total_steps = steps_per_epoch * config.epochs
