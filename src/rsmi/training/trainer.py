@@ -341,6 +341,7 @@ def _train_epoch(
     start = time.perf_counter()
     seconds_before = state.epoch_seconds
     examples = 0
+    saving = 0.0  # seconds spent writing checkpoints: not training time
     for batch in loader:
         with accelerator.accumulate(model):
             loss = step_fn(ctx, batch)
@@ -354,7 +355,7 @@ def _train_epoch(
         state.batches_done += accelerator.num_processes
         state.epoch_loss_sum += loss
         state.epoch_loss_count += 1
-        elapsed = time.perf_counter() - start
+        elapsed = time.perf_counter() - start - saving
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{state.epoch_loss_sum / state.epoch_loss_count:.4f}",
@@ -373,8 +374,10 @@ def _train_epoch(
                 bar.close()
             raise TrainingInterrupted(out, state)
         if config.checkpoint_every and state.global_step % config.checkpoint_every == 0 and not last_batch:
+            began = time.perf_counter()
             save_checkpoint(out, accelerator, unwrapped, optimizer, scheduler, state, generators)
-    state.epoch_seconds = seconds_before + (time.perf_counter() - start)
+            saving += time.perf_counter() - began
+    state.epoch_seconds = seconds_before + (time.perf_counter() - start - saving)
     if bar is not None:
         bar.close()
 
