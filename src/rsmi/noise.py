@@ -63,7 +63,8 @@ def find_encoder_blocks(model: nn.Module) -> nn.ModuleList:
 @dataclass
 class _RowNoise:
     generators: list[torch.Generator]
-    attention_mask: torch.Tensor  # (rows, T), 1 = real token
+    attention_mask: torch.Tensor  # (rows, T) bool, True = real token
+    counts: list[int]  # real tokens per row
 
 
 class HiddenStateNoise:
@@ -114,7 +115,9 @@ class HiddenStateNoise:
             )
         device = attention_mask.device
         gens = [torch.Generator(device=device).manual_seed(int(s)) for s in row_seeds]
-        previous, self._rows = self._rows, _RowNoise(gens, attention_mask.bool())
+        mask = attention_mask.bool()
+        counts = mask.sum(dim=1).tolist()
+        previous, self._rows = self._rows, _RowNoise(gens, mask, counts)
         try:
             yield
         finally:
@@ -142,15 +145,15 @@ class HiddenStateNoise:
                 f"per-row noise set up for inputs of shape {tuple(rows.attention_mask.shape)} "
                 f"but the block returned {tuple(hidden.shape[:2])}"
             )
-        noise = torch.zeros_like(hidden)
+        # Row r's draws fill its real positions in order; one scatter for the whole batch.
         dim = hidden.shape[-1]
-        for r, gen in enumerate(rows.generators):
-            valid = rows.attention_mask[r]
-            count = int(valid.sum())
-            draw = torch.randn(
-                (count, dim), generator=gen, device=hidden.device, dtype=hidden.dtype
-            )
-            noise[r, valid] = draw
+        flat = hidden.new_empty((sum(rows.counts), dim))
+        offset = 0
+        for gen, count in zip(rows.generators, rows.counts):
+            torch.randn((count, dim), generator=gen, out=flat[offset : offset + count])
+            offset += count
+        noise = torch.zeros_like(hidden)
+        noise[rows.attention_mask] = flat
         return noise
 
 
