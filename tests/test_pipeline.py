@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+
+import pytest
 
 from conftest import make_tiny_bert
 from rsmi.pipeline import PipelineConfig, run_pipeline
@@ -50,3 +53,6 @@ def test_pipeline_trains_evaluates_reports_and_resumes(tokenizer, tmp_path):
     again = run_pipeline(cfg, say=messages.append)
     assert sum("reused" in m for m in messages) == 4  # 2 trainings + 2 evaluations
     assert [r.metrics for r in again] == [r.metrics for r in rows]
+
+    with pytest.raises(ValueError, match="other settings"):
+        run_pipeline(dataclasses.replace(cfg, epochs=2), say=messages.append)

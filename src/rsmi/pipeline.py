@@ -69,16 +69,31 @@ def _finished(model_dir: Path) -> bool:
     return False
 
 
+# Settings that change the trained weights; a reused model must match them.
+_TRAINING_KEYS = ("method", "model", "data", "epochs", "max_examples", "max_length", "seed")
+
+
+def _check_same_training(config: Any, model_dir: Path) -> None:
+    from rsmi.training.config import CONFIG_FILE
+
+    saved = json.loads((model_dir / CONFIG_FILE).read_text(encoding="utf-8"))
+    wanted = config.to_dict() if hasattr(config, "to_dict") else asdict(config)
+    differ = [k for k in _TRAINING_KEYS if saved.get(k) != wanted.get(k)]
+    if differ:
+        details = ", ".join(
+            f"{k}: saved {saved.get(k)!r} vs asked {wanted.get(k)!r}" for k in differ
+        )
+        raise ValueError(
+            f"{model_dir} holds a model trained with other settings ({details}): "
+            "choose another --out, or delete that directory to train again"
+        )
+
+
 def train_stage(cfg: PipelineConfig, method: str, dataset: Any, say: Say) -> Path:
     """Train ``method`` (or resume it, or reuse the finished model)."""
     from rsmi.training import TrainConfig, train
 
     model_dir = Path(cfg.out) / "models" / method
-    if _finished(model_dir):
-        say(f"[train] {method}: finished model in {model_dir}, reused")
-        return model_dir
-    resume = model_dir.exists() and any(model_dir.iterdir())
-    say(f"[train] {method}: {'resuming' if resume else 'training'} → {model_dir}")
     config = TrainConfig(
         method=method,
         model=cfg.model,
@@ -90,6 +105,12 @@ def train_stage(cfg: PipelineConfig, method: str, dataset: Any, say: Say) -> Pat
         seed=cfg.seed,
         **cfg.train_overrides,
     )
+    if _finished(model_dir):
+        _check_same_training(config, model_dir)
+        say(f"[train] {method}: finished model in {model_dir}, reused")
+        return model_dir
+    resume = model_dir.exists() and any(model_dir.iterdir())
+    say(f"[train] {method}: {'resuming' if resume else 'training'} → {model_dir}")
     train(config, dataset, resume=resume, progress=True)
     return model_dir
 
