@@ -248,7 +248,7 @@ class RSMIClassifier:
         out = []
         with torch.inference_mode():
             for start in range(0, rows, max_rows):
-                chunk = {k: v[start : start + max_rows] for k, v in inputs.items()}
+                chunk = _trim_padding({k: v[start : start + max_rows] for k, v in inputs.items()})
                 with self.noise.per_row(seeds[start : start + max_rows], chunk["attention_mask"]):
                     out.append(self.model(**chunk).logits.float())
         return torch.cat(out) if out else torch.empty(0, self.num_labels)
@@ -581,6 +581,15 @@ class RSMIClassifier:
         if device is not None:
             clf.to(device)
         return clf
+
+
+def _trim_padding(inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop the padding columns no row of this chunk needs (right padding)."""
+    mask = inputs["attention_mask"]
+    length = int(mask.sum(dim=1).max())
+    if length == mask.shape[1] or not bool(mask[:, length:].eq(0).all()):
+        return inputs
+    return {k: v[:, :length] if v.dim() == 2 else v for k, v in inputs.items()}
 
 
 def resolve_model_path(name_or_path: str | os.PathLike[str]) -> Path:

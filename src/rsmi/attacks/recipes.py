@@ -120,7 +120,7 @@ def _textfooler(goal: UntargetedClassification, resources: Any, cfg: AttackConfi
     embedding = resources.word_embedding()
     constraints = [
         RepeatModification(),
-        StopwordModification(stopwords=_textfooler_stopwords()),
+        StopwordModification(stopwords=resources.stopwords()),  # TextFooler's list
         WordEmbeddingDistance(embedding=embedding, min_cos_sim=0.5),
         PartOfSpeech(allow_verb_noun_swap=True),
         _sentence_encoder(
@@ -299,25 +299,6 @@ def set_query_budget(attack: Attack, preset: Preset, num_words: int) -> float:
     budget = float("inf") if preset.budget_per_word is None else preset.budget_per_word * num_words
     attack.goal_function.query_budget = budget
     return budget
-
-
-def _textfooler_stopwords() -> set[str]:
-    from textattack.attack_recipes.textfooler_jin_2019 import TextFoolerJin2019
-
-    # The list is a literal inside the recipe's build(); recover it from a stub build.
-    return set(_recipe_stopwords(TextFoolerJin2019))
-
-
-@functools.lru_cache(maxsize=1)
-def _recipe_stopwords(recipe: type) -> frozenset[str]:
-    import inspect
-    import re
-
-    source = inspect.getsource(recipe.build)
-    match = re.search(r"stopwords = set\(\s*\[(.*?)\]\s*\)", source, re.S)
-    if match is None:
-        raise RuntimeError("cannot find TextFooler's stopword list in TextAttack's recipe source")
-    return frozenset(re.findall(r'"([^"]*)"', match.group(1)))
 
 
 __all__ = ["BUILDERS", "OfflineWordSwapWordNet", "build_attack", "cap_candidates", "set_query_budget"]
