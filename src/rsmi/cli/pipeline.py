@@ -63,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
         eot=args.eot,
         seed=args.seed,
     )
-    rows = run_pipeline(cfg, say=console.print)
+    # Progress lines hold "[stage]" tags: print them as text, not as rich markup.
+    rows = run_pipeline(cfg, say=lambda msg: console.print(msg, markup=False, highlight=False))
     console.print(reports.rich_table(rows, title=f"{cfg.data}: clean and under attack"))
     console.print(f"report: {cfg.out}/report.md, plot: {cfg.out}/results.png")
     return 0
