@@ -149,7 +149,7 @@ class HiddenStateNoise:
         dim = hidden.shape[-1]
         flat = hidden.new_empty((sum(rows.counts), dim))
         offset = 0
-        for gen, count in zip(rows.generators, rows.counts):
+        for gen, count in zip(rows.generators, rows.counts, strict=True):
             torch.randn((count, dim), generator=gen, out=flat[offset : offset + count])
             offset += count
         noise = torch.zeros_like(hidden)

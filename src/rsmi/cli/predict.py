@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from rsmi.cli._common import add_config_flags, add_input_flags, config_overrides, print_jsonl, read_texts
+from rsmi.cli._common import (
+    add_config_flags,
+    add_input_flags,
+    config_overrides,
+    print_jsonl,
+    read_texts,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -64,7 +70,7 @@ def run_predict(args: argparse.Namespace) -> int:
                 "text": text,
                 "label": int(pred.labels[i]),
                 "label_name": clf.label_names[int(pred.labels[i])],
-                "probs": {name: round(float(p), 6) for name, p in zip(clf.label_names, pred.probs[i])},
+                "probs": {name: round(float(p), 6) for name, p in zip(clf.label_names, pred.probs[i], strict=True)},
                 "second_step": bool(pred.second_step[i]),
                 "forward_passes": int(pred.forward_passes[i]),
                 "truncated": bool(pred.truncated[i]),
@@ -99,7 +105,7 @@ def run_certify(args: argparse.Namespace) -> int:
                 "radius": float(cert.radius[i]),
                 "radius_space": "hidden states of the first noised encoder block (L2)",
                 "p_lower": float(cert.p_lower[i]),
-                "counts": {n: int(v) for n, v in zip(clf.label_names, cert.counts[i])},
+                "counts": {n: int(v) for n, v in zip(clf.label_names, cert.counts[i], strict=True)},
                 "forward_passes": int(cert.forward_passes[i]),
                 "truncated": bool(cert.truncated[i]),
             }
