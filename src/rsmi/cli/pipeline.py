@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from rsmi.pipeline import PipelineConfig
 
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from rsmi import reports
     from rsmi.pipeline import run_pipeline
 
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)  # logs: no 80-col wrap
     cfg = PipelineConfig(
         out=args.out,
         data=args.data,

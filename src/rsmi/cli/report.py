@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -26,7 +27,9 @@ def run(args: argparse.Namespace) -> int:
     from rsmi import reports
 
     rows = [reports.load_row(path) for path in args.runs]
-    Console().print(reports.rich_table(rows, title=args.title))
+    Console(width=None if sys.stdout.isatty() else 160).print(
+        reports.rich_table(rows, title=args.title)
+    )
     plot_name = None
     if args.plot:
         reports.plot(rows, args.plot, title=args.title)
