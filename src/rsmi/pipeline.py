@@ -78,7 +78,7 @@ def _check_same_training(config: Any, model_dir: Path) -> None:
     from rsmi.training.config import CONFIG_FILE
 
     saved = json.loads((model_dir / CONFIG_FILE).read_text(encoding="utf-8"))
-    wanted = config.to_dict() if hasattr(config, "to_dict") else asdict(config)
+    wanted = config.to_dict()
     differ = [k for k in _TRAINING_KEYS if saved.get(k) != wanted.get(k)]
     if differ:
         details = ", ".join(

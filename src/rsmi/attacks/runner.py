@@ -418,6 +418,22 @@ def git_revision() -> str | None:
     return proc.stdout.strip() or None if proc.returncode == 0 else None
 
 
+def _run_fields(config: AttackConfig, wall_time_s: float | None) -> dict[str, Any]:
+    """What every summary records about the run: settings and provenance."""
+    return {
+        "recipe": config.recipe,
+        "preset": config.preset,
+        "eot": config.eot,
+        "transfer": config.transfer,
+        "cache": config.cache,
+        "config": config.to_dict(),
+        "wall_time_s": None if wall_time_s is None else round(wall_time_s, 3),
+        "versions": package_versions(),
+        "git_revision": git_revision(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
 def build_summary(
     records: Iterable[Mapping[str, Any]],
     config: AttackConfig,
@@ -435,19 +451,10 @@ def build_summary(
         "complete": metrics["num_examples"] == len(range(config.shard[0], num_selected, config.shard[1])),
         "seed": config.seeds[0],
         "seeds": list(config.seeds),
-        "recipe": config.recipe,
-        "preset": config.preset,
-        "eot": config.eot,
-        "transfer": config.transfer,
-        "cache": config.cache,
-        "config": config.to_dict(),
         "model": dict(model_info or {}),
         "method": (model_info or {}).get("method"),
         "attack_time_s": round(float(sum(r.get("wall_s", 0.0) for r in recs)), 3),
-        "wall_time_s": None if wall_time_s is None else round(wall_time_s, 3),
-        "versions": package_versions(),
-        "git_revision": git_revision(),
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **_run_fields(config, wall_time_s),
     }
 
 
@@ -465,20 +472,11 @@ def combine_seeds(
         "aggregate": agg,
         "per_seed": [dict(s) for s in summaries],
         "seeds": [s["seed"] for s in summaries],
-        "recipe": config.recipe,
-        "preset": config.preset,
-        "eot": config.eot,
-        "transfer": config.transfer,
-        "cache": config.cache,
-        "config": config.to_dict(),
         "model": first.get("model", {}),
         "method": first.get("method"),
         "complete": all(s.get("complete") for s in summaries),
         "attack_time_s": round(sum(float(s.get("attack_time_s") or 0.0) for s in summaries), 3),
-        "wall_time_s": None if wall_time_s is None else round(wall_time_s, 3),
-        "versions": package_versions(),
-        "git_revision": git_revision(),
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **_run_fields(config, wall_time_s),
     }
 
 
