@@ -19,6 +19,7 @@ Small smoke setting:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -31,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from rsmi import RSMIClassifier
+from rsmi import RSMIClassifier, RSMIConfig
 from rsmi.training import TrainConfig, evaluate, train
 from rsmi.training.trainer import LOG_FILE, select_examples
 
@@ -43,13 +44,14 @@ def _log_records(out: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def run_method(method: str, args: argparse.Namespace, data) -> dict:
-    out = Path(args.out) / method
+def run_method(method: str, args: argparse.Namespace, data, seed: int) -> dict:
+    out = Path(args.out) / (method if seed == args.seeds[0] else f"{method}-seed{seed}")
+    overrides = dict(args.rsmi_overrides) if method == "rsmi" else {}
     config = TrainConfig(
         method=method, model=args.model, data=args.data, out=str(out), epochs=args.epochs,
-        max_length=args.max_length, batch_size=args.batch_size, seed=args.seed,
+        max_length=args.max_length, batch_size=args.batch_size, seed=seed,
         max_examples=args.max_examples, max_eval_examples=args.max_eval_examples,
-        adv_steps=args.adv_steps, checkpoint_every=args.checkpoint_every,
+        adv_steps=args.adv_steps, checkpoint_every=args.checkpoint_every, **overrides,
     )
     records = _log_records(out)
     finished = any(r["event"] == "finished" for r in records)
@@ -65,10 +67,11 @@ def run_method(method: str, args: argparse.Namespace, data) -> dict:
         records = _log_records(out)
     epochs = [r for r in records if r["event"] == "epoch"]
     clf = RSMIClassifier.from_pretrained(out)
-    test = select_examples(data.split("test"), args.max_test_examples, args.seed)
-    result = evaluate(clf, test, seed=args.seed, batch_size=args.eval_batch_size)
+    test = select_examples(data.split("test"), args.max_test_examples, args.seeds[0])
+    result = evaluate(clf, test, seed=seed, batch_size=args.eval_batch_size)
     return {
         "method": method,
+        "seed": seed,
         "clean_accuracy": result["clean_accuracy"],
         "per_class_accuracy": result["per_class_accuracy"],
         "avg_forward_passes": result["avg_forward_passes"],
@@ -86,6 +89,35 @@ def run_method(method: str, args: argparse.Namespace, data) -> dict:
     }
 
 
+def _parse_overrides(parser: argparse.ArgumentParser, items: list[str]) -> dict:
+    """``["num_masks=1", "noise_std=0.1"]`` → typed TrainConfig keyword arguments."""
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    rsmi_fields = {f.name for f in dataclasses.fields(RSMIConfig)}
+    out: dict = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in rsmi_fields or key not in fields:
+            parser.error(f"--rsmi-set {item!r}: expected FIELD=VALUE with FIELD one of "
+                         f"{', '.join(sorted(rsmi_fields & set(fields)))}")
+        default = getattr(TrainConfig(), key)
+        out[key] = type(default)(value) if not isinstance(default, str) else value
+    return out
+
+
+def _aggregate(runs: list[dict]) -> dict:
+    """One method's result: the first seed's run at top level (as with one seed), plus every
+    seed's run under ``runs`` and mean / std of the accuracy over seeds."""
+    result = dict(runs[0])
+    accs = [r["clean_accuracy"] for r in runs]
+    result["runs"] = runs
+    result["seeds"] = [r["seed"] for r in runs]
+    result["clean_accuracy"] = statistics.mean(accs)
+    result["clean_accuracy_std"] = statistics.stdev(accs) if len(accs) > 1 else 0.0
+    result["seconds_per_epoch"] = statistics.mean(r["seconds_per_epoch"] for r in runs)
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="mr")
@@ -100,19 +132,34 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-eval-examples", type=int, default=None, help="dev subset")
     p.add_argument("--max-test-examples", type=int, default=None, help="test subset")
     p.add_argument("--checkpoint-every", type=int, default=20)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=None,
+                   help="one training seed (default 0); same as --seeds S")
+    p.add_argument("--seeds", default=None,
+                   help="comma-separated training seeds: each method is trained once per seed "
+                   "(the first seed in --out/<method>, the others in --out/<method>-seed<S>); "
+                   "accuracies are reported per seed and as mean ± std")
+    p.add_argument("--rsmi-set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override an RSMI field for the rsmi method (e.g. num_masks=1); "
+                   "repeatable; recorded in results.json")
     p.add_argument("--out", default="runs/bench_training")
     args = p.parse_args(argv)
+    if args.seed is not None and args.seeds is not None:
+        p.error("give --seed or --seeds, not both")
+    args.seeds = [int(s) for s in (args.seeds or str(args.seed or 0)).split(",")]
+    args.rsmi_overrides = _parse_overrides(p, args.rsmi_set)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     from rsmi.data import load_dataset
 
     data = load_dataset(args.data)
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    results = {}
-    for method in args.methods.split(","):
-        results[method] = run_method(method, args, data)
-        print(json.dumps({k: v for k, v in results[method].items() if k != "training_config"}), flush=True)
+    runs: dict[str, list[dict]] = {}
+    for seed in args.seeds:
+        for method in args.methods.split(","):
+            run = run_method(method, args, data, seed)
+            runs.setdefault(method, []).append(run)
+            print(json.dumps({k: v for k, v in run.items() if k != "training_config"}), flush=True)
+    results = {method: _aggregate(method_runs) for method, method_runs in runs.items()}
     summary: dict = {
         "command": " ".join([sys.executable.split("/")[-1], *sys.argv]),
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -120,12 +167,18 @@ def main(argv: list[str] | None = None) -> int:
         f"{torch.get_num_threads()}, cuda {torch.cuda.is_available()}",
         "git_revision": subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True,
                                        text=True).stdout.strip(),
-        "settings": vars(args),
+        "settings": {k: v for k, v in vars(args).items() if k != "rsmi_overrides"},
+        "rsmi_overrides": args.rsmi_overrides,
         "results": results,
     }
     if "base" in results and "rsmi" in results:
         base, rsmi = results["base"], results["rsmi"]
         summary["rsmi_minus_base_accuracy_points"] = 100 * (rsmi["clean_accuracy"] - base["clean_accuracy"])
+        if len(args.seeds) > 1:
+            diffs = [100 * (r["clean_accuracy"] - b["clean_accuracy"])
+                     for r, b in zip(rsmi["runs"], base["runs"], strict=True)]
+            summary["rsmi_minus_base_points_per_seed"] = diffs
+            summary["rsmi_minus_base_points_std"] = statistics.stdev(diffs)
         summary["rsmi_over_base_seconds_per_epoch"] = rsmi["seconds_per_epoch"] / base["seconds_per_epoch"]
         summary["targets_met"] = {
             "accuracy_within_2_points": summary["rsmi_minus_base_accuracy_points"] >= -2.0,

@@ -56,3 +56,25 @@ def test_pipeline_trains_evaluates_reports_and_resumes(tokenizer, tmp_path):
 
     with pytest.raises(ValueError, match="other settings"):
         run_pipeline(dataclasses.replace(cfg, epochs=2), say=messages.append)
+
+    # RSMI settings apply to the rsmi method only: the base model is still reused, the rsmi
+    # model was trained with other settings and is not silently reused.
+    messages.clear()
+    with pytest.raises(ValueError, match="num_masks: saved 2 vs asked 1"):
+        run_pipeline(dataclasses.replace(cfg, rsmi_overrides={"num_masks": 1}), say=messages.append)
+    assert any("base: finished model" in m and "reused" in m for m in messages)
+
+
+def test_pipeline_cli_flags_become_rsmi_and_training_overrides():
+    from rsmi.cli.main import build_parser
+    from rsmi.cli.pipeline import pipeline_config
+
+    args = build_parser().parse_args(
+        ["pipeline", "--num-masks", "1", "--noise-std", "0.1", "--lr", "3e-5", "--epochs", "3"]
+    )
+    cfg = pipeline_config(args)
+    assert cfg.rsmi_overrides == {"noise_std": 0.1, "num_masks": 1}
+    assert cfg.train_overrides == {"lr": 3e-5}
+    assert cfg.epochs == 3 and cfg.methods == ("base", "rsmi")
+    default = pipeline_config(build_parser().parse_args(["pipeline"]))
+    assert default.rsmi_overrides == {} and default.train_overrides == {}

@@ -40,6 +40,9 @@ class PipelineConfig:
             model is attacked with the first one only.
         eot: EOT samples per query for the randomized model (1 = plain queries).
         seed: training seed.
+        rsmi_overrides: :class:`rsmi.RSMIConfig` fields for the ``rsmi`` method only (e.g.
+            ``{"num_masks": 1}``); the other methods ignore them.
+        train_overrides: other :class:`rsmi.training.TrainConfig` fields, for every method.
     """
 
     out: str = "runs/main"
@@ -55,6 +58,7 @@ class PipelineConfig:
     attack_seeds: tuple[int, ...] = (0, 1, 2)
     eot: int = 1
     seed: int = 0
+    rsmi_overrides: dict[str, Any] = field(default_factory=dict)
     train_overrides: dict[str, Any] = field(default_factory=dict)
 
 
@@ -70,8 +74,18 @@ def _finished(model_dir: Path) -> bool:
     return False
 
 
-# Settings that change the trained weights; a reused model must match them.
-_TRAINING_KEYS = ("method", "model", "data", "epochs", "max_examples", "max_length", "seed")
+# Settings that change the trained weights (or, for rsmi, the saved predictor); a reused
+# model must match them.
+_TRAINING_KEYS = (
+    "method", "model", "data", "epochs", "max_examples", "max_length", "seed", "split_seed",
+    "text_column", "label_column", "lr", "batch_size", "weight_decay", "warmup_ratio",
+    "grad_accum", "max_grad_norm",
+)
+_METHOD_KEYS = {
+    "rsmi": ("noise_std", "noise_every", "num_masks", "saliency_top_k", "grad_noise_weight",
+             "k0", "k1", "alpha", "vote"),
+    "freelb": ("adv_steps", "adv_lr", "adv_init_mag", "adv_max_norm"),
+}
 
 
 def _check_same_training(config: Any, model_dir: Path) -> None:
@@ -79,7 +93,8 @@ def _check_same_training(config: Any, model_dir: Path) -> None:
 
     saved = json.loads((model_dir / CONFIG_FILE).read_text(encoding="utf-8"))
     wanted = config.to_dict()
-    differ = [k for k in _TRAINING_KEYS if saved.get(k) != wanted.get(k)]
+    keys = _TRAINING_KEYS + _METHOD_KEYS.get(config.method, ())
+    differ = [k for k in keys if k in wanted and saved.get(k) != wanted.get(k)]
     if differ:
         details = ", ".join(
             f"{k}: saved {saved.get(k)!r} vs asked {wanted.get(k)!r}" for k in differ
@@ -104,7 +119,7 @@ def train_stage(cfg: PipelineConfig, method: str, dataset: Any, say: Say) -> Pat
         max_examples=cfg.max_train_examples,
         max_length=cfg.max_length,
         seed=cfg.seed,
-        **cfg.train_overrides,
+        **{**cfg.train_overrides, **(cfg.rsmi_overrides if method == "rsmi" else {})},
     )
     if _finished(model_dir):
         _check_same_training(config, model_dir)
@@ -124,10 +139,13 @@ def evaluate_stage(
     from rsmi.training import evaluate
 
     path = Path(cfg.out) / "eval" / method / "evaluation.json"
-    if path.exists():
-        say(f"[evaluate] {method}: {path} exists, reused")
-        return path
     clf = RSMIClassifier.from_pretrained(model_dir)
+    if path.exists():
+        cached = json.loads(path.read_text(encoding="utf-8"))
+        if cached.get("config") == clf.config.to_dict() and cached.get("seed") == cfg.seed:
+            say(f"[evaluate] {method}: {path} exists, reused")
+            return path
+        say(f"[evaluate] {method}: {path} was made with other settings, evaluating again")
     result = evaluate(clf, dataset.split("test"), seed=cfg.seed)
     result.update(
         {"model": str(model_dir), "method": clf.method, "data": cfg.data, "split": "test"}

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import fields
 
+from rsmi.config import RSMIConfig
 from rsmi.pipeline import PipelineConfig
 
 _DEFAULTS = PipelineConfig()
@@ -39,17 +41,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--attack-seeds", type=_csv(int), default=_DEFAULTS.attack_seeds)
     p.add_argument("--eot", type=int, default=_DEFAULTS.eot)
     p.add_argument("--seed", type=int, default=_DEFAULTS.seed)
+    p.add_argument("--lr", type=float, default=None,
+                   help="learning rate of every method (default: 5e-5 for hidden size ≤ 512, "
+                   "else 1e-5)")
+    group = p.add_argument_group(
+        "RSMI hyperparameters of the rsmi method (default: the reference values)"
+    )
+    reference = RSMIConfig()
+    for f in fields(RSMIConfig):
+        if f.name == "max_length":
+            continue
+        value = getattr(reference, f.name)
+        group.add_argument(
+            "--" + f.name.replace("_", "-"), dest=f.name, type=type(value), default=None,
+            choices=["avg", "max"] if f.name == "vote" else None, help=f"reference {value}",
+        )
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
-    from rsmi import reports
-    from rsmi.pipeline import run_pipeline
-
-    console = Console(width=None if sys.stdout.isatty() else 160)  # logs: no 80-col wrap
-    cfg = PipelineConfig(
+def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
+    """The :class:`PipelineConfig` of parsed ``rsmi pipeline`` arguments."""
+    return PipelineConfig(
         out=args.out,
         data=args.data,
         model=args.model,
@@ -63,7 +75,23 @@ def run(args: argparse.Namespace) -> int:
         attack_seeds=args.attack_seeds,
         eot=args.eot,
         seed=args.seed,
+        rsmi_overrides={
+            f.name: getattr(args, f.name)
+            for f in fields(RSMIConfig)
+            if f.name != "max_length" and getattr(args, f.name, None) is not None
+        },
+        train_overrides={} if args.lr is None else {"lr": args.lr},
     )
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from rsmi import reports
+    from rsmi.pipeline import run_pipeline
+
+    console = Console(width=None if sys.stdout.isatty() else 160)  # logs: no 80-col wrap
+    cfg = pipeline_config(args)
     # Progress lines hold "[stage]" tags: print them as text, not as rich markup.
     rows = run_pipeline(cfg, say=lambda msg: console.print(msg, markup=False, highlight=False))
     console.print(reports.rich_table(rows, title=f"{cfg.data}: clean and under attack"))
