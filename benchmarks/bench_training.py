@@ -46,7 +46,7 @@ def _log_records(out: Path) -> list[dict]:
 
 def run_method(method: str, args: argparse.Namespace, data, seed: int) -> dict:
     out = Path(args.out) / (method if seed == args.seeds[0] else f"{method}-seed{seed}")
-    overrides = dict(args.rsmi_overrides) if method == "rsmi" else {}
+    overrides = {**args.overrides, **(args.rsmi_overrides if method == "rsmi" else {})}
     config = TrainConfig(
         method=method, model=args.model, data=args.data, out=str(out), epochs=args.epochs,
         max_length=args.max_length, batch_size=args.batch_size, seed=seed,
@@ -89,19 +89,29 @@ def run_method(method: str, args: argparse.Namespace, data, seed: int) -> dict:
     }
 
 
-def _parse_overrides(parser: argparse.ArgumentParser, items: list[str]) -> dict:
-    """``["num_masks=1", "noise_std=0.1"]`` → typed TrainConfig keyword arguments."""
-    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
-    rsmi_fields = {f.name for f in dataclasses.fields(RSMIConfig)}
+_FIXED = {"method", "model", "data", "out", "epochs", "seed", "max_length", "batch_size",
+          "max_examples", "max_eval_examples", "adv_steps", "checkpoint_every"}
+
+
+def _parse_overrides(parser: argparse.ArgumentParser, items: list[str], rsmi_only: bool) -> dict:
+    """``["num_masks=1", "lr=1e-4"]`` → typed TrainConfig keyword arguments."""
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    allowed = fields & {f.name for f in dataclasses.fields(RSMIConfig)} if rsmi_only else fields
+    allowed = allowed - _FIXED
+    flag = "--rsmi-set" if rsmi_only else "--set"
     out: dict = {}
     for item in items:
         key, sep, value = item.partition("=")
         key = key.strip().replace("-", "_")
-        if not sep or key not in rsmi_fields or key not in fields:
-            parser.error(f"--rsmi-set {item!r}: expected FIELD=VALUE with FIELD one of "
-                         f"{', '.join(sorted(rsmi_fields & set(fields)))}")
+        if not sep or key not in allowed:
+            parser.error(f"{flag} {item!r}: expected FIELD=VALUE with FIELD one of "
+                         f"{', '.join(sorted(allowed))} (the others have their own flags)")
         default = getattr(TrainConfig(), key)
-        out[key] = type(default)(value) if not isinstance(default, str) else value
+        kind = float if key == "lr" else type(default)
+        try:
+            out[key] = value if kind is str else kind(value)
+        except ValueError:
+            parser.error(f"{flag} {item!r}: {value!r} is not a valid {kind.__name__}")
     return out
 
 
@@ -138,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="comma-separated training seeds: each method is trained once per seed "
                    "(the first seed in --out/<method>, the others in --out/<method>-seed<S>); "
                    "accuracies are reported per seed and as mean ± std")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a TrainConfig field for every method (e.g. lr=1e-4); "
+                   "repeatable; recorded in results.json")
     p.add_argument("--rsmi-set", action="append", default=[], metavar="FIELD=VALUE",
                    help="override an RSMI field for the rsmi method (e.g. num_masks=1); "
                    "repeatable; recorded in results.json")
@@ -146,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.seed is not None and args.seeds is not None:
         p.error("give --seed or --seeds, not both")
     args.seeds = [int(s) for s in (args.seeds or str(args.seed or 0)).split(",")]
-    args.rsmi_overrides = _parse_overrides(p, args.rsmi_set)
+    args.rsmi_overrides = _parse_overrides(p, args.rsmi_set, rsmi_only=True)
+    args.overrides = _parse_overrides(p, args.set, rsmi_only=False)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     from rsmi.data import load_dataset
@@ -167,8 +181,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{torch.get_num_threads()}, cuda {torch.cuda.is_available()}",
         "git_revision": subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True,
                                        text=True).stdout.strip(),
-        "settings": {k: v for k, v in vars(args).items() if k != "rsmi_overrides"},
+        "settings": {k: v for k, v in vars(args).items() if k not in ("rsmi_overrides", "overrides")},
         "rsmi_overrides": args.rsmi_overrides,
+        "overrides": args.overrides,
         "results": results,
     }
     if "base" in results and "rsmi" in results:
