@@ -5,7 +5,9 @@ inference settings: ``plain`` (no noise, no masking, one pass), ``noise`` (σ on
 the smoothed classifier with k0/k1 voting), ``mask`` (masking on, σ = 0: one deterministic
 pass of the masked input), ``full`` (the model's own configuration: the deployed two-step
 predictor). The RSMI settings of the non-plain rows are taken from ``--rsmi-config`` (default:
-the reference values with the model's ``max_length``).
+the reference values with the model's ``max_length``). Accuracy is also reported by input
+length (tokens, special tokens included; ``--length-bins``), to show how the cost of masking
+depends on how many other tokens carry the label.
 
     python benchmarks/ablate_inference.py runs/main/models/base runs/main/models/rsmi \
         --data mr --split test --out runs/ablate_inference.json
@@ -21,11 +23,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from rsmi import RSMIClassifier, RSMIConfig
 from rsmi.data import load_dataset
-from rsmi.training import evaluate
 
 
 def settings(model_config: RSMIConfig, reference: RSMIConfig) -> dict[str, RSMIConfig]:
@@ -39,6 +41,16 @@ def settings(model_config: RSMIConfig, reference: RSMIConfig) -> dict[str, RSMIC
     }
 
 
+def _buckets(lengths: np.ndarray, bounds: list[int]) -> dict[str, np.ndarray]:
+    """Boolean row masks of the length buckets ``≤b0``, ``b0+1–b1``, ..., ``>bn``."""
+    out, low = {}, 0
+    for b in bounds:
+        out[f"{low + 1}-{b}" if low else f"<={b}"] = (lengths > low) & (lengths <= b)
+        low = b
+    out[f">{low}"] = lengths > low
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="+", help="model directories (rsmi train outputs)")
@@ -50,32 +62,47 @@ def main(argv: list[str] | None = None) -> int:
                         help="JSON of RSMIConfig fields for the noise/mask/reference rows")
     parser.add_argument("--settings", default="plain,noise,mask,reference,own",
                         help="comma-separated rows to run (default: all five)")
+    parser.add_argument("--length-bins", default="20,30",
+                        help="upper bounds (tokens) of the length buckets; the last is open")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     reference = RSMIConfig(**json.loads(args.rsmi_config)) if args.rsmi_config else RSMIConfig()
     data = load_dataset(args.data)
     examples = list(data.split(args.split))[: args.max_examples]
+    texts = [e.text for e in examples]
+    gold = np.array([int(e.label) for e in examples])
+    bounds = [int(b) for b in args.length_bins.split(",") if b.strip()]
     rows = []
     for model_dir in args.models:
         clf = RSMIClassifier.from_pretrained(model_dir)
         own = clf.config
+        lengths = np.array([len(enc["input_ids"]) for enc in clf.tokenize(texts)[0]])
+        buckets = _buckets(lengths, bounds)
         wanted = args.settings.split(",")
         for name, config in settings(own, reference).items():
             if name not in wanted:
                 continue
             clf.set_config(config)
-            result = evaluate(clf, examples, seed=args.seed)
+            pred = clf.predict(texts, seed=args.seed)
+            correct = pred.labels == gold
             row = {
                 "model": model_dir, "method": clf.method, "setting": name,
-                "accuracy": result["clean_accuracy"],
-                "avg_forward_passes": result["avg_forward_passes"],
-                "second_step_share": result["second_step_share"],
+                "accuracy": float(correct.mean()),
+                "accuracy_by_length": {
+                    label: {"accuracy": float(correct[rows_].mean()), "n": int(rows_.sum())}
+                    for label, rows_ in buckets.items() if rows_.any()
+                },
+                "avg_forward_passes": float(pred.forward_passes.mean()),
+                "second_step_share": float(pred.second_step.mean()),
                 "config": config.to_dict(),
             }
             rows.append(row)
-            print(f"{model_dir:40s} {name:10s} acc {100 * row['accuracy']:6.2f}  "
-                  f"passes {row['avg_forward_passes']:5.1f}", flush=True)
+            by_length = "  ".join(
+                f"{label}: {100 * v['accuracy']:5.1f}" for label, v in row["accuracy_by_length"].items()
+            )
+            print(f"{model_dir:32s} {name:10s} acc {100 * row['accuracy']:6.2f}  "
+                  f"passes {row['avg_forward_passes']:5.1f}  | {by_length}", flush=True)
         clf.set_config(own)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
