@@ -407,6 +407,26 @@ def test_eot_and_transfer_runs(resources, tokenizer_module, tmp_path):
             assert r["surrogate_result_type"] in ("successful", "failed", "skipped")
 
 
+def test_model_overrides_change_the_attacked_predictor_and_are_recorded(
+    resources, tokenizer_module, tmp_path
+):
+    summary = _rsmi_run(resources, tokenizer_module, tmp_path / "rs", num_examples=2,
+                        model_overrides={"num_masks": 0, "k0": 3, "alpha": 0.5})
+    assert summary["model"]["rsmi_config"]["num_masks"] == 0
+    assert summary["model"]["rsmi_config"]["k0"] == 3
+    assert summary["config"]["model_overrides"] == {"num_masks": 0, "k0": 3, "alpha": 0.5}
+    for r in read_records(tmp_path / "rs" / "examples.jsonl"):
+        # No saliency pass, and with k0 = 3, alpha = 0.5 never a step 2 (2 of 3 votes give
+        # p = 7/8): exactly k0 noisy passes per query.
+        if r["result_type"] != "skipped":
+            assert r["forward_passes"] == 3 * r["queries"]
+    assert summary["num_skipped"] < summary["num_examples"]  # the loop above checked a record
+    with pytest.raises(ValueError, match="other settings"):
+        _rsmi_run(resources, tokenizer_module, tmp_path / "rs", resume=True, num_examples=2)
+    with pytest.raises(ValueError, match="not RSMIConfig fields"):
+        AttackConfig(recipe="deepwordbug", model_overrides={"num_mask": 1})
+
+
 def test_cli_attack_and_merge(resources, tokenizer_module, tmp_path, monkeypatch):
     from rsmi.cli.main import main
     from rsmi.resources import Resources
@@ -424,3 +444,7 @@ def test_cli_attack_and_merge(resources, tokenizer_module, tmp_path, monkeypatch
     assert main([*common, "--out", str(tmp_path / "run"), "--resume"]) == 0
     assert main(["attack", "merge", str(tmp_path / "run"), "--out", str(tmp_path / "merged")]) == 0
     assert main([*common[:-1], "--recipe", "bae", "--out", str(tmp_path / "x")]) == 2
+    assert main([*common, "--num-masks", "0", "--out", str(tmp_path / "rs")]) == 0
+    rs = json.loads((tmp_path / "rs" / "summary.json").read_text())
+    assert rs["config"]["model_overrides"] == {"num_masks": 0}
+    assert rs["model"]["rsmi_config"]["num_masks"] == 0

@@ -96,6 +96,9 @@ class AttackConfig:
         batch_size: texts per model call.
         max_length: model max_length (None: the preset's, else the model's own).
         shard: ``(i, n)``: attack examples ``i, i + n, i + 2n, ...`` of the sample.
+        model_overrides: :class:`rsmi.RSMIConfig` fields set on the model before the attack
+            (e.g. ``{"num_masks": 0}``: attack the same weights with randomized smoothing
+            only); recorded, and a resumed or merged run must use the same.
     """
 
     recipe: str
@@ -113,6 +116,7 @@ class AttackConfig:
     model: str | None = None
     data: str | None = None
     split: str = "test"
+    model_overrides: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -142,6 +146,15 @@ class AttackConfig:
             )
         if self.batch_size < 1:
             raise ValueError(f"batch_size={self.batch_size} is invalid: it must be ≥ 1")
+        from rsmi.config import RSMIConfig
+
+        known = {f.name for f in dataclasses.fields(RSMIConfig)}
+        unknown = sorted(set(self.model_overrides) - known)
+        if unknown:
+            raise ValueError(
+                f"model_overrides {unknown} are not RSMIConfig fields: use some of "
+                f"{', '.join(sorted(known))}"
+            )
         i, n = self.shard
         if n < 1 or not 0 <= i < n:
             raise ValueError(f"shard {i}/{n} is invalid: use i/n with 0 ≤ i < n")

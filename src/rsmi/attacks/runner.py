@@ -154,6 +154,8 @@ def run_attack(
     started = time.perf_counter()
     preset = config.preset_settings
     selected = select_examples(examples, config.num_examples, config.sample_seed, preset.min_words)
+    if config.model_overrides:
+        classifier.set_config(classifier.config.replace(**config.model_overrides))
     max_length = config.max_length
     if max_length is None:
         mean_words = float(np.mean([len(ex.text.split()) for ex in selected]))

@@ -11,14 +11,23 @@ from typing import Any, TextIO
 from rsmi.config import RSMIConfig
 
 
-def add_config_flags(parser: argparse.ArgumentParser, *, defaults: bool = False) -> None:
+def add_config_flags(
+    parser: argparse.ArgumentParser,
+    *,
+    defaults: bool = False,
+    exclude: tuple[str, ...] = (),
+    title: str = "RSMI hyperparameters (RSMIConfig)",
+) -> None:
     """One ``--flag`` per :class:`RSMIConfig` field (``noise_std`` → ``--noise-std``).
 
     With ``defaults=False`` an unset flag stays ``None`` so a saved model keeps its own value.
+    Fields in ``exclude`` get no flag (the command has its own, e.g. ``--max-length``).
     """
-    group = parser.add_argument_group("RSMI hyperparameters (RSMIConfig)")
+    group = parser.add_argument_group(title)
     reference = RSMIConfig()
     for f in fields(RSMIConfig):
+        if f.name in exclude:
+            continue
         value = getattr(reference, f.name)
         kind = type(value)
         kwargs: dict[str, Any] = {"type": kind, "default": value if defaults else None}
@@ -32,12 +41,12 @@ def add_config_flags(parser: argparse.ArgumentParser, *, defaults: bool = False)
         )
 
 
-def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """The :class:`RSMIConfig` fields given on the command line."""
+def config_overrides(args: argparse.Namespace, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The :class:`RSMIConfig` fields given on the command line (less those in ``exclude``)."""
     return {
         f.name: getattr(args, f.name)
         for f in fields(RSMIConfig)
-        if getattr(args, f.name, None) is not None
+        if f.name not in exclude and getattr(args, f.name, None) is not None
     }
 
 

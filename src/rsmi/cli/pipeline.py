@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import fields
 
-from rsmi.config import RSMIConfig
+from rsmi.cli._common import add_config_flags, config_overrides
 from rsmi.pipeline import PipelineConfig
 
 _DEFAULTS = PipelineConfig()
@@ -44,18 +43,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=None,
                    help="learning rate of every method (default: 5e-5 for hidden size ≤ 512, "
                    "else 1e-5)")
-    group = p.add_argument_group(
-        "RSMI hyperparameters of the rsmi method (default: the reference values)"
+    add_config_flags(
+        p, exclude=("max_length",),
+        title="RSMI hyperparameters of the rsmi method (default: the reference values)",
     )
-    reference = RSMIConfig()
-    for f in fields(RSMIConfig):
-        if f.name == "max_length":
-            continue
-        value = getattr(reference, f.name)
-        group.add_argument(
-            "--" + f.name.replace("_", "-"), dest=f.name, type=type(value), default=None,
-            choices=["avg", "max"] if f.name == "vote" else None, help=f"reference {value}",
-        )
     p.set_defaults(func=run)
 
 
@@ -75,11 +66,7 @@ def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
         attack_seeds=args.attack_seeds,
         eot=args.eot,
         seed=args.seed,
-        rsmi_overrides={
-            f.name: getattr(args, f.name)
-            for f in fields(RSMIConfig)
-            if f.name != "max_length" and getattr(args, f.name, None) is not None
-        },
+        rsmi_overrides=config_overrides(args, exclude=("max_length",)),
         train_overrides={} if args.lr is None else {"lr": args.lr},
     )
 
