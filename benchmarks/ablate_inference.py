@@ -7,7 +7,8 @@ pass of the masked input), ``full`` (the model's own configuration: the deployed
 predictor). The RSMI settings of the non-plain rows are taken from ``--rsmi-config`` (default:
 the reference values with the model's ``max_length``). Accuracy is also reported by input
 length (tokens, special tokens included; ``--length-bins``), to show how the cost of masking
-depends on how many other tokens carry the label.
+depends on how many other tokens carry the label. Each row after a model's ``plain`` row
+carries an exact McNemar test against it (same examples, paired): ``mcnemar_p``.
 
     python benchmarks/ablate_inference.py runs/main/models/base runs/main/models/rsmi \
         --data mr --split test --out runs/ablate_inference.json
@@ -39,6 +40,17 @@ def settings(model_config: RSMIConfig, reference: RSMIConfig) -> dict[str, RSMIC
         "reference": ref,
         "own": model_config,
     }
+
+
+def _mcnemar(before: np.ndarray, after: np.ndarray) -> dict:
+    """Exact McNemar test of two paired correctness vectors (statsmodels)."""
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    lost = int((before & ~after).sum())
+    gained = int((~before & after).sum())
+    table = [[int((before & after).sum()), lost], [gained, int((~before & ~after).sum())]]
+    return {"vs_plain_lost": lost, "vs_plain_gained": gained,
+            "mcnemar_p": float(mcnemar(table, exact=True).pvalue)}
 
 
 def _buckets(lengths: np.ndarray, bounds: list[int]) -> dict[str, np.ndarray]:
@@ -80,12 +92,15 @@ def main(argv: list[str] | None = None) -> int:
         lengths = np.array([len(enc["input_ids"]) for enc in clf.tokenize(texts)[0]])
         buckets = _buckets(lengths, bounds)
         wanted = args.settings.split(",")
+        plain_correct = None
         for name, config in settings(own, reference).items():
             if name not in wanted:
                 continue
             clf.set_config(config)
             pred = clf.predict(texts, seed=args.seed)
             correct = pred.labels == gold
+            if name == "plain":
+                plain_correct = correct
             row = {
                 "model": model_dir, "method": clf.method, "setting": name,
                 "accuracy": float(correct.mean()),
@@ -97,12 +112,15 @@ def main(argv: list[str] | None = None) -> int:
                 "second_step_share": float(pred.second_step.mean()),
                 "config": config.to_dict(),
             }
+            if plain_correct is not None and name != "plain":
+                row.update(_mcnemar(plain_correct, correct))
             rows.append(row)
             by_length = "  ".join(
                 f"{label}: {100 * v['accuracy']:5.1f}" for label, v in row["accuracy_by_length"].items()
             )
+            test = f"  McNemar p {row['mcnemar_p']:.2g}" if "mcnemar_p" in row else ""
             print(f"{model_dir:32s} {name:10s} acc {100 * row['accuracy']:6.2f}  "
-                  f"passes {row['avg_forward_passes']:5.1f}  | {by_length}", flush=True)
+                  f"passes {row['avg_forward_passes']:5.1f}  | {by_length}{test}", flush=True)
         clf.set_config(own)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
