@@ -78,7 +78,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="upper bounds (tokens) of the length buckets; the last is open")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     reference = RSMIConfig(**json.loads(args.rsmi_config)) if args.rsmi_config else RSMIConfig()
     data = load_dataset(args.data)
     examples = list(data.split(args.split))[: args.max_examples]

@@ -12,9 +12,11 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from rsmi.config import RSMIConfig
 
 logger = logging.getLogger(__name__)
 
@@ -82,8 +84,7 @@ _TRAINING_KEYS = (
     "grad_accum", "max_grad_norm",
 )
 _METHOD_KEYS = {
-    "rsmi": ("noise_std", "noise_every", "num_masks", "saliency_top_k", "grad_noise_weight",
-             "k0", "k1", "alpha", "vote"),
+    "rsmi": tuple(f.name for f in fields(RSMIConfig) if f.name not in _TRAINING_KEYS),
     "freelb": ("adv_steps", "adv_lr", "adv_init_mag", "adv_max_norm"),
 }
 
@@ -94,7 +95,7 @@ def _check_same_training(config: Any, model_dir: Path) -> None:
     saved = json.loads((model_dir / CONFIG_FILE).read_text(encoding="utf-8"))
     wanted = config.to_dict()
     keys = _TRAINING_KEYS + _METHOD_KEYS.get(config.method, ())
-    differ = [k for k in keys if k in wanted and saved.get(k) != wanted.get(k)]
+    differ = [k for k in keys if saved.get(k) != wanted.get(k)]
     if differ:
         details = ", ".join(
             f"{k}: saved {saved.get(k)!r} vs asked {wanted.get(k)!r}" for k in differ

@@ -11,6 +11,13 @@ from typing import Any, TextIO
 from rsmi.config import RSMIConfig
 
 
+def console() -> Any:
+    """A rich console; 160 columns when stdout is not a terminal (logs: no 80-column wrap)."""
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 160)
+
+
 def add_config_flags(
     parser: argparse.ArgumentParser,
     *,

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from rsmi.cli._common import add_config_flags, config_overrides
+from rsmi.cli._common import add_config_flags, config_overrides, console
 from rsmi.pipeline import PipelineConfig
 
 _DEFAULTS = PipelineConfig()
@@ -72,15 +71,13 @@ def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from rsmi import reports
     from rsmi.pipeline import run_pipeline
 
-    console = Console(width=None if sys.stdout.isatty() else 160)  # logs: no 80-col wrap
+    out = console()
     cfg = pipeline_config(args)
     # Progress lines hold "[stage]" tags: print them as text, not as rich markup.
-    rows = run_pipeline(cfg, say=lambda msg: console.print(msg, markup=False, highlight=False))
-    console.print(reports.rich_table(rows, title=f"{cfg.data}: clean and under attack"))
-    console.print(f"report: {cfg.out}/report.md, plot: {cfg.out}/results.png")
+    rows = run_pipeline(cfg, say=lambda msg: out.print(msg, markup=False, highlight=False))
+    out.print(reports.rich_table(rows, title=f"{cfg.data}: clean and under attack"))
+    out.print(f"report: {cfg.out}/report.md, plot: {cfg.out}/results.png")
     return 0

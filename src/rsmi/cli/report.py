@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
+
+from rsmi.cli._common import console
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,14 +23,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from rsmi import reports
 
     rows = [reports.load_row(path) for path in args.runs]
-    Console(width=None if sys.stdout.isatty() else 160).print(
-        reports.rich_table(rows, title=args.title)
-    )
+    console().print(reports.rich_table(rows, title=args.title))
     plot_name = None
     if args.plot:
         reports.plot(rows, args.plot, title=args.title)
