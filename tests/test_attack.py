@@ -448,3 +448,15 @@ def test_cli_attack_and_merge(resources, tokenizer_module, tmp_path, monkeypatch
     rs = json.loads((tmp_path / "rs" / "summary.json").read_text())
     assert rs["config"]["model_overrides"] == {"num_masks": 0}
     assert rs["model"]["rsmi_config"]["num_masks"] == 0
+
+
+def test_dtype_is_recorded_and_a_resume_in_another_dtype_is_refused(
+    resources, tokenizer_module, tmp_path
+):
+    summary = _rsmi_run(resources, tokenizer_module, tmp_path / "bf16", num_examples=2,
+                        dtype="bfloat16")
+    assert summary["dtype"] == "bfloat16" and summary["config"]["dtype"] == "bfloat16"
+    with pytest.raises(ValueError, match="other settings"):
+        _rsmi_run(resources, tokenizer_module, tmp_path / "bf16", resume=True, num_examples=2)
+    with pytest.raises(ValueError, match="effective compute dtype"):
+        AttackConfig(recipe="deepwordbug", dtype="auto")

@@ -190,7 +190,7 @@ def test_rsmi_step_masks_the_most_salient_tokens_and_adds_wg(make_classifier, to
         ({"epochs": 0}, "epochs"),
         ({"num_masks": 6, "saliency_top_k": 5}, "num_masks"),
         ({"warmup_ratio": 1.0}, "warmup_ratio"),
-        ({"mixed_precision": "fp8"}, "mixed_precision"),
+        ({"dtype": "fp8"}, "dtype"),
         ({"alpha": 1.5}, "alpha"),
         ({"learning_rate": 1e-5}, "learning_rate"),
     ],
@@ -249,3 +249,31 @@ def test_two_process_run_trains_and_saves_once(tiny_dir, tmp_path):
     # 64 train examples / 8 = 8 batches, 4 per process: 4 optimizer steps.
     assert log[0]["global_step"] == 4
     assert RSMIClassifier.from_pretrained(out).method == "rsmi"
+
+
+@pytest.mark.parametrize("method", ["base", "rsmi", "freelb"])
+def test_bf16_training_learns_and_records_its_dtype(method, tiny_dir, tmp_path):
+    """Every method trains under bfloat16 autocast (saliency and FreeLB ascent included)."""
+    data = toy_dataset()
+    out = train(tiny_config(tiny_dir, tmp_path / method, method=method, dtype="bfloat16"), data)
+    saved = json.loads((out / "training_config.json").read_text())
+    assert saved["dtype"] == "bfloat16" and saved["resolved"]["dtype"] == "bfloat16"
+    weights = load_file(str(out / "model.safetensors"))
+    assert all(t.dtype == torch.float32 for t in weights.values())  # weights stay float32
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert max(r["dev_accuracy"] for r in log if r["event"] == "epoch") >= 0.9, log
+
+
+def test_resume_in_another_dtype_is_refused(tiny_dir, tmp_path):
+    data = toy_dataset(48)
+    config = tiny_config(tiny_dir, tmp_path / "run", method="base", epochs=2)
+
+    def stop_at_step_2(info):
+        if info.global_step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(TrainingInterrupted):
+        train(config, data, on_step=stop_at_step_2)
+    with pytest.raises(ValueError, match="dtype=float32.*dtype=bfloat16"):
+        train(config.replace(dtype="bfloat16"), data, resume=True)
+    assert TrainConfig.from_dict({"mixed_precision": "bf16"}).dtype == "bfloat16"  # older runs

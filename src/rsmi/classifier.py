@@ -44,7 +44,8 @@ from rsmi.masking import (
     saliency,
     special_token_mask,
 )
-from rsmi.noise import HiddenStateNoise, row_seed
+from rsmi.noise import HiddenStateNoise, forward_sharing_prefix, row_seed
+from rsmi.precision import autocast, normalize_dtype, resolve_dtype
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +130,12 @@ class RSMIClassifier:
         config: the RSMI hyperparameters.
         label_names: one name per class (default ``"0"``, ``"1"``, ...).
         method: how the weights were trained (``"rsmi"``, ``"base"``, ``"freelb"``); recorded on save.
+        dtype: compute precision of the forward and saliency passes: ``"float32"``,
+            ``"bfloat16"``, ``"float16"`` (CUDA) or ``"auto"`` (bfloat16 where the device runs
+            it natively; :mod:`rsmi.precision`). Weights and noise draws stay float32.
+        share_prefix: compute the embeddings and block 0 once per distinct input row of a
+            forward call and gather them to its Monte-Carlo samples (same results, less work;
+            :func:`rsmi.noise.forward_sharing_prefix`).
     """
 
     def __init__(
@@ -138,6 +145,8 @@ class RSMIClassifier:
         config: RSMIConfig | None = None,
         label_names: Sequence[str] | None = None,
         method: str = "rsmi",
+        dtype: str = "float32",
+        share_prefix: bool = True,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -156,6 +165,8 @@ class RSMIClassifier:
         self.noise: HiddenStateNoise | None = None
         self.config = RSMIConfig() if config is None else config
         self.set_config(self.config)
+        self.share_prefix = bool(share_prefix)
+        self.set_dtype(dtype)
         self.model.eval()
 
     # ------------------------------------------------------------------ configuration
@@ -177,6 +188,18 @@ class RSMIClassifier:
         self.noise = HiddenStateNoise(self.model, config.noise_std, config.noise_every)
         self.config = config
 
+    def set_dtype(self, dtype: str) -> None:
+        """Compute precision (``auto`` / ``float32`` / ``bfloat16`` / ``float16``) for this device.
+
+        ``self.dtype`` keeps the setting, ``self.compute_dtype`` the effective precision (what
+        results record); ``auto`` is resolved again by :meth:`to`.
+        """
+        self.dtype = normalize_dtype(dtype)
+        self.compute_dtype = resolve_dtype(self.dtype, self.device)
+
+    def _autocast(self) -> Any:
+        return autocast(self.device, self.compute_dtype)
+
     @property
     def num_labels(self) -> int:
         return len(self.label_names)
@@ -187,6 +210,7 @@ class RSMIClassifier:
 
     def to(self, device: str | torch.device) -> RSMIClassifier:
         self.model.to(device)
+        self.set_dtype(self.dtype)
         return self
 
     # ------------------------------------------------------------------ tokenisation
@@ -246,11 +270,15 @@ class RSMIClassifier:
         assert self.noise is not None
         rows = inputs["input_ids"].shape[0]
         out = []
-        with torch.inference_mode():
+        with torch.inference_mode(), self._autocast():
             for start in range(0, rows, max_rows):
                 chunk = _trim_padding({k: v[start : start + max_rows] for k, v in inputs.items()})
                 with self.noise.per_row(seeds[start : start + max_rows], chunk["attention_mask"]):
-                    out.append(self.model(**chunk).logits.float())
+                    if self.share_prefix:
+                        output = forward_sharing_prefix(self.model, self.noise, chunk)
+                    else:
+                        output = self.model(**chunk)
+                    out.append(output.logits.float())
         return torch.cat(out) if out else torch.empty(0, self.num_labels)
 
     def _saliency_candidates(
@@ -259,7 +287,7 @@ class RSMIClassifier:
         """Saliency pass with the predicted label on the noisy model → mask candidates."""
         assert self.noise is not None
         seeds = [row_seed(seed, i, PASS_SALIENCY, 0) for i in idx]
-        with self.noise.per_row(seeds, inputs["attention_mask"]):
+        with self.noise.per_row(seeds, inputs["attention_mask"]), self._autocast():
             sal = saliency(self.model, inputs, labels=None, reduction="sum")
         forbidden = special_token_mask(
             inputs["input_ids"], inputs["attention_mask"], self.special_ids
@@ -490,6 +518,7 @@ class RSMIClassifier:
         config: RSMIConfig | None = None,
         device: str | torch.device | None = None,
         local_files_only: bool | None = None,
+        dtype: str = "float32",
         **config_overrides: Any,
     ) -> RSMIClassifier:
         """Load a saved RSMI model, or put a new classification head on an encoder.
@@ -501,6 +530,8 @@ class RSMIClassifier:
             num_labels: classes of a new head (default: ``len(label_names)`` or the checkpoint's).
             label_names: class names (default ``"0"``, ``"1"``, ... or the saved ones).
             config: RSMI hyperparameters (default: the saved ones, else the reference values).
+            dtype: compute precision (``auto``, ``float32``, ``bfloat16``, ``float16``); the
+                weights are loaded in float32 either way.
             config_overrides: individual :class:`RSMIConfig` fields to change.
 
         Only safetensors weights are read and no remote code runs; nothing is unpickled.
@@ -578,6 +609,7 @@ class RSMIClassifier:
             base = RSMIConfig() if config is None else config
             clf = cls(model, tokenizer, base.replace(**config_overrides), label_names)
             clf.metadata = {"backbone": str(name_or_path)}
+        clf.set_dtype(dtype)
         if device is not None:
             clf.to(device)
         return clf

@@ -57,7 +57,7 @@ def saliency(
         embeds = model.get_input_embeddings()(input_ids).detach().requires_grad_(True)
         logits = model(inputs_embeds=embeds, **extra).logits
         target = logits.argmax(dim=-1).detach() if labels is None else labels
-        loss = F.cross_entropy(logits, target, reduction=reduction)
+        loss = F.cross_entropy(logits.float(), target, reduction=reduction)
         (grads,) = torch.autograd.grad(loss, embeds)
     return Saliency(logits.detach(), target, grads, grads.norm(dim=-1))
 

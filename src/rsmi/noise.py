@@ -129,7 +129,7 @@ class HiddenStateNoise:
         hidden = output[0] if isinstance(output, tuple) else output
         if not isinstance(hidden, torch.Tensor):
             raise TypeError(f"unexpected output of encoder block {type(module).__name__}")
-        noisy = hidden + self.noise_std * self._draw(hidden)
+        noisy = hidden + self.noise_std * self._draw(hidden)  # _draw returns hidden's dtype
         if isinstance(output, tuple):
             return (noisy, *output[1:])
         return noisy
@@ -138,23 +138,85 @@ class HiddenStateNoise:
         rows = self._rows
         if rows is None:
             return torch.randn(
-                hidden.shape, generator=self.generator, device=hidden.device, dtype=hidden.dtype
-            )
+                hidden.shape, generator=self.generator, device=hidden.device, dtype=torch.float32
+            ).to(hidden.dtype)
         if rows.attention_mask.shape != hidden.shape[:2]:
             raise RuntimeError(
                 f"per-row noise set up for inputs of shape {tuple(rows.attention_mask.shape)} "
                 f"but the block returned {tuple(hidden.shape[:2])}"
             )
         # Row r's draws fill its real positions in order; one scatter for the whole batch.
+        # Drawn in float32 whatever the compute dtype, so a seed gives the same noise under
+        # bfloat16 autocast as in float32.
         dim = hidden.shape[-1]
-        flat = hidden.new_empty((sum(rows.counts), dim))
+        flat = torch.empty((sum(rows.counts), dim), device=hidden.device, dtype=torch.float32)
         offset = 0
         for gen, count in zip(rows.generators, rows.counts, strict=True):
             torch.randn((count, dim), generator=gen, out=flat[offset : offset + count])
             offset += count
-        noise = torch.zeros_like(hidden)
-        noise[rows.attention_mask] = flat
+        noise = hidden.new_zeros(hidden.shape)
+        noise[rows.attention_mask] = flat.to(hidden.dtype)
         return noise
+
+
+class _PrefixCaptured(Exception):
+    """Raised by the capture hook: the rest of the forward pass is not needed."""
+
+
+def _take_rows(output: object, index: torch.Tensor, rows: int) -> object:
+    """``output`` (a tensor or a tuple of them) with its batch rows gathered by ``index``."""
+    if isinstance(output, torch.Tensor):
+        return output.index_select(0, index) if output.dim() > 0 and output.shape[0] == rows else output
+    if isinstance(output, tuple):
+        return tuple(_take_rows(item, index, rows) for item in output)
+    return output
+
+
+def forward_sharing_prefix(
+    model: nn.Module, noise: HiddenStateNoise, inputs: dict[str, torch.Tensor]
+) -> object:
+    """``model(**inputs)`` computing the embeddings and block 0 once per distinct input row.
+
+    Monte-Carlo samples of one input differ only by the noise, which is first added to the
+    output of block 0 (block ``i`` is noised when ``i % noise_every == 0``). Everything up to
+    that point is the same for identical rows, so it runs once per distinct row (``k0`` copies
+    in step 1, at most C(top_k, num_masks) masks among ``k1`` copies in step 2, ``n`` copies
+    in CERTIFY) and is gathered back to all rows; the noise hooks then fire as usual, with the
+    same per-row draws. The model's own ``forward`` is untouched: block 0's ``forward`` is
+    shadowed for one call by a function returning the gathered output.
+    """
+    blocks = noise.blocks
+    key = torch.cat([inputs[k] for k in sorted(inputs)], dim=1)
+    unique, inverse = torch.unique(key, dim=0, return_inverse=True)
+    rows = key.shape[0]
+    if unique.shape[0] == rows:
+        return model(**inputs)
+    # One representative row per distinct input: its first occurrence.
+    order = torch.arange(rows, device=key.device)
+    first = torch.full((unique.shape[0],), rows, dtype=order.dtype, device=key.device)
+    first = first.scatter_reduce(0, inverse, order, reduce="amin")
+    captured: list[object] = []
+
+    def capture(module: nn.Module, args: object, output: object) -> None:
+        captured.append(output)
+        raise _PrefixCaptured
+
+    handle = blocks[0].register_forward_hook(capture)
+    try:
+        with noise.disabled():
+            model(**{k: v.index_select(0, first) for k, v in inputs.items()})
+    except _PrefixCaptured:
+        pass
+    finally:
+        handle.remove()
+    if not captured:
+        raise RuntimeError("block 0 did not run in the forward pass of the distinct rows")
+    gathered = _take_rows(captured[0], inverse, unique.shape[0])
+    blocks[0].forward = lambda *args, **kwargs: gathered
+    try:
+        return model(**inputs)
+    finally:
+        del blocks[0].forward
 
 
 _MASK64 = (1 << 64) - 1

@@ -45,6 +45,8 @@ class PipelineConfig:
         rsmi_overrides: :class:`rsmi.RSMIConfig` fields for the ``rsmi`` method only (e.g.
             ``{"num_masks": 1}``); the other methods ignore them.
         train_overrides: other :class:`rsmi.training.TrainConfig` fields, for every method.
+        dtype: compute precision of training, evaluation and attacks (``auto``, ``float32``,
+            ``bfloat16``; :mod:`rsmi.precision`).
     """
 
     out: str = "runs/main"
@@ -62,6 +64,15 @@ class PipelineConfig:
     seed: int = 0
     rsmi_overrides: dict[str, Any] = field(default_factory=dict)
     train_overrides: dict[str, Any] = field(default_factory=dict)
+    dtype: str = "float32"
+
+    def compute_dtype(self) -> str:
+        """The effective precision of ``dtype`` on this machine's default device."""
+        import torch
+
+        from rsmi.precision import resolve_dtype
+
+        return resolve_dtype(self.dtype, "cuda" if torch.cuda.is_available() else "cpu")
 
 
 def _finished(model_dir: Path) -> bool:
@@ -96,6 +107,17 @@ def _check_same_training(config: Any, model_dir: Path) -> None:
     wanted = config.to_dict()
     keys = _TRAINING_KEYS + _METHOD_KEYS.get(config.method, ())
     differ = [k for k in keys if saved.get(k) != wanted.get(k)]
+    from rsmi.precision import normalize_dtype, resolve_dtype
+
+    saved_dtype = saved.get("resolved", {}).get("dtype") or normalize_dtype(
+        saved.get("dtype", saved.get("mixed_precision", "float32"))
+    )
+    import torch
+
+    wanted_dtype = resolve_dtype(config.dtype, "cuda" if torch.cuda.is_available() else "cpu")
+    if saved_dtype != wanted_dtype:
+        differ.append("dtype")
+        saved["dtype"], wanted["dtype"] = saved_dtype, wanted_dtype
     if differ:
         details = ", ".join(
             f"{k}: saved {saved.get(k)!r} vs asked {wanted.get(k)!r}" for k in differ
@@ -120,6 +142,7 @@ def train_stage(cfg: PipelineConfig, method: str, dataset: Any, say: Say) -> Pat
         max_examples=cfg.max_train_examples,
         max_length=cfg.max_length,
         seed=cfg.seed,
+        dtype=cfg.dtype,
         **{**cfg.train_overrides, **(cfg.rsmi_overrides if method == "rsmi" else {})},
     )
     if _finished(model_dir):
@@ -140,10 +163,14 @@ def evaluate_stage(
     from rsmi.training import evaluate
 
     path = Path(cfg.out) / "eval" / method / "evaluation.json"
-    clf = RSMIClassifier.from_pretrained(model_dir)
+    clf = RSMIClassifier.from_pretrained(model_dir, dtype=cfg.dtype)
     if path.exists():
         cached = json.loads(path.read_text(encoding="utf-8"))
-        if cached.get("config") == clf.config.to_dict() and cached.get("seed") == cfg.seed:
+        if (
+            cached.get("config") == clf.config.to_dict()
+            and cached.get("seed") == cfg.seed
+            and cached.get("dtype", "float32") == clf.compute_dtype
+        ):
             say(f"[evaluate] {method}: {path} exists, reused")
             return path
         say(f"[evaluate] {method}: {path} was made with other settings, evaluating again")
@@ -175,10 +202,17 @@ def attack_stage(
 
     run_dir = Path(cfg.out) / "attacks" / f"{method}-{recipe}"
     summary_path = run_dir / SUMMARY_FILE
+    dtype = cfg.compute_dtype()
     if summary_path.exists() and json.loads(summary_path.read_text()).get("complete"):
+        done = json.loads(summary_path.read_text()).get("dtype", "float32")
+        if done != dtype:
+            raise ValueError(
+                f"{run_dir} holds a finished attack computed in {done}, not {dtype}: choose "
+                "another --out, or use the same --dtype"
+            )
         say(f"[attack] {method} × {recipe}: finished, reused")
         return run_dir
-    clf = RSMIClassifier.from_pretrained(model_dir)
+    clf = RSMIClassifier.from_pretrained(model_dir, dtype=dtype)
     randomized = clf.config.smoothing or clf.config.masking
     config = AttackConfig(
         recipe=recipe,
@@ -190,6 +224,7 @@ def attack_stage(
         eot=cfg.eot if randomized else 1,
         model=str(model_dir),
         data=cfg.data,
+        dtype=dtype,
     )
     resume = run_dir.exists() and any(run_dir.iterdir())
     say(

@@ -99,6 +99,8 @@ class AttackConfig:
         model_overrides: :class:`rsmi.RSMIConfig` fields set on the model before the attack
             (e.g. ``{"num_masks": 0}``: attack the same weights with randomized smoothing
             only); recorded, and a resumed or merged run must use the same.
+        dtype: the effective compute precision of the attacked model (``float32``,
+            ``bfloat16``, ``float16``; :mod:`rsmi.precision`); part of the run identity.
     """
 
     recipe: str
@@ -117,6 +119,7 @@ class AttackConfig:
     data: str | None = None
     split: str = "test"
     model_overrides: dict[str, Any] = field(default_factory=dict)
+    dtype: str = "float32"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -146,6 +149,11 @@ class AttackConfig:
             )
         if self.batch_size < 1:
             raise ValueError(f"batch_size={self.batch_size} is invalid: it must be ≥ 1")
+        if self.dtype not in ("float32", "bfloat16", "float16"):
+            raise ValueError(
+                f"dtype={self.dtype!r} is invalid: an attack config records the effective "
+                "compute dtype (float32, bfloat16 or float16; resolve 'auto' first)"
+            )
         from rsmi.config import RSMIConfig
 
         known = {f.name for f in dataclasses.fields(RSMIConfig)}

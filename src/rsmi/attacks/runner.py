@@ -156,6 +156,7 @@ def run_attack(
     selected = select_examples(examples, config.num_examples, config.sample_seed, preset.min_words)
     if config.model_overrides:
         classifier.set_config(classifier.config.replace(**config.model_overrides))
+    classifier.set_dtype(config.dtype)
     max_length = config.max_length
     if max_length is None:
         mean_words = float(np.mean([len(ex.text.split()) for ex in selected]))
@@ -428,6 +429,7 @@ def _run_fields(config: AttackConfig, wall_time_s: float | None) -> dict[str, An
         "eot": config.eot,
         "transfer": config.transfer,
         "cache": config.cache,
+        "dtype": config.dtype,
         "config": config.to_dict(),
         "wall_time_s": None if wall_time_s is None else round(wall_time_s, 3),
         "versions": package_versions(),

@@ -48,6 +48,18 @@ def add_config_flags(
         )
 
 
+def add_dtype_flag(parser: argparse.ArgumentParser) -> None:
+    """``--dtype``: compute precision of the model's forward passes (rsmi.precision)."""
+    from rsmi.precision import DTYPES
+
+    parser.add_argument(
+        "--dtype", choices=DTYPES, default="float32",
+        help="compute precision: auto = bfloat16 autocast where the device runs it natively "
+        "(CPUs with AVX-512 BF16 or AMX, CUDA with compute capability ≥ 8), float32 elsewhere; "
+        "weights and noise draws stay float32 (default float32)",
+    )
+
+
 def config_overrides(args: argparse.Namespace, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
     """The :class:`RSMIConfig` fields given on the command line (less those in ``exclude``)."""
     return {

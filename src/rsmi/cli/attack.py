@@ -15,7 +15,7 @@ from rsmi.attacks.config import (
     parse_seeds,
     parse_shard,
 )
-from rsmi.cli._common import add_config_flags, config_overrides
+from rsmi.cli._common import add_config_flags, add_dtype_flag, config_overrides
 from rsmi.cli.main import CLIError
 
 
@@ -58,6 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-length", type=int, default=None,
                    help="model max length (default: the preset's 128, 256 for long documents)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available)")
+    add_dtype_flag(p)
     p.add_argument("--resources", default=None,
                    help="prepared resource directory (default RSMI_HOME/resources)")
     p.add_argument("--out", help="output directory")
@@ -75,7 +76,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.set_defaults(func=run_merge)
 
 
+def _device(args: argparse.Namespace) -> str:
+    import torch
+
+    return args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def _config(args: argparse.Namespace, shard: tuple[int, int]) -> AttackConfig:
+    from rsmi.precision import resolve_dtype
+
     missing = [f"--{n}" for n in ("model", "data", "recipe", "out") if not getattr(args, n)]
     if missing:
         raise CLIError(f"missing {', '.join(missing)} (see rsmi attack --help)")
@@ -86,6 +95,7 @@ def _config(args: argparse.Namespace, shard: tuple[int, int]) -> AttackConfig:
         mlm=args.mlm, batch_size=args.batch_size, max_length=args.max_length, shard=shard,
         model=str(args.model), data=str(args.data), split=args.split,
         model_overrides=config_overrides(args, exclude=("max_length", "grad_noise_weight")),
+        dtype=resolve_dtype(args.dtype, _device(args)),
     )
 
 
@@ -94,15 +104,14 @@ def run(args: argparse.Namespace) -> int:
 
     shard = parse_shard(args.shard) if args.shard else (shard_from_accelerate() or (0, 1))
     config = _config(args, shard)  # validate before loading anything heavy
-    import torch
-
     from rsmi import RSMIClassifier
     from rsmi.data import load_dataset
 
     dataset = load_dataset(args.data)
     examples = dataset.split(args.split)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    clf = RSMIClassifier.from_pretrained(args.model, label_names=None, device=device)
+    clf = RSMIClassifier.from_pretrained(
+        args.model, label_names=None, device=_device(args), dtype=config.dtype
+    )
     if clf.num_labels != len(dataset.label_names):
         raise CLIError(
             f"model {args.model} has {clf.num_labels} classes but dataset {args.data} has "

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from rsmi.cli._common import add_dtype_flag
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -24,6 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--text-column", default=None, help="text column of a local/HF dataset")
     p.add_argument("--label-column", default=None, help="label column of a local/HF dataset")
     p.add_argument("--out", metavar="FILE", default=None, help="also write the JSON to FILE")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available)")
+    add_dtype_flag(p)
     p.set_defaults(func=run)
 
 
@@ -35,7 +39,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.max_examples is not None and args.max_examples < 1:
         raise ValueError(f"--max-examples={args.max_examples} is invalid: it must be ≥ 1")
-    clf = RSMIClassifier.from_pretrained(args.model)
+    import torch
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    clf = RSMIClassifier.from_pretrained(args.model, device=device, dtype=args.dtype)
     data = load_dataset(args.data, split_seed=args.split_seed, text_column=args.text_column,
                         label_column=args.label_column)
     if list(data.label_names) != list(clf.label_names):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from rsmi.cli._common import add_config_flags, config_overrides, console
+from rsmi.cli._common import add_config_flags, add_dtype_flag, config_overrides, console
 from rsmi.pipeline import PipelineConfig
 
 _DEFAULTS = PipelineConfig()
@@ -42,6 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=None,
                    help="learning rate of every method (default: 5e-5 for hidden size ≤ 512, "
                    "else 1e-5)")
+    add_dtype_flag(p)
     add_config_flags(
         p, exclude=("max_length",),
         title="RSMI hyperparameters of the rsmi method (default: the reference values)",
@@ -67,6 +68,7 @@ def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
         seed=args.seed,
         rsmi_overrides=config_overrides(args, exclude=("max_length",)),
         train_overrides={} if args.lr is None else {"lr": args.lr},
+        dtype=args.dtype,
     )
 
 

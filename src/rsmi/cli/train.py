@@ -12,7 +12,8 @@ import sys
 from dataclasses import fields
 from typing import Any
 
-from rsmi.training.config import METHODS, MIXED_PRECISION, RSMI_FIELDS, TrainConfig
+from rsmi.precision import DTYPES
+from rsmi.training.config import METHODS, RSMI_FIELDS, TrainConfig
 
 # Flags whose value may be absent (None) and their element type.
 _OPTIONAL = {"data": str, "max_examples": int, "max_eval_examples": int, "text_column": str,
@@ -66,8 +67,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         kwargs: dict[str, Any] = {"type": kind, "default": None, "help": help_text}
         if f.name == "method":
             kwargs["choices"] = METHODS
-        elif f.name == "mixed_precision":
-            kwargs["choices"] = MIXED_PRECISION
+        elif f.name == "dtype":
+            kwargs["choices"] = DTYPES
         elif f.name == "vote":
             kwargs["choices"] = ["avg", "max"]
         group.add_argument(flag, dest=f.name, **kwargs)

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from rsmi.config import RSMIConfig
+from rsmi.precision import normalize_dtype
 
 METHODS = ("base", "rsmi", "freelb")
-MIXED_PRECISION = ("no", "fp16", "bf16")
 CONFIG_FILE = "training_config.json"
 
 # Learning rate used when --lr is not given: the reference 1e-5 is for base-size (768-d)
@@ -58,7 +58,9 @@ class TrainConfig:
         adv_lr: FreeLB ascent step size on the normalised gradient.
         adv_init_mag: magnitude of FreeLB's random initial perturbation (0 = start at zero).
         adv_max_norm: per-example L2 bound of the perturbation (0 = unbounded).
-        mixed_precision: ``"no"``, ``"fp16"`` (GPU) or ``"bf16"``.
+        dtype: compute precision of every forward/backward pass (``"float32"``,
+            ``"bfloat16"``, ``"float16"`` on CUDA, or ``"auto"``: :mod:`rsmi.precision`), via
+            accelerate's autocast; weights and optimiser state stay float32.
         checkpoint_every: also checkpoint every this many optimizer steps (0 = only per epoch
             and on SIGTERM/SIGINT).
         keep_checkpoint: keep the last checkpoint after a finished run (default: delete it).
@@ -100,18 +102,14 @@ class TrainConfig:
     adv_init_mag: float = 0.05
     adv_max_norm: float = 1.0
     # run
-    mixed_precision: str = "no"
+    dtype: str = "float32"
     checkpoint_every: int = 0
     keep_checkpoint: bool = False
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"method={self.method!r} is invalid: choose one of {', '.join(METHODS)}")
-        if self.mixed_precision not in MIXED_PRECISION:
-            raise ValueError(
-                f"mixed_precision={self.mixed_precision!r} is invalid: choose one of "
-                f"{', '.join(MIXED_PRECISION)}"
-            )
+        self.dtype = normalize_dtype(self.dtype)
         for name in ("epochs", "batch_size", "eval_batch_size", "grad_accum", "adv_steps"):
             _check_int(name, getattr(self, name), minimum=1)
         for name in ("seed", "split_seed", "checkpoint_every"):
@@ -154,6 +152,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Build from a mapping; unknown keys are an error (a typo must not pass silently)."""
+        data = _upgrade_keys(data)
         _check_keys(data)
         return cls(**data)
 
@@ -190,6 +189,16 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     out = {str(k).replace("-", "_"): v for k, v in data.items()}
     out.pop("resolved", None)  # a saved training_config.json can be reused as a config file
     _check_keys(out, source=str(file))
+    return out
+
+
+def _upgrade_keys(data: dict[str, Any]) -> dict[str, Any]:
+    """Settings of older runs: ``mixed_precision`` ("no"/"bf16"/"fp16") became ``dtype``."""
+    if "mixed_precision" not in data:
+        return data
+    out = dict(data)
+    legacy = out.pop("mixed_precision")
+    out.setdefault("dtype", normalize_dtype(legacy))
     return out
 
 

@@ -28,7 +28,8 @@ def evaluate(
         A JSON-ready dict: ``clean_accuracy``, ``per_class_accuracy`` (by label name, with
         counts), ``avg_forward_passes`` (encoder forward passes per example),
         ``second_step_share`` (share of inputs that needed step 2), ``truncated_share``,
-        ``num_examples``, ``seed``, ``seconds``, ``method`` and the RSMI ``config``.
+        ``num_examples``, ``seed``, ``seconds``, ``method``, the compute ``dtype`` and the RSMI
+        ``config``.
     """
     items = list(examples)
     if not items:
@@ -60,5 +61,6 @@ def evaluate(
         "seed": seed,
         "seconds": seconds,
         "method": clf.method,
+        "dtype": clf.compute_dtype,
         "config": clf.config.to_dict(),
     }

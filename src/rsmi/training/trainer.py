@@ -29,6 +29,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from rsmi.classifier import RSMI_FILE, RSMIClassifier
+from rsmi.precision import accelerate_mixed_precision, normalize_dtype, resolve_dtype
 from rsmi.training.batching import Collator, LengthGroupedBatches, encode
 from rsmi.training.checkpoint import (
     TrainState,
@@ -36,7 +37,7 @@ from rsmi.training.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from rsmi.training.config import TrainConfig
+from rsmi.training.config import CONFIG_FILE, TrainConfig
 from rsmi.training.steps import STEPS, StepContext
 
 logger = logging.getLogger(__name__)
@@ -199,6 +200,41 @@ def _prepare_out(out: Path, resume: bool, overwrite: bool) -> bool:
     return False
 
 
+def _reset_accelerate_precision(mixed_precision: str) -> None:
+    """Let one process train in several precisions one after the other (tests, sweeps).
+
+    accelerate keeps its state in a process-wide singleton and refuses a second
+    ``Accelerator`` with another ``mixed_precision``; in a single process nothing else holds
+    that state, so it is reset. Under ``accelerate launch`` every process asks for the same.
+    """
+    from accelerate.state import AcceleratorState
+
+    state = AcceleratorState._shared_state
+    if state and state.get("_mixed_precision", mixed_precision) != mixed_precision:
+        if int(state.get("num_processes", 1) or 1) > 1:
+            raise ValueError(
+                f"this process already trains with mixed_precision={state.get('_mixed_precision')}"
+                f" under several processes; start a new launch for dtype {mixed_precision}"
+            )
+        AcceleratorState._reset_state(reset_partial_state=False)
+
+
+def _check_resume_dtype(out: Path, dtype: str) -> None:
+    """A run is resumed in the precision it started in (the finished part was computed so)."""
+    path = out / CONFIG_FILE
+    if not path.exists():
+        return
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    before = saved.get("resolved", {}).get("dtype") or normalize_dtype(
+        saved.get("dtype", saved.get("mixed_precision", "float32"))
+    )
+    if before != dtype:
+        raise ValueError(
+            f"the run in {out} was trained with dtype={before}; resuming it with dtype={dtype} "
+            f"would mix precisions: resume with --dtype {before}, or start a new run"
+        )
+
+
 def _append_log(out: Path, record: dict[str, Any]) -> None:
     with (out / LOG_FILE).open("a", encoding="utf-8") as fh:
         fh.write(json.dumps(record) + "\n")
@@ -235,7 +271,12 @@ def train(
     from accelerate.utils import set_seed
 
     out = Path(config.out)
-    accelerator = Accelerator(mixed_precision=config.mixed_precision, gradient_accumulation_steps=config.grad_accum)
+    dtype = resolve_dtype(config.dtype, "cuda" if torch.cuda.is_available() else "cpu")
+    if resume:
+        _check_resume_dtype(out, dtype)
+    mixed_precision = accelerate_mixed_precision(dtype)
+    _reset_accelerate_precision(mixed_precision)
+    accelerator = Accelerator(mixed_precision=mixed_precision, gradient_accumulation_steps=config.grad_accum)
     resuming = _prepare_out(out, resume, overwrite)
     if accelerator.is_main_process:
         if overwrite and not resuming:
@@ -251,6 +292,7 @@ def train(
     clf.method = config.method
     clf.set_config(config.saved_config())
     clf.to(accelerator.device)
+    clf.set_dtype(dtype)  # dev evaluation in the training precision
     hidden = int(getattr(clf.model.config, "hidden_size", 768))
     lr = config.resolved_lr(hidden)
 
@@ -283,7 +325,7 @@ def train(
         logger.info("resuming %s at epoch %d, batch %d", out, state.epoch + 1, state.batches_done)
     if accelerator.is_main_process:
         config.save(
-            out, lr=lr, hidden_size=hidden, num_train_examples=len(train_examples),
+            out, lr=lr, dtype=dtype, hidden_size=hidden, num_train_examples=len(train_examples),
             num_dev_examples=len(dev_examples), dev_source=dev_source,
             num_processes=accelerator.num_processes, total_steps=total_steps,
         )
