@@ -18,12 +18,9 @@ uninterrupted run give the same records.
 
 from __future__ import annotations
 
-import datetime as _dt
-import importlib.metadata
 import logging
 import os
 import random
-import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -51,18 +48,9 @@ from rsmi.attacks.records import (
     write_json,
 )
 from rsmi.noise import row_seed
+from rsmi.provenance import provenance
 
 logger = logging.getLogger(__name__)
-
-VERSION_PACKAGES = (
-    "rsmi",
-    "torch",
-    "transformers",
-    "textattack",
-    "nltk",
-    "sentence-transformers",
-    "numpy",
-)
 
 ResultCallback = Callable[[dict[str, Any], dict[str, int]], None]
 StartCallback = Callable[[int, int, int], None]
@@ -398,28 +386,6 @@ def describe_model(classifier: Any) -> dict[str, Any]:
     }
 
 
-def package_versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {}
-    for name in VERSION_PACKAGES:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = None
-    return out
-
-
-def git_revision() -> str | None:
-    """The git commit of the rsmi source tree (None outside a checkout)."""
-    try:
-        proc = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
-            text=True, timeout=10, check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return proc.stdout.strip() or None if proc.returncode == 0 else None
-
-
 def _run_fields(config: AttackConfig, wall_time_s: float | None) -> dict[str, Any]:
     """What every summary records about the run: settings and provenance."""
     return {
@@ -430,9 +396,7 @@ def _run_fields(config: AttackConfig, wall_time_s: float | None) -> dict[str, An
         "cache": config.cache,
         "config": config.to_dict(),
         "wall_time_s": None if wall_time_s is None else round(wall_time_s, 3),
-        "versions": package_versions(),
-        "git_revision": git_revision(),
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **provenance(),
     }
 
 

@@ -57,6 +57,32 @@ def config_overrides(args: argparse.Namespace, exclude: tuple[str, ...] = ()) ->
     }
 
 
+# RSMIConfig fields that only training reads: no inference flag.
+TRAINING_ONLY_FIELDS = ("grad_noise_weight",)
+INFERENCE_TITLE = (
+    "RSMI inference settings (default: the saved model's own; e.g. --num-masks 0 runs the same "
+    "weights with randomized smoothing only, --noise-std 0 with masked inference only)"
+)
+
+
+def add_inference_flags(
+    parser: argparse.ArgumentParser, *, exclude: tuple[str, ...] = ()
+) -> None:
+    """The :class:`RSMIConfig` override flags of every command that predicts.
+
+    ``rsmi predict``, ``certify``, ``evaluate`` and ``attack`` share them: an unset flag keeps
+    the saved model's value; :func:`inference_overrides` collects those given.
+    """
+    add_config_flags(parser, exclude=TRAINING_ONLY_FIELDS + exclude, title=INFERENCE_TITLE)
+
+
+def inference_overrides(
+    args: argparse.Namespace, *, exclude: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """The inference settings given on the command line (recorded as ``model_overrides``)."""
+    return config_overrides(args, exclude=TRAINING_ONLY_FIELDS + exclude)
+
+
 def add_input_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify")
     parser.add_argument(

@@ -15,7 +15,7 @@ from rsmi.attacks.config import (
     parse_seeds,
     parse_shard,
 )
-from rsmi.cli._common import add_config_flags, config_overrides
+from rsmi.cli._common import add_inference_flags, inference_overrides
 from rsmi.cli.main import CLIError
 
 
@@ -61,11 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resources", default=None,
                    help="prepared resource directory (default RSMI_HOME/resources)")
     p.add_argument("--out", help="output directory")
-    add_config_flags(
-        p, exclude=("max_length", "grad_noise_weight"),
-        title="RSMI inference settings for the attacked model (default: the saved model's own; "
-        "e.g. --num-masks 0 attacks the same weights with randomized smoothing only)",
-    )
+    add_inference_flags(p, exclude=("max_length",))  # --max-length is the attack's own
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
     msub = p.add_subparsers(dest="attack_command", metavar="merge")
@@ -85,7 +81,7 @@ def _config(args: argparse.Namespace, shard: tuple[int, int]) -> AttackConfig:
         sample_seed=args.sample_seed, eot=args.eot, transfer=args.transfer, cache=args.cache,
         mlm=args.mlm, batch_size=args.batch_size, max_length=args.max_length, shard=shard,
         model=str(args.model), data=str(args.data), split=args.split,
-        model_overrides=config_overrides(args, exclude=("max_length", "grad_noise_weight")),
+        model_overrides=inference_overrides(args, exclude=("max_length",)),
     )
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 
 from rsmi.cli._common import (
-    add_config_flags,
+    add_inference_flags,
     add_input_flags,
-    config_overrides,
+    inference_overrides,
     print_jsonl,
     read_texts,
 )
@@ -48,7 +48,7 @@ def _common_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of all noise and mask draws (0)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default=None, help="torch device (default: cuda if available)")
-    add_config_flags(p)
+    add_inference_flags(p)
 
 
 def _load(args: argparse.Namespace):
@@ -57,7 +57,7 @@ def _load(args: argparse.Namespace):
     from rsmi import RSMIClassifier
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return RSMIClassifier.from_pretrained(args.model, device=device, **config_overrides(args))
+    return RSMIClassifier.from_pretrained(args.model, device=device, **inference_overrides(args))
 
 
 def run_predict(args: argparse.Namespace) -> int:

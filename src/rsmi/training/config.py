@@ -157,10 +157,18 @@ class TrainConfig:
         _check_keys(data)
         return cls(**data)
 
-    def save(self, directory: Path, **extra: Any) -> Path:
-        """Write ``training_config.json`` (with resolved values such as ``lr`` in ``extra``)."""
+    def save(
+        self, directory: Path, *, provenance: dict[str, Any] | None = None, **extra: Any
+    ) -> Path:
+        """Write ``training_config.json`` (with resolved values such as ``lr`` in ``extra``).
+
+        ``provenance`` (:func:`rsmi.provenance.provenance`: git revision, package versions,
+        machine, date) is recorded under its own key; a config file read back ignores it.
+        """
         path = Path(directory) / CONFIG_FILE
         payload = {**self.to_dict(), **({"resolved": extra} if extra else {})}
+        if provenance is not None:
+            payload["provenance"] = provenance
         path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
         return path
 
@@ -188,7 +196,9 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError(f"config file {file} must hold a mapping of settings, not {type(data).__name__}")
     out = {str(k).replace("-", "_"): v for k, v in data.items()}
-    out.pop("resolved", None)  # a saved training_config.json can be reused as a config file
+    # A saved training_config.json can be reused as a config file.
+    out.pop("resolved", None)
+    out.pop("provenance", None)
     _check_keys(out, source=str(file))
     return out
 
