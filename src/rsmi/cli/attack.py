@@ -49,8 +49,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--transfer", action="store_true",
                    help="attack the noise-off model, re-score its adversarial examples with the "
                    "smoothed model")
-    p.add_argument("--cache", action="store_true",
-                   help="TextAttack's output cache (off: a randomized model is resampled per query)")
+    p.add_argument("--cache", action=argparse.BooleanOptionalAction, default=None,
+                   help="TextAttack's output cache (default: the preset's: off, so a randomized "
+                   "model is resampled per query; on for --preset authors)")
+    p.add_argument("--cut-to-max-length", action=argparse.BooleanOptionalAction, default=None,
+                   help="cut each text to the longest word prefix whose tokenization fits the "
+                   "model's max length before attacking: no query is spent on words the model "
+                   "never reads (default: off)")
     p.add_argument("--resume", action="store_true", help="continue a killed run in --out")
     p.add_argument("--shard", help="i/n: attack every n-th example starting at i "
                    "(default: from accelerate launch, else 0/1)")
@@ -79,6 +84,7 @@ def _config(args: argparse.Namespace, shard: tuple[int, int]) -> AttackConfig:
     return AttackConfig(
         recipe=args.recipe, preset=args.preset, num_examples=args.num_examples, seeds=seeds,
         sample_seed=args.sample_seed, eot=args.eot, transfer=args.transfer, cache=args.cache,
+        cut_to_max_length=args.cut_to_max_length,
         mlm=args.mlm, batch_size=args.batch_size, max_length=args.max_length, shard=shard,
         model=str(args.model), data=str(args.data), split=args.split,
         model_overrides=inference_overrides(args, exclude=("max_length",)),
