@@ -192,6 +192,15 @@ def test_rsmi_step_masks_the_most_salient_tokens_and_adds_wg(make_classifier, to
     expected = clf.model.get_input_embeddings()(got.masked_ids) + 0.5 * ref.grads
     assert torch.allclose(got.inputs_embeds, expected)
     assert ref.grads.abs().sum() > 0
+    # candidate_rule "authors": the top 4 of all real tokens, specials included, then specials
+    # dropped; the most salient remaining are masked (same noise draw, same saliency).
+    clf.noise.generator = torch.Generator().manual_seed(7)
+    ctx.config = cfg.replace(candidate_rule="authors", num_masks=4)
+    authors = rsmi_inputs(ctx, batch)
+    top4 = ref.scores[0].masked_fill(~batch["attention_mask"][0].bool(), -1.0).topk(4).indices
+    kept = [t for t in top4.tolist() if int(ids[0, t]) not in clf.special_ids]
+    assert len(kept) < 4  # [CLS] is among the 4 most salient here: fewer masks than "content"
+    assert set((authors.masked_ids[0] == mask_id).nonzero().flatten().tolist()) == set(kept)
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import sys
 from dataclasses import fields
 from typing import Any, TextIO
 
-from rsmi.config import RSMIConfig
+from rsmi.config import CANDIDATE_RULES, VOTES, RSMIConfig
 
 
 def console() -> Any:
@@ -38,8 +38,12 @@ def add_config_flags(
         value = getattr(reference, f.name)
         kind = type(value)
         kwargs: dict[str, Any] = {"type": kind, "default": value if defaults else None}
-        if f.name == "vote":
-            kwargs["choices"] = ["avg", "max"]
+        if isinstance(value, bool):  # --step2-resample / --no-step2-resample
+            kwargs = {"action": argparse.BooleanOptionalAction, "default": kwargs["default"]}
+        elif f.name == "vote":
+            kwargs["choices"] = list(VOTES)
+        elif f.name == "candidate_rule":
+            kwargs["choices"] = list(CANDIDATE_RULES)
         group.add_argument(
             "--" + f.name.replace("_", "-"),
             dest=f.name,

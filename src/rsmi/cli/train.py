@@ -12,6 +12,7 @@ import sys
 from dataclasses import fields
 from typing import Any
 
+from rsmi.config import CANDIDATE_RULES
 from rsmi.training.config import METHODS, MIXED_PRECISION, RSMI_FIELDS, TrainConfig
 
 # Flags whose value may be absent (None) and their element type.
@@ -32,6 +33,10 @@ _HELP = {
     "adv_lr": "FreeLB ascent step size",
     "adv_init_mag": "FreeLB random-start magnitude (0 = zero start)",
     "adv_max_norm": "FreeLB per-example L2 bound of the perturbation (0 = unbounded)",
+    "candidate_rule": "mask candidates: content (non-special tokens) or authors (top-k first, "
+    "then [CLS]/[SEP] dropped, as the RSMI authors' code)",
+    "step2_resample": "inference step 2 as the RSMI authors' code: saliency recomputed, masks "
+    "drawn with replacement",
     "checkpoint_every": "also checkpoint every N optimizer steps (0 = per epoch and on signals)",
     "keep_checkpoint": "keep the last checkpoint after the run finishes",
 }
@@ -70,6 +75,8 @@ def register(sub: argparse._SubParsersAction) -> None:
             kwargs["choices"] = MIXED_PRECISION
         elif f.name == "vote":
             kwargs["choices"] = ["avg", "max"]
+        elif f.name == "candidate_rule":
+            kwargs["choices"] = list(CANDIDATE_RULES)
         group.add_argument(flag, dest=f.name, **kwargs)
     p.set_defaults(func=run)
 

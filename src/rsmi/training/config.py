@@ -80,6 +80,8 @@ class TrainConfig:
     noise_every: int = 3
     num_masks: int = 2
     saliency_top_k: int = 5
+    candidate_rule: str = "content"
+    step2_resample: bool = False
     grad_noise_weight: float = 1.0
     k0: int = 5
     k1: int = 50
