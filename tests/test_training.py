@@ -285,3 +285,23 @@ def test_two_process_run_trains_and_saves_once(tiny_dir, tmp_path):
     # 64 train examples / 8 = 8 batches, 4 per process: 4 optimizer steps.
     assert log[1]["global_step"] == 4
     assert RSMIClassifier.from_pretrained(out).method == "rsmi"
+
+
+def test_freelb_textdefender_preset_fills_and_guards_the_adv_settings():
+    from rsmi.cli.main import build_parser
+    from rsmi.cli.train import build_config
+    from rsmi.training.config import FREELB_PRESETS
+
+    cfg = TrainConfig.from_dict({"method": "freelb", "freelb_preset": "textdefender"})
+    assert (cfg.adv_steps, cfg.adv_lr, cfg.adv_init_mag, cfg.adv_max_norm) == (10, 0.03, 0.05, 0.0)
+    assert cfg.to_dict()["freelb_preset"] == "textdefender"  # recorded in training_config.json
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="adv_steps"):
+        TrainConfig.from_dict({"method": "freelb", "freelb_preset": "textdefender", "adv_steps": 5})
+    with pytest.raises(ValueError, match="freelb_preset"):
+        TrainConfig(freelb_preset="nope")
+    args = build_parser().parse_args(
+        ["train", "--method", "freelb", "--freelb-preset", "textdefender", "--data", "x"]
+    )
+    assert build_config(args).adv_steps == FREELB_PRESETS["textdefender"]["adv_steps"]
+    assert TrainConfig().freelb_preset is None and TrainConfig().adv_steps == 3  # unchanged

@@ -85,7 +85,7 @@ _TRAINING_KEYS = (
 )
 _METHOD_KEYS = {
     "rsmi": tuple(f.name for f in fields(RSMIConfig) if f.name not in _TRAINING_KEYS),
-    "freelb": ("adv_steps", "adv_lr", "adv_init_mag", "adv_max_norm"),
+    "freelb": ("adv_steps", "adv_lr", "adv_init_mag", "adv_max_norm", "freelb_preset"),
 }
 
 

@@ -27,6 +27,14 @@ BASE_MODEL_LR = 1e-5
 
 RSMI_FIELDS = tuple(f.name for f in fields(RSMIConfig))
 
+# Named FreeLB settings. "textdefender": FreeLB++ as TextDefender (Li et al., EMNLP 2021,
+# github.com/RockyLzy/TextDefender trainer/freelb.py + gradient.py) runs it: adv-learning-rate
+# 0.03, adv-init-mag 0.05, adv-max-norm 0 (unbounded), L2 norm type; its code's default of 5
+# ascent steps raised to 10, the paper's FreeLB++ change (with the unbounded norm).
+FREELB_PRESETS: dict[str, dict[str, Any]] = {
+    "textdefender": {"adv_steps": 10, "adv_lr": 0.03, "adv_init_mag": 0.05, "adv_max_norm": 0.0},
+}
+
 
 @dataclass
 class TrainConfig:
@@ -58,6 +66,10 @@ class TrainConfig:
         adv_lr: FreeLB ascent step size on the normalised gradient.
         adv_init_mag: magnitude of FreeLB's random initial perturbation (0 = start at zero).
         adv_max_norm: per-example L2 bound of the perturbation (0 = unbounded).
+        freelb_preset: a named set of the four ``adv_*`` values (:data:`FREELB_PRESETS`;
+            ``"textdefender"`` = FreeLB++: 10 steps, lr 0.03, init 0.05, unbounded). Through
+            :meth:`from_dict` (config files, the CLI) it fills the ``adv_*`` values not given;
+            values that contradict it are an error.
         mixed_precision: ``"no"``, ``"fp16"`` (GPU) or ``"bf16"``.
         checkpoint_every: also checkpoint every this many optimizer steps (0 = only per epoch
             and on SIGTERM/SIGINT).
@@ -101,6 +113,7 @@ class TrainConfig:
     adv_lr: float = 0.03
     adv_init_mag: float = 0.05
     adv_max_norm: float = 1.0
+    freelb_preset: str | None = None
     # run
     mixed_precision: str = "no"
     checkpoint_every: int = 0
@@ -129,6 +142,19 @@ class TrainConfig:
         if self.warmup_ratio >= 1.0:
             raise ValueError(f"warmup_ratio={self.warmup_ratio} is invalid: it must lie in [0, 1)")
         self.rsmi_config()  # validates the RSMI fields with RSMIConfig's own checks
+        if self.freelb_preset is not None:
+            if self.freelb_preset not in FREELB_PRESETS:
+                raise ValueError(
+                    f"freelb_preset={self.freelb_preset!r} is invalid: choose one of "
+                    f"{', '.join(FREELB_PRESETS)}"
+                )
+            wrong = {k: getattr(self, k) for k, v in FREELB_PRESETS[self.freelb_preset].items()
+                     if getattr(self, k) != v}
+            if wrong:
+                raise ValueError(
+                    f"freelb_preset={self.freelb_preset} sets {FREELB_PRESETS[self.freelb_preset]} "
+                    f"but {wrong} were given: drop those settings or the preset"
+                )
 
     def rsmi_config(self) -> RSMIConfig:
         """The RSMI hyperparameters of this run (what an ``rsmi`` model is saved with)."""
@@ -155,9 +181,13 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Build from a mapping; unknown keys are an error (a typo must not pass silently)."""
+        """Build from a mapping; unknown keys are an error (a typo must not pass silently).
+
+        A ``freelb_preset`` fills the ``adv_*`` settings the mapping does not give.
+        """
         _check_keys(data)
-        return cls(**data)
+        preset = FREELB_PRESETS.get(str(data.get("freelb_preset")), {})
+        return cls(**{**preset, **data})
 
     def save(
         self, directory: Path, *, provenance: dict[str, Any] | None = None, **extra: Any
