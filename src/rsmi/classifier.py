@@ -7,7 +7,7 @@
 2. step 1: ``k0`` noisy passes of that masked input, votes, ``n_a`` = votes of the top class;
 3. one-sided binomial test ``p = P(X ≤ n_a)``, ``X ~ Bin(k0, 1/2)``; ``p < alpha`` → uncertain;
 4. step 2 (uncertain inputs only): ``k1`` noisy passes, each masking ``num_masks`` candidates
-   drawn at random;
+   drawn at random (``step2_resample``: from a fresh saliency pass, with replacement);
 5. output the mean logits (``vote="avg"``) or the majority vote (``"max"``) of the last step.
 
 ``certify`` is Cohen et al. (2019)'s CERTIFY under the same hidden-state noise.
@@ -74,7 +74,7 @@ class Prediction:
         votes: (N, C) per-class argmax counts of the last step's samples.
         second_step: (N,) whether step 2 ran.
         forward_passes: (N,) encoder forward passes spent: 1 saliency pass (when masking is on)
-            + k0, + k1 when step 2 ran.
+            + k0, + k1 when step 2 ran (+ 1 more saliency pass with ``step2_resample``).
         truncated: (N,) whether the text was longer than ``max_length`` tokens and cut.
     """
 
