@@ -16,7 +16,8 @@ order (phases below), so a study cut short still has the most important rows:
    attacked on the **dev** split; the best by the chosen metric (ties: clean accuracy, then
    fewer forward passes) becomes the model ``sweep.name`` (``selection.json``);
 5. the selected model: evaluation and main attacks (its first seed is the sweep's run);
-6. ``extra`` rows (transfer, EOT, authors' preset and masking, inference ablations);
+6. ``extra`` rows (transfer, EOT, authors' preset and masking, inference ablations); a row
+   with inference ``overrides`` also gets its clean evaluation (``eval/.../test-<row>/``);
 7. the other training seeds: training, evaluation, main attacks.
 
 Models and checkpoints go under ``runs_dir`` (git-ignored); what may be committed goes under
@@ -251,13 +252,16 @@ def train_job(study: Study, ds: str, model: str, seed: int, selection_: dict | N
     return Job(name, argv, finished_training(out), after=lambda: copy_records(out, results))
 
 
-def evaluate_job(study: Study, ds: str, model: str, seed: int, selection_: dict | None) -> Job:
+def evaluate_job(study: Study, ds: str, model: str, seed: int, selection_: dict | None,
+                 overrides: dict[str, Any] | None = None, name: str | None = None) -> Job:
+    """Clean test accuracy; with ``overrides`` (an inference setting) under ``test-<name>``."""
     spec = study.datasets[ds]
     model_dir = study.model_dir(ds, model, seed, selection_)
-    out = study.results_dir / ds / "eval" / model / f"seed-{seed}" / "test" / "evaluation.json"
+    folder = "test" if name is None else f"test-{name}"
+    out = study.results_dir / ds / "eval" / model / f"seed-{seed}" / folder / "evaluation.json"
     argv = ["evaluate", "--model", str(model_dir), "--data", str(spec.get("data", ds)),
-            "--split", "test", "--out", str(out), *_device(study)]
-    job = Job(f"{ds}/evaluate/{model}/seed-{seed}/test", argv, out.exists())
+            "--split", "test", "--out", str(out), *_device(study), *_flags(overrides or {})]
+    job = Job(f"{ds}/evaluate/{model}/seed-{seed}/{folder}", argv, out.exists())
     if not job.done and not finished_training(model_dir):
         job.blocked = "model not trained"
     return job
@@ -367,6 +371,9 @@ def plan(study: Study) -> list[Job]:
             for model in row.get("models", []):
                 if model == name and sel is None:
                     continue
+                if row.get("overrides"):  # the same inference setting's clean accuracy
+                    jobs.append(evaluate_job(study, ds, model, first, sel, row["overrides"],
+                                             row.get("name", row["recipe"])))
                 jobs.append(attack_job(study, ds, model, first, row, sel))
     # 7: the other seeds.
     rest = [s for s in study.seeds if s != first]

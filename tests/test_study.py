@@ -93,6 +93,9 @@ def test_plan_order_blocking_skips_and_dev_selection(tmp_path):
     rs_only = by_id["toy/attack/rsmi/seed-0/rs-only"].argv
     assert rs_only[rs_only.index("--seeds") + 1] == "0,1"
     assert rs_only[-4:] == ["--num-masks", "0", "--saliency-top-k", "0"]
+    rs_eval = by_id["toy/evaluate/rsmi/seed-0/test-rs-only"].argv  # its clean accuracy too
+    assert rs_eval[-4:] == ["--num-masks", "0", "--saliency-top-k", "0"]
+    assert rs_eval[rs_eval.index("--out") + 1].endswith("test-rs-only/evaluation.json")
     train = by_id["toy/train/rsmi/seed-0"].argv
     assert "--resume" in train and train[train.index("--noise-std") + 1] == "0.3"
     assert "--seeds" not in train
