@@ -80,7 +80,6 @@ def machine() -> dict[str, Any]:
     """Platform, CPU model and cores, torch threads, and the GPU (if torch sees one)."""
     info: dict[str, Any] = {
         "platform": platform.platform(),
-        "hostname": platform.node(),
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "torch_threads": None,
