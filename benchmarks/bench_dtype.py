@@ -149,8 +149,8 @@ def main() -> None:
     parser.add_argument("--out", default="results/benchmarks/dtype_predict.json")
     args = parser.parse_args()
 
-    from rsmi.attacks.runner import git_revision, package_versions
     from rsmi.data import load_dataset
+    from rsmi.provenance import provenance
 
     clf = RSMIClassifier.from_pretrained(args.model)
     test = load_dataset(args.data).split("test")
@@ -172,9 +172,7 @@ def main() -> None:
         result["num_test_texts"] = len(texts)
         result["agreement"] = agreement(clf, texts, labels, args.batch_size)
     result["machine"] = f"{platform.machine()}, {torch.get_num_threads()} torch threads, CPU"
-    result["git_revision"] = git_revision()
-    result["versions"] = package_versions()
-    result["date"] = time.strftime("%Y-%m-%d")
+    result["provenance"] = provenance()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result.get("agreement", {}), indent=2))

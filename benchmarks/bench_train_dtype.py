@@ -17,7 +17,6 @@ import json
 import platform
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -42,7 +41,7 @@ def main() -> None:
     parser.add_argument("--out", default="results/benchmarks/dtype_training.json")
     args = parser.parse_args()
 
-    from rsmi.attacks.runner import git_revision, package_versions
+    from rsmi.provenance import provenance
     from rsmi.training.trainer import load_training_data
 
     methods = args.methods.split(",")
@@ -77,9 +76,7 @@ def main() -> None:
             for m in methods
         },
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, CPU",
-        "git_revision": git_revision(),
-        "versions": package_versions(),
-        "date": time.strftime("%Y-%m-%d"),
+        "provenance": provenance(),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")

@@ -460,3 +460,71 @@ def test_dtype_is_recorded_and_a_resume_in_another_dtype_is_refused(
         _rsmi_run(resources, tokenizer_module, tmp_path / "bf16", resume=True, num_examples=2)
     with pytest.raises(ValueError, match="effective compute dtype"):
         AttackConfig(recipe="deepwordbug", dtype="auto")
+
+# ----------------------------------------------------------------------------- presets and cuts
+
+
+def test_authors_preset_settings_and_recorded_switches():
+    from rsmi.attacks.config import PRESET_SETTINGS
+
+    cfg = AttackConfig(recipe="pwws", preset="authors")
+    assert cfg.cache is True and cfg.cut_to_max_length is False  # the preset's defaults
+    preset = PRESET_SETTINGS["authors"]
+    assert (preset.max_modify_ratio, preset.budget_per_word, preset.candidates) == (None, None, None)
+    assert preset.sim_threshold is None and preset.min_words == 0 and preset.cut_words == 256
+    assert AttackConfig(recipe="pwws", preset="authors", cache=False).cache is False
+    td = AttackConfig(recipe="pwws")
+    assert td.cache is False and td.cut_to_max_length is False
+    # Part of the run identity (resume/merge), and a run recorded before the switches existed
+    # reads back as what it ran: no cache, no cut.
+    assert cfg.identity()["cache"] is True and cfg.identity()["preset"] == "authors"
+    old = {k: v for k, v in td.to_dict().items() if k not in ("cache", "cut_to_max_length")}
+    assert AttackConfig.from_dict(old) == td
+    assert AttackConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_authors_sample_keeps_short_texts():
+    from rsmi.attacks.runner import select_examples
+
+    short = DATA.index(("short", 1))
+    assert short in {ex.data_index for ex in select_examples(DATA, 10, 0, min_words=0)}
+    assert short not in {ex.data_index for ex in select_examples(DATA, 10, 0, min_words=4)}
+
+
+def test_cut_words_is_the_authors_space_split():
+    from rsmi.attacks.runner import cut_words
+
+    text = " ".join(f"w{i}" for i in range(300))
+    assert cut_words(text, 256).split(" ") == [f"w{i}" for i in range(256)]
+    assert cut_words("a b  c", 3) == "a b "  # split(" "): an empty token counts, as theirs
+    assert cut_words("a b", 256) == "a b"
+
+
+def test_cut_to_max_length_keeps_the_words_the_model_reads(tokenizer_module):
+    from rsmi.attacks.runner import cut_to_max_length
+
+    text = "an utterly charming, hilarious film\nwith a great cast " * 20
+    for limit in (5, 12, 40):
+        cut = cut_to_max_length(text, tokenizer_module, limit)
+        assert text.startswith(cut)
+        n_words = len(cut.split())
+        assert len(tokenizer_module(cut)["input_ids"]) <= limit
+        longer = " ".join(text.split()[: n_words + 1])
+        assert len(tokenizer_module(longer)["input_ids"]) > limit  # the longest such prefix
+    assert cut_to_max_length("fine film", tokenizer_module, 40) == "fine film"
+    assert cut_to_max_length("incomprehensibilities", tokenizer_module, 3) == "incomprehensibilities"
+
+
+def test_attack_with_cut_to_max_length_and_authors_preset(resources, tokenizer_module, tmp_path):
+    long_text = "the plot is boring and the acting is bad and dull " * 6
+    clf = tiny_classifier(tokenizer_module, k0=1, num_masks=1, saliency_top_k=2, max_length=16)
+    config = AttackConfig(recipe="deepwordbug", preset="authors", num_examples=1, batch_size=8,
+                          cut_to_max_length=True, max_length=16)
+    summary = run_attack(clf, [(long_text, 0)], config, tmp_path / "run", resources=resources)
+    assert summary["cache"] is True and summary["cut_to_max_length"] is True
+    assert summary["preset_settings"]["cut_words"] == 256
+    (record,) = read_records(tmp_path / "run" / "examples.jsonl")
+    assert long_text.startswith(record["original_text"])
+    assert len(tokenizer_module(record["original_text"])["input_ids"]) <= 16
+    assert record["words_cut"] == len(long_text.split()) - len(record["original_text"].split()) > 0
+    assert record["query_budget"] is None  # the authors' script sets no budget

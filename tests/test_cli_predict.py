@@ -36,6 +36,13 @@ def test_predict_arguments_and_file(saved_model, tmp_path, capsys, texts):
     assert main(["predict", "--model", str(saved_model), "--input", str(path), "--k0", "3"]) == 0
     records = _lines(capsys.readouterr().out)
     assert len(records) == 3 and all(r["forward_passes"] in (4, 12) for r in records)
+    # The authors' masking: their candidate rule, step 2 with a fresh saliency pass.
+    assert main(["predict", "--model", str(saved_model), "--input", str(path), "--k0", "3",
+                 "--candidate-rule", "authors", "--step2-resample"]) == 0
+    records = _lines(capsys.readouterr().out)
+    assert all(r["forward_passes"] in (4, 13) for r in records)
+    with pytest.raises(SystemExit):  # argparse: not one of the choices
+        main(["predict", "--model", str(saved_model), "--candidate-rule", "x", "a"])
 
 
 def test_predict_reads_stdin(saved_model, capsys, monkeypatch):

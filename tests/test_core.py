@@ -24,7 +24,10 @@ def test_config_defaults_are_the_reference_values():
     assert (cfg.noise_std, cfg.noise_every, cfg.num_masks, cfg.saliency_top_k) == (0.2, 3, 2, 5)
     assert (cfg.grad_noise_weight, cfg.k0, cfg.k1, cfg.alpha, cfg.vote) == (1.0, 5, 50, 0.98, "avg")
     assert cfg.noised_blocks(12) == [0, 3, 6, 9]
+    assert (cfg.candidate_rule, cfg.step2_resample) == ("content", False)  # today's behaviour
     assert RSMIConfig.from_dict(cfg.to_dict()) == cfg
+    authors = cfg.replace(candidate_rule="authors", step2_resample=True)
+    assert RSMIConfig.from_dict(authors.to_dict()) == authors
 
 
 @pytest.mark.parametrize(
@@ -41,6 +44,8 @@ def test_config_defaults_are_the_reference_values():
         ("alpha", 1.0),
         ("alpha", 1.5),
         ("vote", "mean"),
+        ("candidate_rule", "top"),
+        ("step2_resample", 1),
         ("max_length", 2),
         ("k0", 2.5),
     ],
@@ -225,6 +230,47 @@ def test_masking_skips_special_tokens_and_padding_per_example(tokenizer, texts):
     assert (masked2 == tokenizer.mask_token_id).sum(dim=1).tolist() == [2, 2]
 
 
+def test_candidate_rules_on_hand_built_saliency():
+    from rsmi.masking import select_candidates
+
+    cls, sep, pad = 101, 102, 0
+    ids = torch.tensor([[cls, 11, 12, 13, 14, 15, 16, sep],
+                        [cls, 21, 22, sep, pad, pad, pad, pad]])
+    attention = (ids != pad).long()
+    # Row 0: [CLS] and [SEP] are the two most salient tokens; row 1 is short, padding has the
+    # largest scores of all (must never count).
+    scores = torch.tensor([[9.0, 1.0, 7.0, 2.0, 6.0, 5.0, 3.0, 8.0],
+                           [1.0, 3.0, 2.0, 4.0, 99.0, 99.0, 99.0, 99.0]])
+    special = [cls, sep, pad]
+    content = select_candidates(scores, ids, attention, special, 5, "content")
+    assert content.counts.tolist() == [5, 2]
+    assert content.positions[0].tolist() == [2, 4, 5, 6, 3]
+    assert content.positions[1].tolist() == [1, 2, -1, -1, -1]
+    authors = select_candidates(scores, ids, attention, special, 5, "authors")
+    # Top 5 of row 0 = [CLS] 0, [SEP] 7, 2, 4, 5 → the specials dropped: 3 candidates remain.
+    assert authors.counts.tolist() == [3, 2]
+    assert authors.positions[0].tolist() == [2, 4, 5, -1, -1]
+    assert authors.positions[1].tolist() == [1, 2, -1, -1, -1]
+    masked = mask_top(ids, authors, 2, 103)
+    assert masked[0].tolist() == [cls, 11, 103, 13, 103, 15, 16, sep]
+    with pytest.raises(ValueError, match="candidate_rule"):
+        select_candidates(scores, ids, attention, special, 5, "top")
+    # The authors' step 2 draws with replacement: a position can come twice.
+    gen = torch.Generator().manual_seed(0)
+    draws = [tuple(authors.random_with_replacement(0, 2, gen).tolist()) for _ in range(200)]
+    assert {p for d in draws for p in d} == {2, 4, 5}
+    assert any(a == b for a, b in draws)
+    assert all(len(set(authors.random(0, 2, gen).tolist())) == 2 for _ in range(50))
+
+
+def test_step2_resample_pays_one_more_saliency_pass(make_classifier, texts):
+    clf = make_classifier(noise_std=0.3, k1=6, step2_resample=True, candidate_rule="authors")
+    pred = clf.predict(texts, seed=7)
+    expected = np.where(pred.second_step, 1 + 5 + 1 + 6, 1 + 5)
+    np.testing.assert_array_equal(pred.forward_passes, expected)
+    assert pred.second_step.any()
+
+
 def test_batch_whose_shortest_sequence_has_ten_tokens(make_classifier):
     clf = make_classifier()
     text10 = "one two three four five six seven eight"  # 8 words + [CLS] + [SEP] = 10 tokens
@@ -244,9 +290,16 @@ def test_binomial_test_closed_form_matches_scipy():
     assert [binomial_p_value(n, 5) < 0.98 for n in range(6)] == [True] * 5 + [False]
 
 
-@pytest.mark.parametrize("vote", ["avg", "max"])
-def test_batched_predictor_equals_per_example_reference(make_classifier, texts, vote):
-    clf = make_classifier(noise_std=0.3, vote=vote, k1=20)
+@pytest.mark.parametrize(
+    ("vote", "candidate_rule", "step2_resample"),
+    [("avg", "content", False), ("max", "content", False), ("avg", "authors", False),
+     ("avg", "authors", True), ("max", "content", True)],
+)
+def test_batched_predictor_equals_per_example_reference(
+    make_classifier, texts, vote, candidate_rule, step2_resample
+):
+    clf = make_classifier(noise_std=0.3, vote=vote, k1=20, candidate_rule=candidate_rule,
+                          step2_resample=step2_resample)
     pred = clf.predict(texts, seed=7, batch_size=3, max_rows=16)
     step2_seen = set()
     for i, text in enumerate(texts):

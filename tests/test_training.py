@@ -19,7 +19,15 @@ from safetensors.torch import load_file
 
 from rsmi import RSMIClassifier, RSMIConfig
 from rsmi.data.types import Example, TextDataset
-from rsmi.training import TrainConfig, TrainingInterrupted, evaluate, rsmi_inputs, train
+from rsmi.provenance import git_revision
+from rsmi.training import (
+    TrainConfig,
+    TrainingInterrupted,
+    evaluate,
+    load_config_file,
+    rsmi_inputs,
+    train,
+)
 from rsmi.training.steps import StepContext
 
 DISTRACTORS = "the a movie film plot story actor scene was is very quite really it this".split()
@@ -89,6 +97,10 @@ def test_each_method_learns_and_saves_a_loadable_model(method, tiny_dir, tmp_pat
     epochs = [r for r in log if r["event"] == "epoch"]
     assert [r["epoch"] for r in epochs] == [1, 2, 3]
     assert log[-1]["event"] == "finished"
+    assert log[0]["event"] == "start" and "git_revision" in log[0]["provenance"]
+    saved = json.loads((out / "training_config.json").read_text())
+    assert saved["provenance"]["machine"]["cpu_count"] >= 1
+    assert TrainConfig.from_dict(load_config_file(out / "training_config.json")).method == method
     best = max(r["dev_accuracy"] for r in epochs)
     assert best >= 0.9, log
     assert clf.metadata["training"]["dev_accuracy"] == best  # the best epoch is what was saved
@@ -180,6 +192,15 @@ def test_rsmi_step_masks_the_most_salient_tokens_and_adds_wg(make_classifier, to
     expected = clf.model.get_input_embeddings()(got.masked_ids) + 0.5 * ref.grads
     assert torch.allclose(got.inputs_embeds, expected)
     assert ref.grads.abs().sum() > 0
+    # candidate_rule "authors": the top 4 of all real tokens, specials included, then specials
+    # dropped; the most salient remaining are masked (same noise draw, same saliency).
+    clf.noise.generator = torch.Generator().manual_seed(7)
+    ctx.config = cfg.replace(candidate_rule="authors", num_masks=4)
+    authors = rsmi_inputs(ctx, batch)
+    top4 = ref.scores[0].masked_fill(~batch["attention_mask"][0].bool(), -1.0).topk(4).indices
+    kept = [t for t in top4.tolist() if int(ids[0, t]) not in clf.special_ids]
+    assert len(kept) < 4  # [CLS] is among the 4 most salient here: fewer masks than "content"
+    assert set((authors.masked_ids[0] == mask_id).nonzero().flatten().tolist()) == set(kept)
 
 
 @pytest.mark.parametrize(
@@ -227,6 +248,21 @@ def test_cli_train_with_config_file_then_evaluate(tiny_dir, tmp_path, capsys):
     printed = json.loads(capsys.readouterr().out)
     assert printed == json.loads(report.read_text())
     assert printed["num_examples"] == 10 and printed["method"] == "base"
+    assert printed["model_overrides"] == {} and printed["git_revision"] == git_revision()
+    records = [json.loads(x) for x in (tmp_path / "eval.predictions.jsonl").read_text().splitlines()]
+    assert len(records) == 10 and printed["predictions"] == "eval.predictions.jsonl"
+    assert sum(r["correct"] for r in records) / 10 == printed["clean_accuracy"]
+    assert all(r["pred"] == max(range(2), key=r["probs"].__getitem__) for r in records)
+    # Inference overrides: the same weights as a smoothed, masked model; recorded.
+    assert main(["evaluate", "--model", str(out), "--data", str(data), "--split", "test",
+                 "--max-examples", "10", "--noise-std", "0.3", "--num-masks", "1", "--k0", "3",
+                 "--k1", "4", "--out", str(out / "evaluation.json")]) == 0
+    rs = json.loads((out / "evaluation.json").read_text())
+    assert rs["model_overrides"] == {"noise_std": 0.3, "num_masks": 1, "k0": 3, "k1": 4}
+    assert rs["config"]["noise_std"] == 0.3 and rs["config"]["k0"] == 3
+    smoothed = [json.loads(x) for x in (out / "predictions.jsonl").read_text().splitlines()]
+    assert [r["index"] for r in smoothed] == [r["index"] for r in records]  # same examples
+    assert {r["forward_passes"] for r in smoothed} <= {1 + 3, 1 + 3 + 4}
     assert main(["train", "--data", str(data), "--out", str(tmp_path / "x"), "--num-masks", "9"]) == 2
 
 
@@ -245,9 +281,9 @@ def test_two_process_run_trains_and_saves_once(tiny_dir, tmp_path):
     saved = json.loads((out / "training_config.json").read_text())
     assert saved["resolved"]["num_processes"] == 2
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
-    assert [r["event"] for r in log] == ["epoch", "finished"]  # one writer
+    assert [r["event"] for r in log] == ["start", "epoch", "finished"]  # one writer
     # 64 train examples / 8 = 8 batches, 4 per process: 4 optimizer steps.
-    assert log[0]["global_step"] == 4
+    assert log[1]["global_step"] == 4
     assert RSMIClassifier.from_pretrained(out).method == "rsmi"
 
 
@@ -277,3 +313,22 @@ def test_resume_in_another_dtype_is_refused(tiny_dir, tmp_path):
     with pytest.raises(ValueError, match="dtype=float32.*dtype=bfloat16"):
         train(config.replace(dtype="bfloat16"), data, resume=True)
     assert TrainConfig.from_dict({"mixed_precision": "bf16"}).dtype == "bfloat16"  # older runs
+
+def test_freelb_textdefender_preset_fills_and_guards_the_adv_settings():
+    from rsmi.cli.main import build_parser
+    from rsmi.cli.train import build_config
+    from rsmi.training.config import FREELB_PRESETS
+
+    cfg = TrainConfig.from_dict({"method": "freelb", "freelb_preset": "textdefender"})
+    assert (cfg.adv_steps, cfg.adv_lr, cfg.adv_init_mag, cfg.adv_max_norm) == (10, 0.03, 0.05, 0.0)
+    assert cfg.to_dict()["freelb_preset"] == "textdefender"  # recorded in training_config.json
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="adv_steps"):
+        TrainConfig.from_dict({"method": "freelb", "freelb_preset": "textdefender", "adv_steps": 5})
+    with pytest.raises(ValueError, match="freelb_preset"):
+        TrainConfig(freelb_preset="nope")
+    args = build_parser().parse_args(
+        ["train", "--method", "freelb", "--freelb-preset", "textdefender", "--data", "x"]
+    )
+    assert build_config(args).adv_steps == FREELB_PRESETS["textdefender"]["adv_steps"]
+    assert TrainConfig().freelb_preset is None and TrainConfig().adv_steps == 3  # unchanged

@@ -7,7 +7,7 @@
 2. step 1: ``k0`` noisy passes of that masked input, votes, ``n_a`` = votes of the top class;
 3. one-sided binomial test ``p = P(X ≤ n_a)``, ``X ~ Bin(k0, 1/2)``; ``p < alpha`` → uncertain;
 4. step 2 (uncertain inputs only): ``k1`` noisy passes, each masking ``num_masks`` candidates
-   drawn at random;
+   drawn at random (``step2_resample``: from a fresh saliency pass, with replacement);
 5. output the mean logits (``vote="avg"``) or the majority vote (``"max"``) of the last step.
 
 ``certify`` is Cohen et al. (2019)'s CERTIFY under the same hidden-state noise.
@@ -39,10 +39,9 @@ from rsmi.config import RSMIConfig
 from rsmi.masking import (
     Candidates,
     apply_masks,
-    mask_candidates,
     mask_top,
     saliency,
-    special_token_mask,
+    select_candidates,
 )
 from rsmi.noise import HiddenStateNoise, forward_sharing_prefix, row_seed
 from rsmi.precision import autocast, normalize_dtype, resolve_dtype
@@ -58,6 +57,7 @@ MINILM_ALIASES = ("minilm", "all-minilm-l6-v2")
 PASS_SALIENCY, PASS_STEP1, PASS_STEP2, PASS_MASKS, PASS_CERTIFY_SELECT, PASS_CERTIFY_ESTIMATE = (
     range(6)
 )
+PASS_SALIENCY_STEP2 = 6  # step 2's recomputed saliency (``step2_resample``)
 
 
 class ModelLoadError(ValueError):
@@ -75,7 +75,7 @@ class Prediction:
         votes: (N, C) per-class argmax counts of the last step's samples.
         second_step: (N,) whether step 2 ran.
         forward_passes: (N,) encoder forward passes spent: 1 saliency pass (when masking is on)
-            + k0, + k1 when step 2 ran.
+            + k0, + k1 when step 2 ran (+ 1 more saliency pass with ``step2_resample``).
         truncated: (N,) whether the text was longer than ``max_length`` tokens and cut.
     """
 
@@ -282,17 +282,21 @@ class RSMIClassifier:
         return torch.cat(out) if out else torch.empty(0, self.num_labels)
 
     def _saliency_candidates(
-        self, inputs: Mapping[str, torch.Tensor], idx: np.ndarray, seed: int
+        self,
+        inputs: Mapping[str, torch.Tensor],
+        idx: Sequence[int],
+        seed: int,
+        pass_id: int = PASS_SALIENCY,
     ) -> Candidates:
         """Saliency pass with the predicted label on the noisy model → mask candidates."""
         assert self.noise is not None
-        seeds = [row_seed(seed, i, PASS_SALIENCY, 0) for i in idx]
+        seeds = [row_seed(seed, i, pass_id, 0) for i in idx]
         with self.noise.per_row(seeds, inputs["attention_mask"]), self._autocast():
             sal = saliency(self.model, inputs, labels=None, reduction="sum")
-        forbidden = special_token_mask(
-            inputs["input_ids"], inputs["attention_mask"], self.special_ids
+        return select_candidates(
+            sal.scores, inputs["input_ids"], inputs["attention_mask"], self.special_ids,
+            self.config.saliency_top_k, self.config.candidate_rule,
         )
-        return mask_candidates(sal.scores, forbidden, self.config.saliency_top_k)
 
     def _masked_step1_inputs(
         self, inputs: Mapping[str, torch.Tensor], idx: np.ndarray, seed: int
@@ -383,7 +387,9 @@ class RSMIClassifier:
             result.labels[i] = int(np.argmax(result.probs[i]))
             result.votes[i] = votes[r].cpu().numpy()
             result.second_step[i] = r in uncertain
-            result.forward_passes[i] = spent + cfg.k0 + (cfg.k1 if r in uncertain else 0)
+            result.forward_passes[i] = spent + cfg.k0 + (
+                cfg.k1 + spent * cfg.step2_resample if r in uncertain else 0
+            )
 
     def _step2_logits(
         self,
@@ -399,11 +405,19 @@ class RSMIClassifier:
         sub = {k: v.index_select(0, rows_of) for k, v in inputs.items()}
         rows = self._repeat(sub, cfg.k1)
         if candidates is not None:
+            if cfg.step2_resample:  # the authors' step 2: fresh saliency, draws with replacement
+                fresh = self._saliency_candidates(
+                    sub, [idx[r] for r in uncertain], seed, PASS_SALIENCY_STEP2
+                )
             positions = []
-            for r in uncertain:
+            for u, r in enumerate(uncertain):
                 for j in range(cfg.k1):
                     gen = torch.Generator().manual_seed(row_seed(seed, idx[r], PASS_MASKS, j))
-                    positions.append(candidates.random(r, cfg.num_masks, gen))
+                    positions.append(
+                        fresh.random_with_replacement(u, cfg.num_masks, gen)
+                        if cfg.step2_resample
+                        else candidates.random(r, cfg.num_masks, gen)
+                    )
             rows["input_ids"] = apply_masks(
                 rows["input_ids"], positions, self.tokenizer.mask_token_id
             )

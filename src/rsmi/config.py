@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 VOTES = ("avg", "max")
+CANDIDATE_RULES = ("content", "authors")
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,15 @@ class RSMIConfig:
             (reference 2). 0 switches masked inference off.
         saliency_top_k: the mask candidates are the ``saliency_top_k`` most salient tokens
             (reference 5); must be ≥ ``num_masks``.
+        candidate_rule: which tokens compete for the ``saliency_top_k`` places (training and
+            inference). ``"content"`` (default): only non-special, non-padding tokens, so
+            ``saliency_top_k`` candidates. ``"authors"`` (the RSMI authors' code): all
+            non-padding tokens, special ones included, which are then dropped, so 3–5 of 5
+            remain when [CLS]/[SEP] are among the most salient.
+        step2_resample: the RSMI authors' step 2: saliency recomputed on the noisy model for
+            each uncertain input (one more forward + backward pass) and each sample's
+            ``num_masks`` positions drawn from those candidates *with* replacement. Default
+            (False): masks drawn without replacement from step 1's candidates.
         grad_noise_weight: weight ``w`` of the raw loss gradient added to the masked input
             embeddings during training (reference 1.0).
         k0: Monte-Carlo samples of step 1 (reference 5).
@@ -42,6 +52,8 @@ class RSMIConfig:
     noise_every: int = 3
     num_masks: int = 2
     saliency_top_k: int = 5
+    candidate_rule: Literal["content", "authors"] = "content"
+    step2_resample: bool = False
     grad_noise_weight: float = 1.0
     k0: int = 5
     k1: int = 50
@@ -60,6 +72,13 @@ class RSMIConfig:
                 f"{self.saliency_top_k}: the masks are drawn from the top-k candidates, so "
                 "num_masks must be in [0, saliency_top_k]"
             )
+        if self.candidate_rule not in CANDIDATE_RULES:
+            raise ValueError(
+                f"candidate_rule={self.candidate_rule!r} is invalid: it must be one of "
+                f"{', '.join(CANDIDATE_RULES)}"
+            )
+        if not isinstance(self.step2_resample, bool):
+            raise ValueError(f"step2_resample={self.step2_resample!r} is invalid: it must be true or false")
         _check_number(
             "grad_noise_weight", self.grad_noise_weight, minimum=0.0, allowed="a finite float ≥ 0"
         )

@@ -4,13 +4,16 @@ Saliency of token ``t`` is the L2 norm of the gradient of the cross-entropy loss
 to the word embedding of ``t``. It is computed through ``inputs_embeds`` and autograd: no
 hooks on the embedding matrix and no ``requires_grad`` flag changed on any parameter.
 The mask candidates are the ``top_k`` most salient tokens that are neither special tokens
-nor padding; every example gets its own candidate count, so a short input in a batch never
-changes what happens to the others (or to later batches).
+nor padding (``candidate_rule="content"``); every example gets its own candidate count, so a
+short input in a batch never changes what happens to the others (or to later batches).
+``candidate_rule="authors"`` is the RSMI authors' rule: the ``top_k`` most salient non-padding
+tokens, special tokens included, from which the special tokens are then dropped (so 3–5 of 5
+remain when [CLS]/[SEP] are among the most salient).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -92,19 +95,74 @@ class Candidates:
         order = torch.randperm(count, generator=generator)[: min(num_masks, count)]
         return self.positions[b, order.to(self.positions.device)]
 
+    def random_with_replacement(
+        self, b: int, num_masks: int, generator: torch.Generator
+    ) -> torch.Tensor:
+        """``num_masks`` candidates of example ``b`` drawn uniformly *with* replacement.
 
-def mask_candidates(scores: torch.Tensor, forbidden: torch.Tensor, top_k: int) -> Candidates:
-    """The ``top_k`` highest-scoring positions of each row that are not ``forbidden``."""
+        The RSMI authors' step 2 (``np.random.choice(candidates, num_masks)``): a position
+        drawn twice is masked once, so a sample may mask fewer than ``num_masks`` tokens.
+        """
+        count = int(self.counts[b])
+        if count == 0:
+            return self.positions.new_empty(0)
+        picks = torch.randint(count, (num_masks,), generator=generator)
+        return self.positions[b, picks.to(self.positions.device)]
+
+
+def mask_candidates(
+    scores: torch.Tensor,
+    forbidden: torch.Tensor,
+    top_k: int,
+    *,
+    dropped: torch.Tensor | None = None,
+) -> Candidates:
+    """The ``top_k`` highest-scoring positions of each row that are not ``forbidden``.
+
+    With ``dropped`` (B, T) bool, the positions it marks compete for the ``top_k`` places but
+    are then removed (the authors' rule: top-k first, special tokens out afterwards), so a row
+    may keep fewer than ``top_k`` candidates; the order of the rest is kept.
+    """
     batch, length = scores.shape
     k = min(top_k, length)
     masked_scores = scores.detach().float().masked_fill(forbidden, float("-inf"))
     values, positions = masked_scores.topk(k, dim=-1)
     valid = torch.isfinite(values)
+    if dropped is not None:
+        valid = valid & ~dropped.gather(1, positions)
+        # Move the valid entries to the front, most salient first (a stable sort of 0/1 keys).
+        order = (~valid).to(torch.int8).sort(dim=-1, stable=True).indices
+        positions, valid = positions.gather(1, order), valid.gather(1, order)
     positions = positions.masked_fill(~valid, -1)
     if k < top_k:
         pad = positions.new_full((batch, top_k - k), -1)
         positions = torch.cat([positions, pad], dim=-1)
     return Candidates(positions=positions, counts=valid.sum(dim=-1))
+
+
+CANDIDATE_RULES = ("content", "authors")
+
+
+def select_candidates(
+    scores: torch.Tensor,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    special_ids: Sequence[int],
+    top_k: int,
+    rule: str = "content",
+) -> Candidates:
+    """Mask candidates of each row under ``rule`` (:data:`CANDIDATE_RULES`).
+
+    ``"content"``: the ``top_k`` most salient tokens that are neither special nor padding.
+    ``"authors"``: the ``top_k`` most salient non-padding tokens, then special tokens dropped
+    (Han8931/rsmi_nlp ``grad_mask``: ``topk(norm[:len], 5)`` then ``x != 0 and x != len - 1``).
+    """
+    special = special_token_mask(input_ids, attention_mask, list(special_ids))
+    if rule == "content":
+        return mask_candidates(scores, special, top_k)
+    if rule == "authors":
+        return mask_candidates(scores, ~attention_mask.bool(), top_k, dropped=special)
+    raise ValueError(f"candidate_rule={rule!r} is invalid: choose one of {', '.join(CANDIDATE_RULES)}")
 
 
 def apply_masks(

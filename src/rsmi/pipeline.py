@@ -96,7 +96,7 @@ _TRAINING_KEYS = (
 )
 _METHOD_KEYS = {
     "rsmi": tuple(f.name for f in fields(RSMIConfig) if f.name not in _TRAINING_KEYS),
-    "freelb": ("adv_steps", "adv_lr", "adv_init_mag", "adv_max_norm"),
+    "freelb": ("adv_steps", "adv_lr", "adv_init_mag", "adv_max_norm", "freelb_preset"),
 }
 
 
@@ -105,6 +105,8 @@ def _check_same_training(config: Any, model_dir: Path) -> None:
 
     saved = json.loads((model_dir / CONFIG_FILE).read_text(encoding="utf-8"))
     wanted = config.to_dict()
+    # A setting added after the model was trained ran at its default (which is what ran).
+    saved = {**type(config)().to_dict(), **saved}
     keys = _TRAINING_KEYS + _METHOD_KEYS.get(config.method, ())
     differ = [k for k in keys if saved.get(k) != wanted.get(k)]
     from rsmi.precision import normalize_dtype, resolve_dtype

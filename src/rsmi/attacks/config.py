@@ -27,6 +27,10 @@ PRESETS: dict[str, str] = {
     "word, query budget K × #words, sentence similarity ≥ 0.840845 (angular, 15-word window), "
     "examples with > 4 words",
     "recipe": "each recipe's own published constraints",
+    "authors": "what the RSMI authors' released attack script does (for comparison only): each "
+    "recipe's own constraints, no cap on modified words, no query budget, TextAttack's output "
+    "cache on, examples from the whole split (no > 4-word filter), texts cut to their first 256 "
+    "space-separated tokens",
 }
 
 
@@ -42,6 +46,11 @@ class Preset:
             replaces the recipe's own (None: recipe's own).
         min_words: examples must have more than this many words.
         max_length / long_max_length: model max_length for short texts / long documents.
+        cache: TextAttack's output cache when ``--cache``/``--no-cache`` is not given.
+        cut_to_max_length: cut each text to the words the model reads (``max_length``
+            tokens) before attacking, when ``--[no-]cut-to-max-length`` is not given.
+        cut_words: cut each text to its first ``cut_words`` tokens separated by a single
+            space, as the RSMI authors' script does (None: no cut).
     """
 
     name: str
@@ -54,6 +63,9 @@ class Preset:
     min_words: int = 0
     max_length: int | None = None
     long_max_length: int | None = None
+    cache: bool = False
+    cut_to_max_length: bool = False
+    cut_words: int | None = None
 
 
 PRESET_SETTINGS: dict[str, Preset] = {
@@ -70,6 +82,10 @@ PRESET_SETTINGS: dict[str, Preset] = {
         long_max_length=256,
     ),
     "recipe": Preset(name="recipe"),
+    # Han8931/rsmi_nlp textattack_main.py: TextFoolerJin2019/PWWSRen2019.build (stock recipe,
+    # use_cache default True), q_limit 0 (no budget), max_rate unused, HF train_test_split of
+    # the whole test split, `" ".join(orig.split(" ")[:max_seq_length])` with 256.
+    "authors": Preset(name="authors", min_words=0, cache=True, cut_words=256),
 }
 
 # A split whose mean length exceeds this many words is "long documents" (max length 256).
@@ -90,8 +106,12 @@ class AttackConfig:
         eot: ``m`` of the adaptive attack: each query is the mean probability of ``m``
             independent stochastic evaluations (1 = plain query).
         transfer: attack the noise-off, mask-off model and re-score with the smoothed model.
-        cache: TextAttack's output cache (off by default: a randomized model must be resampled
-            at every query).
+        cache: TextAttack's output cache (None: the preset's, off except for ``authors``: a
+            randomized model must be resampled at every query).
+        cut_to_max_length: cut each text to the longest word prefix whose tokenization fits
+            the model's ``max_length`` before attacking, so that no query is spent on (and no
+            cap or budget counts) words the model never reads (None: the preset's, off for
+            every preset: TextDefender attacks the full text and lets the model truncate).
         mlm: path of a masked language model (bert-attack, bae).
         batch_size: texts per model call.
         max_length: model max_length (None: the preset's, else the model's own).
@@ -110,7 +130,8 @@ class AttackConfig:
     sample_seed: int = 0
     eot: int = 1
     transfer: bool = False
-    cache: bool = False
+    cache: bool | None = None
+    cut_to_max_length: bool | None = None
     mlm: str | None = None
     batch_size: int = 32
     max_length: int | None = None
@@ -129,6 +150,10 @@ class AttackConfig:
             )
         if self.preset not in PRESETS:
             raise ValueError(f"unknown preset {self.preset!r}: choose one of {', '.join(PRESETS)}")
+        # Unset switches take the preset's value: the recorded config says what ran.
+        for name in ("cache", "cut_to_max_length"):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, getattr(PRESET_SETTINGS[self.preset], name))
         if self.recipe in MLM_RECIPES and not self.mlm:
             raise ValueError(
                 f"recipe {self.recipe} draws its candidates from a masked language model and no "
@@ -185,6 +210,9 @@ class AttackConfig:
         data = dict(data)
         data["seeds"] = tuple(data.get("seeds", (0,)))
         data["shard"] = tuple(data.get("shard", (0, 1)))
+        # Runs recorded before these switches existed ran without them.
+        data.setdefault("cache", False)
+        data.setdefault("cut_to_max_length", False)
         return cls(**data)
 
     def identity(self) -> dict[str, Any]:

@@ -18,12 +18,11 @@ uninterrupted run give the same records.
 
 from __future__ import annotations
 
-import datetime as _dt
-import importlib.metadata
+import dataclasses
 import logging
 import os
 import random
-import subprocess
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -51,18 +50,9 @@ from rsmi.attacks.records import (
     write_json,
 )
 from rsmi.noise import row_seed
+from rsmi.provenance import provenance
 
 logger = logging.getLogger(__name__)
-
-VERSION_PACKAGES = (
-    "rsmi",
-    "torch",
-    "transformers",
-    "textattack",
-    "nltk",
-    "sentence-transformers",
-    "numpy",
-)
 
 ResultCallback = Callable[[dict[str, Any], dict[str, int]], None]
 StartCallback = Callable[[int, int, int], None]
@@ -75,13 +65,15 @@ class AttackExample:
     Attributes:
         index: position in the sample (the key of resume, shards and merge).
         data_index: position in the dataset split.
-        text, label: the example.
+        text, label: the example (as attacked: after any cut, see :func:`cut_texts`).
+        words_cut: whitespace-separated words removed from the end of the text by the cut.
     """
 
     index: int
     data_index: int
     text: str
     label: int
+    words_cut: int = 0
 
 
 def select_examples(
@@ -103,6 +95,61 @@ def select_examples(
         AttackExample(index=k, data_index=eligible[j], text=pairs[eligible[j]][0], label=pairs[eligible[j]][1])
         for k, j in enumerate(order.tolist())
     ]
+
+
+def cut_words(text: str, num_words: int) -> str:
+    """The first ``num_words`` tokens of ``text`` split on single spaces (the RSMI authors' cut).
+
+    ``" ".join(text.split(" ")[:num_words])``, as in their ``textattack_main.py``; a text with
+    no more tokens than that is returned unchanged.
+    """
+    tokens = text.split(" ")
+    return text if len(tokens) <= num_words else " ".join(tokens[:num_words])
+
+
+def cut_to_max_length(text: str, tokenizer: Any, max_length: int) -> str:
+    """The longest whitespace-word prefix of ``text`` whose tokenization fits ``max_length``.
+
+    Special tokens count. The model reads only the first ``max_length`` tokens, so words past
+    that prefix can never change its output: an attacker who sees them spends queries on them
+    and a cap on modified words or a query budget counted in words grows with them. At least
+    one word is kept (the model then truncates it, as it would any input).
+    """
+    ends = [m.end() for m in re.finditer(r"\S+", text)]
+
+    def fits(k: int) -> bool:
+        ids = tokenizer(text[: ends[k - 1]], truncation=False, verbose=False)["input_ids"]
+        return len(ids) <= max_length
+
+    if not ends or fits(len(ends)):
+        return text
+    best, lo, hi = 1, 1, len(ends) - 1
+    while lo <= hi:  # the token count grows with the prefix: binary search on the word count
+        mid = (lo + hi) // 2
+        if fits(mid):
+            best, lo = mid, mid + 1
+        else:
+            hi = mid - 1
+    return text[: ends[best - 1]]
+
+
+def cut_texts(
+    selected: Sequence[AttackExample], config: AttackConfig, tokenizer: Any, max_length: int
+) -> list[AttackExample]:
+    """The sample with each text cut as the preset and ``config.cut_to_max_length`` say."""
+    preset = config.preset_settings
+    if preset.cut_words is None and not config.cut_to_max_length:
+        return list(selected)
+    out = []
+    for ex in selected:
+        text = ex.text
+        if preset.cut_words is not None:
+            text = cut_words(text, preset.cut_words)
+        if config.cut_to_max_length:
+            text = cut_to_max_length(text, tokenizer, max_length)
+        cut = len(ex.text.split()) - len(text.split())
+        out.append(dataclasses.replace(ex, text=text, words_cut=cut))
+    return out
 
 
 def shard_examples(selected: Sequence[AttackExample], shard: tuple[int, int]) -> list[AttackExample]:
@@ -165,6 +212,7 @@ def run_attack(
         limit = getattr(classifier.model.config, "max_position_embeddings", max_length)
         classifier.set_config(classifier.config.replace(max_length=min(max_length, limit)))
     config = config.replace(max_length=classifier.config.max_length)
+    selected = cut_texts(selected, config, classifier.tokenizer, classifier.config.max_length)
     if resources is None:
         from rsmi.resources import Resources
 
@@ -298,7 +346,10 @@ def attack_example(
         num_words=original.num_words,
         wall_s=round(time.perf_counter() - started, 4),
     )
-    return {"index": ex.index, "data_index": ex.data_index, "seed": seed, **record}
+    return {
+        "index": ex.index, "data_index": ex.data_index, "seed": seed, **record,
+        "words_cut": ex.words_cut,
+    }
 
 
 def _result_type(result: Any) -> str:
@@ -399,28 +450,6 @@ def describe_model(classifier: Any) -> dict[str, Any]:
     }
 
 
-def package_versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {}
-    for name in VERSION_PACKAGES:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = None
-    return out
-
-
-def git_revision() -> str | None:
-    """The git commit of the rsmi source tree (None outside a checkout)."""
-    try:
-        proc = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
-            text=True, timeout=10, check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return proc.stdout.strip() or None if proc.returncode == 0 else None
-
-
 def _run_fields(config: AttackConfig, wall_time_s: float | None) -> dict[str, Any]:
     """What every summary records about the run: settings and provenance."""
     return {
@@ -430,11 +459,11 @@ def _run_fields(config: AttackConfig, wall_time_s: float | None) -> dict[str, An
         "transfer": config.transfer,
         "cache": config.cache,
         "dtype": config.dtype,
+        "cut_to_max_length": config.cut_to_max_length,
+        "preset_settings": dataclasses.asdict(config.preset_settings),
         "config": config.to_dict(),
         "wall_time_s": None if wall_time_s is None else round(wall_time_s, 3),
-        "versions": package_versions(),
-        "git_revision": git_revision(),
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **provenance(),
     }
 
 
@@ -591,6 +620,9 @@ __all__ = [
     "AttackExample",
     "attack_example",
     "build_summary",
+    "cut_texts",
+    "cut_to_max_length",
+    "cut_words",
     "combine_seeds",
     "merge_runs",
     "recompute_summary",

@@ -8,7 +8,7 @@ import sys
 from dataclasses import fields
 from typing import Any, TextIO
 
-from rsmi.config import RSMIConfig
+from rsmi.config import CANDIDATE_RULES, VOTES, RSMIConfig
 
 
 def console() -> Any:
@@ -38,8 +38,12 @@ def add_config_flags(
         value = getattr(reference, f.name)
         kind = type(value)
         kwargs: dict[str, Any] = {"type": kind, "default": value if defaults else None}
-        if f.name == "vote":
-            kwargs["choices"] = ["avg", "max"]
+        if isinstance(value, bool):  # --step2-resample / --no-step2-resample
+            kwargs = {"action": argparse.BooleanOptionalAction, "default": kwargs["default"]}
+        elif f.name == "vote":
+            kwargs["choices"] = list(VOTES)
+        elif f.name == "candidate_rule":
+            kwargs["choices"] = list(CANDIDATE_RULES)
         group.add_argument(
             "--" + f.name.replace("_", "-"),
             dest=f.name,
@@ -67,6 +71,32 @@ def config_overrides(args: argparse.Namespace, exclude: tuple[str, ...] = ()) ->
         for f in fields(RSMIConfig)
         if f.name not in exclude and getattr(args, f.name, None) is not None
     }
+
+
+# RSMIConfig fields that only training reads: no inference flag.
+TRAINING_ONLY_FIELDS = ("grad_noise_weight",)
+INFERENCE_TITLE = (
+    "RSMI inference settings (default: the saved model's own; e.g. --num-masks 0 runs the same "
+    "weights with randomized smoothing only, --noise-std 0 with masked inference only)"
+)
+
+
+def add_inference_flags(
+    parser: argparse.ArgumentParser, *, exclude: tuple[str, ...] = ()
+) -> None:
+    """The :class:`RSMIConfig` override flags of every command that predicts.
+
+    ``rsmi predict``, ``certify``, ``evaluate`` and ``attack`` share them: an unset flag keeps
+    the saved model's value; :func:`inference_overrides` collects those given.
+    """
+    add_config_flags(parser, exclude=TRAINING_ONLY_FIELDS + exclude, title=INFERENCE_TITLE)
+
+
+def inference_overrides(
+    args: argparse.Namespace, *, exclude: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """The inference settings given on the command line (recorded as ``model_overrides``)."""
+    return config_overrides(args, exclude=TRAINING_ONLY_FIELDS + exclude)
 
 
 def add_input_flags(parser: argparse.ArgumentParser) -> None:

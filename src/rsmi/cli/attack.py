@@ -15,7 +15,7 @@ from rsmi.attacks.config import (
     parse_seeds,
     parse_shard,
 )
-from rsmi.cli._common import add_config_flags, add_dtype_flag, config_overrides
+from rsmi.cli._common import add_dtype_flag, add_inference_flags, inference_overrides
 from rsmi.cli.main import CLIError
 
 
@@ -49,8 +49,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--transfer", action="store_true",
                    help="attack the noise-off model, re-score its adversarial examples with the "
                    "smoothed model")
-    p.add_argument("--cache", action="store_true",
-                   help="TextAttack's output cache (off: a randomized model is resampled per query)")
+    p.add_argument("--cache", action=argparse.BooleanOptionalAction, default=None,
+                   help="TextAttack's output cache (default: the preset's: off, so a randomized "
+                   "model is resampled per query; on for --preset authors)")
+    p.add_argument("--cut-to-max-length", action=argparse.BooleanOptionalAction, default=None,
+                   help="cut each text to the longest word prefix whose tokenization fits the "
+                   "model's max length before attacking: no query is spent on words the model "
+                   "never reads (default: off)")
     p.add_argument("--resume", action="store_true", help="continue a killed run in --out")
     p.add_argument("--shard", help="i/n: attack every n-th example starting at i "
                    "(default: from accelerate launch, else 0/1)")
@@ -62,11 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resources", default=None,
                    help="prepared resource directory (default RSMI_HOME/resources)")
     p.add_argument("--out", help="output directory")
-    add_config_flags(
-        p, exclude=("max_length", "grad_noise_weight"),
-        title="RSMI inference settings for the attacked model (default: the saved model's own; "
-        "e.g. --num-masks 0 attacks the same weights with randomized smoothing only)",
-    )
+    add_inference_flags(p, exclude=("max_length",))  # --max-length is the attack's own
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
     msub = p.add_subparsers(dest="attack_command", metavar="merge")
@@ -92,9 +93,10 @@ def _config(args: argparse.Namespace, shard: tuple[int, int]) -> AttackConfig:
     return AttackConfig(
         recipe=args.recipe, preset=args.preset, num_examples=args.num_examples, seeds=seeds,
         sample_seed=args.sample_seed, eot=args.eot, transfer=args.transfer, cache=args.cache,
+        cut_to_max_length=args.cut_to_max_length,
         mlm=args.mlm, batch_size=args.batch_size, max_length=args.max_length, shard=shard,
         model=str(args.model), data=str(args.data), split=args.split,
-        model_overrides=config_overrides(args, exclude=("max_length", "grad_noise_weight")),
+        model_overrides=inference_overrides(args, exclude=("max_length",)),
         dtype=resolve_dtype(args.dtype, _device(args)),
     )
 

@@ -6,7 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from rsmi.cli._common import add_dtype_flag
+from rsmi.cli._common import add_dtype_flag, add_inference_flags, inference_overrides
+
+PREDICTIONS_FILE = "predictions.jsonl"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,7 +16,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "evaluate",
         help="clean accuracy of a trained model (two-step prediction for RSMI models)",
         description="Clean accuracy, per-class accuracy, mean forward passes per example and the "
-        "share of inputs that needed step 2, as JSON on stdout (and in --out FILE).",
+        "share of inputs that needed step 2, as JSON on stdout (and in --out FILE, with the "
+        "effective RSMI config, the overrides given and provenance). With --out, one line per "
+        "example (index, label, pred, probs, second_step, forward_passes) goes to "
+        f"{PREDICTIONS_FILE} beside it (or --predictions FILE): two models evaluated on the same "
+        "split can then be compared pairwise (McNemar).",
     )
     p.add_argument("--model", required=True, help="a saved RSMI model directory")
     p.add_argument("--data", required=True, help="dataset name or path (rsmi data list)")
@@ -25,24 +31,41 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="inputs per batch (32)")
     p.add_argument("--text-column", default=None, help="text column of a local/HF dataset")
     p.add_argument("--label-column", default=None, help="label column of a local/HF dataset")
-    p.add_argument("--out", metavar="FILE", default=None, help="also write the JSON to FILE")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available)")
     add_dtype_flag(p)
+    p.add_argument("--out", metavar="FILE", default=None,
+                   help="also write the JSON to FILE (e.g. DIR/evaluation.json)")
+    p.add_argument("--predictions", metavar="FILE", default=None,
+                   help=f"per-example predictions (default: {PREDICTIONS_FILE} beside --out)")
+    add_inference_flags(p)
     p.set_defaults(func=run)
 
 
+def predictions_path(out: str | None, predictions: str | None) -> Path | None:
+    """Where the per-example predictions go: ``--predictions``, else beside ``--out``."""
+    if predictions:
+        return Path(predictions)
+    if not out:
+        return None
+    out_path = Path(out)
+    name = PREDICTIONS_FILE if out_path.stem == "evaluation" else f"{out_path.stem}.{PREDICTIONS_FILE}"
+    return out_path.with_name(name)
+
+
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from rsmi import RSMIClassifier
     from rsmi.data import load_dataset
-    from rsmi.training.evaluate import evaluate
+    from rsmi.provenance import provenance
+    from rsmi.training.evaluate import evaluate_with_predictions
     from rsmi.training.trainer import select_examples
 
     if args.max_examples is not None and args.max_examples < 1:
         raise ValueError(f"--max-examples={args.max_examples} is invalid: it must be ≥ 1")
-    import torch
-
+    overrides = inference_overrides(args)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    clf = RSMIClassifier.from_pretrained(args.model, device=device, dtype=args.dtype)
+    clf = RSMIClassifier.from_pretrained(args.model, device=device, dtype=args.dtype, **overrides)
     data = load_dataset(args.data, split_seed=args.split_seed, text_column=args.text_column,
                         label_column=args.label_column)
     if list(data.label_names) != list(clf.label_names):
@@ -50,12 +73,25 @@ def run(args: argparse.Namespace) -> int:
             f"the model's classes {clf.label_names} differ from the data's {data.label_names}: "
             "evaluate on the dataset (and label set) the model was trained on"
         )
-    examples = select_examples(data.split(args.split), args.max_examples, args.seed)
-    result = evaluate(clf, examples, seed=args.seed, batch_size=args.batch_size)
-    result = {"model": str(args.model), "data": data.name, "split": args.split, **result}
+    chosen = select_examples(list(enumerate(data.split(args.split))), args.max_examples, args.seed)
+    result, records = evaluate_with_predictions(
+        clf, [ex for _, ex in chosen], seed=args.seed, batch_size=args.batch_size,
+        indices=[i for i, _ in chosen],
+    )
+    pred_path = predictions_path(args.out, args.predictions)
+    result = {
+        "model": str(args.model), "data": data.name, "split": args.split,
+        "split_seed": args.split_seed, "max_examples": args.max_examples, **result,
+        "model_overrides": overrides,
+        "predictions": None if pred_path is None else pred_path.name,
+        **provenance(),
+    }
     text = json.dumps(result, indent=2)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text + "\n", encoding="utf-8")
+    if pred_path is not None:
+        pred_path.parent.mkdir(parents=True, exist_ok=True)
+        pred_path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     print(text)
     return 0

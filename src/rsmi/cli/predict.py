@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 
 from rsmi.cli._common import (
-    add_config_flags,
     add_dtype_flag,
+    add_inference_flags,
     add_input_flags,
-    config_overrides,
+    inference_overrides,
     print_jsonl,
     read_texts,
 )
@@ -50,7 +50,7 @@ def _common_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default=None, help="torch device (default: cuda if available)")
     add_dtype_flag(p)
-    add_config_flags(p)
+    add_inference_flags(p)
 
 
 def _load(args: argparse.Namespace):
@@ -60,7 +60,7 @@ def _load(args: argparse.Namespace):
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     return RSMIClassifier.from_pretrained(
-        args.model, device=device, dtype=args.dtype, **config_overrides(args)
+        args.model, device=device, dtype=args.dtype, **inference_overrides(args)
     )
 
 

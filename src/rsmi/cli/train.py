@@ -12,12 +12,13 @@ import sys
 from dataclasses import fields
 from typing import Any
 
+from rsmi.config import CANDIDATE_RULES
 from rsmi.precision import DTYPES
-from rsmi.training.config import METHODS, RSMI_FIELDS, TrainConfig
+from rsmi.training.config import FREELB_PRESETS, METHODS, RSMI_FIELDS, TrainConfig
 
 # Flags whose value may be absent (None) and their element type.
 _OPTIONAL = {"data": str, "max_examples": int, "max_eval_examples": int, "text_column": str,
-             "label_column": str, "lr": float}
+             "label_column": str, "lr": float, "freelb_preset": str}
 _HELP = {
     "method": "base (fine-tuning), rsmi (METHOD.md training step), freelb (FreeLB++)",
     "model": "backbone: minilm (offline default), a model directory or a Hugging Face id",
@@ -33,6 +34,12 @@ _HELP = {
     "adv_lr": "FreeLB ascent step size",
     "adv_init_mag": "FreeLB random-start magnitude (0 = zero start)",
     "adv_max_norm": "FreeLB per-example L2 bound of the perturbation (0 = unbounded)",
+    "freelb_preset": "named FreeLB settings: textdefender = FreeLB++ as TextDefender runs it "
+    "(10 steps, adv_lr 0.03, init 0.05, unbounded); fills the adv_* values not given",
+    "candidate_rule": "mask candidates: content (non-special tokens) or authors (top-k first, "
+    "then [CLS]/[SEP] dropped, as the RSMI authors' code)",
+    "step2_resample": "inference step 2 as the RSMI authors' code: saliency recomputed, masks "
+    "drawn with replacement",
     "checkpoint_every": "also checkpoint every N optimizer steps (0 = per epoch and on signals)",
     "keep_checkpoint": "keep the last checkpoint after the run finishes",
 }
@@ -71,6 +78,10 @@ def register(sub: argparse._SubParsersAction) -> None:
             kwargs["choices"] = DTYPES
         elif f.name == "vote":
             kwargs["choices"] = ["avg", "max"]
+        elif f.name == "candidate_rule":
+            kwargs["choices"] = list(CANDIDATE_RULES)
+        elif f.name == "freelb_preset":
+            kwargs["choices"] = list(FREELB_PRESETS)
         group.add_argument(flag, dest=f.name, **kwargs)
     p.set_defaults(func=run)
 

@@ -16,7 +16,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rsmi.classifier import PASS_MASKS, PASS_SALIENCY, PASS_STEP1, PASS_STEP2, RSMIClassifier
+from rsmi.classifier import (
+    PASS_MASKS,
+    PASS_SALIENCY,
+    PASS_SALIENCY_STEP2,
+    PASS_STEP1,
+    PASS_STEP2,
+    RSMIClassifier,
+)
 from rsmi.noise import row_seed
 
 
@@ -53,12 +60,11 @@ def reference_predict(clf: RSMIClassifier, text: str, index: int, seed: int) -> 
         with torch.no_grad(), noise.per_row([seed_], batch["attention_mask"]):
             return model(**batch).logits[0].float()
 
-    candidates: list[int] = []
-    masked = ids.clone()
-    if cfg.masking:
-        # 1. Saliency with the predicted label, on the noisy model.
+    def salient_candidates(pass_id: int) -> list[int]:
+        """Saliency with the predicted label, on the noisy model → candidates, most salient first."""
+        nonlocal passes
         passes += 1
-        with noise.per_row([row_seed(seed, index, PASS_SALIENCY, 0)], inputs["attention_mask"]):
+        with noise.per_row([row_seed(seed, index, pass_id, 0)], inputs["attention_mask"]):
             embeds = model.get_input_embeddings()(inputs["input_ids"]).detach().requires_grad_(True)
             extra = {k: v for k, v in inputs.items() if k != "input_ids"}
             logits = model(inputs_embeds=embeds, **extra).logits
@@ -67,7 +73,15 @@ def reference_predict(clf: RSMIClassifier, text: str, index: int, seed: int) -> 
         norms = grad[0].norm(dim=-1).tolist()
         special = set(clf.special_ids)
         ranked = sorted(range(length), key=lambda t: -norms[t])
-        candidates = [t for t in ranked if int(ids[t]) not in special][: cfg.saliency_top_k]
+        if cfg.candidate_rule == "authors":  # top-k of all tokens, then specials dropped
+            return [t for t in ranked[: cfg.saliency_top_k] if int(ids[t]) not in special]
+        return [t for t in ranked if int(ids[t]) not in special][: cfg.saliency_top_k]
+
+    candidates: list[int] = []
+    masked = ids.clone()
+    if cfg.masking:
+        # 1. Saliency with the predicted label, on the noisy model.
+        candidates = salient_candidates(PASS_SALIENCY)
         for t in candidates[: cfg.num_masks]:
             masked[t] = clf.tokenizer.mask_token_id
 
@@ -79,12 +93,18 @@ def reference_predict(clf: RSMIClassifier, text: str, index: int, seed: int) -> 
     samples = step1
     if uncertain:
         # 4. Step 2: k1 passes, each with num_masks candidates drawn at random.
+        #    (step2_resample: fresh candidates, drawn with replacement, as the authors' code.)
         samples = []
+        if cfg.masking and cfg.step2_resample:
+            candidates = salient_candidates(PASS_SALIENCY_STEP2)
         for j in range(cfg.k1):
             row = ids.clone()
             if cfg.masking:
                 gen = torch.Generator().manual_seed(row_seed(seed, index, PASS_MASKS, j))
-                order = torch.randperm(len(candidates), generator=gen)[: cfg.num_masks]
+                if cfg.step2_resample:
+                    order = torch.randint(len(candidates), (cfg.num_masks,), generator=gen)
+                else:
+                    order = torch.randperm(len(candidates), generator=gen)[: cfg.num_masks]
                 for o in order.tolist():
                     row[candidates[o]] = clf.tokenizer.mask_token_id
             samples.append(forward(row, row_seed(seed, index, PASS_STEP2, j)))

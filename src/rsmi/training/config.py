@@ -27,6 +27,14 @@ BASE_MODEL_LR = 1e-5
 
 RSMI_FIELDS = tuple(f.name for f in fields(RSMIConfig))
 
+# Named FreeLB settings. "textdefender": FreeLB++ as TextDefender (Li et al., EMNLP 2021,
+# github.com/RockyLzy/TextDefender trainer/freelb.py + gradient.py) runs it: adv-learning-rate
+# 0.03, adv-init-mag 0.05, adv-max-norm 0 (unbounded), L2 norm type; its code's default of 5
+# ascent steps raised to 10, the paper's FreeLB++ change (with the unbounded norm).
+FREELB_PRESETS: dict[str, dict[str, Any]] = {
+    "textdefender": {"adv_steps": 10, "adv_lr": 0.03, "adv_init_mag": 0.05, "adv_max_norm": 0.0},
+}
+
 
 @dataclass
 class TrainConfig:
@@ -58,6 +66,10 @@ class TrainConfig:
         adv_lr: FreeLB ascent step size on the normalised gradient.
         adv_init_mag: magnitude of FreeLB's random initial perturbation (0 = start at zero).
         adv_max_norm: per-example L2 bound of the perturbation (0 = unbounded).
+        freelb_preset: a named set of the four ``adv_*`` values (:data:`FREELB_PRESETS`;
+            ``"textdefender"`` = FreeLB++: 10 steps, lr 0.03, init 0.05, unbounded). Through
+            :meth:`from_dict` (config files, the CLI) it fills the ``adv_*`` values not given;
+            values that contradict it are an error.
         dtype: compute precision of every forward/backward pass (``"float32"``,
             ``"bfloat16"``, ``"float16"`` on CUDA, or ``"auto"``: :mod:`rsmi.precision`), via
             accelerate's autocast; weights and optimiser state stay float32.
@@ -82,6 +94,8 @@ class TrainConfig:
     noise_every: int = 3
     num_masks: int = 2
     saliency_top_k: int = 5
+    candidate_rule: str = "content"
+    step2_resample: bool = False
     grad_noise_weight: float = 1.0
     k0: int = 5
     k1: int = 50
@@ -101,6 +115,7 @@ class TrainConfig:
     adv_lr: float = 0.03
     adv_init_mag: float = 0.05
     adv_max_norm: float = 1.0
+    freelb_preset: str | None = None
     # run
     dtype: str = "float32"
     checkpoint_every: int = 0
@@ -125,6 +140,19 @@ class TrainConfig:
         if self.warmup_ratio >= 1.0:
             raise ValueError(f"warmup_ratio={self.warmup_ratio} is invalid: it must lie in [0, 1)")
         self.rsmi_config()  # validates the RSMI fields with RSMIConfig's own checks
+        if self.freelb_preset is not None:
+            if self.freelb_preset not in FREELB_PRESETS:
+                raise ValueError(
+                    f"freelb_preset={self.freelb_preset!r} is invalid: choose one of "
+                    f"{', '.join(FREELB_PRESETS)}"
+                )
+            wrong = {k: getattr(self, k) for k, v in FREELB_PRESETS[self.freelb_preset].items()
+                     if getattr(self, k) != v}
+            if wrong:
+                raise ValueError(
+                    f"freelb_preset={self.freelb_preset} sets {FREELB_PRESETS[self.freelb_preset]} "
+                    f"but {wrong} were given: drop those settings or the preset"
+                )
 
     def rsmi_config(self) -> RSMIConfig:
         """The RSMI hyperparameters of this run (what an ``rsmi`` model is saved with)."""
@@ -151,15 +179,27 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Build from a mapping; unknown keys are an error (a typo must not pass silently)."""
+        """Build from a mapping; unknown keys are an error (a typo must not pass silently).
+
+        A ``freelb_preset`` fills the ``adv_*`` settings the mapping does not give.
+        """
         data = _upgrade_keys(data)
         _check_keys(data)
-        return cls(**data)
+        preset = FREELB_PRESETS.get(str(data.get("freelb_preset")), {})
+        return cls(**{**preset, **data})
 
-    def save(self, directory: Path, **extra: Any) -> Path:
-        """Write ``training_config.json`` (with resolved values such as ``lr`` in ``extra``)."""
+    def save(
+        self, directory: Path, *, provenance: dict[str, Any] | None = None, **extra: Any
+    ) -> Path:
+        """Write ``training_config.json`` (with resolved values such as ``lr`` in ``extra``).
+
+        ``provenance`` (:func:`rsmi.provenance.provenance`: git revision, package versions,
+        machine, date) is recorded under its own key; a config file read back ignores it.
+        """
         path = Path(directory) / CONFIG_FILE
         payload = {**self.to_dict(), **({"resolved": extra} if extra else {})}
+        if provenance is not None:
+            payload["provenance"] = provenance
         path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
         return path
 
@@ -187,7 +227,9 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError(f"config file {file} must hold a mapping of settings, not {type(data).__name__}")
     out = {str(k).replace("-", "_"): v for k, v in data.items()}
-    out.pop("resolved", None)  # a saved training_config.json can be reused as a config file
+    # A saved training_config.json can be reused as a config file.
+    out.pop("resolved", None)
+    out.pop("provenance", None)
     _check_keys(out, source=str(file))
     return out
 

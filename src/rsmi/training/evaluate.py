@@ -19,6 +19,21 @@ def evaluate(
     batch_size: int = 32,
     max_rows: int = 1024,
 ) -> dict[str, Any]:
+    """Clean accuracy and cost of ``clf``; see :func:`evaluate_with_predictions`."""
+    return evaluate_with_predictions(
+        clf, examples, seed=seed, batch_size=batch_size, max_rows=max_rows
+    )[0]
+
+
+def evaluate_with_predictions(
+    clf: RSMIClassifier,
+    examples: Sequence[Any],
+    *,
+    seed: int = 0,
+    batch_size: int = 32,
+    max_rows: int = 1024,
+    indices: Sequence[int] | None = None,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Clean accuracy and cost of ``clf`` on labelled examples (objects with ``text``, ``label``).
 
     The prediction is ``clf.predict`` with the model's own configuration: the two-step
@@ -29,7 +44,10 @@ def evaluate(
         counts), ``avg_forward_passes`` (encoder forward passes per example),
         ``second_step_share`` (share of inputs that needed step 2), ``truncated_share``,
         ``num_examples``, ``seed``, ``seconds``, ``method``, the compute ``dtype`` and the RSMI
-        ``config``.
+        ``config``; and one record per example (``index`` = ``indices[i]``, default ``i``;
+        ``label``, ``pred``, ``correct``, ``probs``, ``second_step``, ``forward_passes``,
+        ``truncated``) so that two models' clean results on the same examples can be compared
+        pairwise.
     """
     items = list(examples)
     if not items:
@@ -51,6 +69,22 @@ def evaluate(
             "accuracy": float(correct[rows].mean()) if rows.any() else None,
             "num_examples": int(rows.sum()),
         }
+    index = list(range(len(items))) if indices is None else [int(i) for i in indices]
+    if len(index) != len(items):
+        raise ValueError(f"{len(index)} indices for {len(items)} examples: give one per example")
+    records = [
+        {
+            "index": index[i],
+            "label": int(labels[i]),
+            "pred": int(pred.labels[i]),
+            "correct": bool(correct[i]),
+            "probs": [round(float(p), 6) for p in pred.probs[i]],
+            "second_step": bool(pred.second_step[i]),
+            "forward_passes": int(pred.forward_passes[i]),
+            "truncated": bool(pred.truncated[i]),
+        }
+        for i in range(len(items))
+    ]
     return {
         "clean_accuracy": float(correct.mean()),
         "per_class_accuracy": per_class,
@@ -63,4 +97,4 @@ def evaluate(
         "method": clf.method,
         "dtype": clf.compute_dtype,
         "config": clf.config.to_dict(),
-    }
+    }, records

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rsmi.masking import Saliency, mask_candidates, mask_top, saliency, special_token_mask
+from rsmi.masking import Saliency, mask_top, saliency, select_candidates
 from rsmi.training.config import TrainConfig
 
 
@@ -85,10 +85,13 @@ def rsmi_inputs(ctx: StepContext, batch: dict[str, torch.Tensor]) -> RSMIInputs:
     ctx.model.eval()
     with ctx.accelerator.autocast():
         sal = saliency(ctx.unwrapped, inputs, batch["labels"], reduction="mean")
-    # (2) Saliency ‖g_t‖₂ → the saliency_top_k candidates (no special tokens, no padding),
-    #     mask the num_masks most salient of each example (fewer in very short inputs).
-    forbidden = special_token_mask(batch["input_ids"], batch["attention_mask"], ctx.special_ids)
-    candidates = mask_candidates(sal.scores, forbidden, cfg.saliency_top_k)
+    # (2) Saliency ‖g_t‖₂ → the saliency_top_k candidates (no special tokens, no padding;
+    #     candidate_rule "authors": top-k first, special tokens dropped after), mask the
+    #     num_masks most salient of each example (fewer in very short inputs).
+    candidates = select_candidates(
+        sal.scores, batch["input_ids"], batch["attention_mask"], ctx.special_ids,
+        cfg.saliency_top_k, cfg.candidate_rule,
+    )
     if cfg.num_masks > 0 and ctx.mask_token_id is None:
         raise ValueError("the tokenizer has no mask token: RSMI training needs one (or num_masks=0)")
     masked_ids = (

@@ -324,8 +324,13 @@ def train(
         state = load_checkpoint(out, accelerator, unwrapped, optimizer, scheduler, generators)
         logger.info("resuming %s at epoch %d, batch %d", out, state.epoch + 1, state.batches_done)
     if accelerator.is_main_process:
+        from rsmi.provenance import provenance
+
+        origin = provenance(mixed_precision=config.mixed_precision)
+        _append_log(out, {"event": "start", "resumed": resuming, "provenance": origin})
         config.save(
-            out, lr=lr, dtype=dtype, hidden_size=hidden, num_train_examples=len(train_examples),
+            out, provenance=origin, lr=lr, dtype=dtype, hidden_size=hidden,
+            num_train_examples=len(train_examples),
             num_dev_examples=len(dev_examples), dev_source=dev_source,
             num_processes=accelerator.num_processes, total_steps=total_steps,
         )

@@ -1,0 +1,135 @@
+"""Provenance: what produced a result (code revision, packages, machine, date).
+
+One function, :func:`provenance`, is recorded by every command that writes results: attack
+summaries (``summary.json``), ``rsmi evaluate``'s ``evaluation.json`` and the training
+config (``training_config.json``) and log. Callers may add keys of their own (e.g. the compute
+``dtype``): they are passed through unchanged.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import importlib.metadata
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+VERSION_PACKAGES = (
+    "rsmi",
+    "torch",
+    "transformers",
+    "textattack",
+    "nltk",
+    "sentence-transformers",
+    "numpy",
+    "scipy",
+    "accelerate",
+)
+
+
+def package_versions(names: tuple[str, ...] = VERSION_PACKAGES) -> dict[str, str | None]:
+    """Installed version of each package (None when it is not installed)."""
+    out: dict[str, str | None] = {}
+    for name in names:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _git(*args: str) -> str | None:
+    try:
+        proc = subprocess.run(
+            ["git", *args], cwd=Path(__file__).resolve().parent, capture_output=True,
+            text=True, timeout=10, check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def git_revision() -> str | None:
+    """The git commit of the rsmi source tree (None outside a checkout)."""
+    return _git("rev-parse", "HEAD") or None
+
+
+def git_dirty() -> bool | None:
+    """Whether the rsmi checkout has uncommitted changes to tracked files (None outside one)."""
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return None if status is None else bool(status)
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_model() -> str | None:
+    """The CPU model name (from /proc/cpuinfo on Linux, else ``platform.processor()``)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def machine() -> dict[str, Any]:
+    """Platform, CPU model and cores, torch threads, and the GPU (if torch sees one)."""
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": None,
+        "gpu": None,
+    }
+    try:
+        import torch
+    except ImportError:
+        return info
+    info["torch_threads"] = torch.get_num_threads()
+    if torch.cuda.is_available():
+        index = torch.cuda.current_device()
+        info["gpu"] = {
+            "name": torch.cuda.get_device_name(index),
+            "count": torch.cuda.device_count(),
+            "cuda": torch.version.cuda,
+        }
+    return info
+
+
+def utc_now() -> str:
+    """The current time, UTC, ISO 8601 to the second."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def provenance(**extra: Any) -> dict[str, Any]:
+    """Everything a result file records about how it was produced.
+
+    Keys: ``git_revision``, ``git_dirty``, ``versions`` (package → version), ``python``,
+    ``machine`` (:func:`machine`), ``created`` (UTC, ISO 8601). Keyword arguments are added
+    as they are (e.g. ``dtype="bf16"``) and take precedence.
+    """
+    return {
+        "git_revision": git_revision(),
+        "git_dirty": git_dirty(),
+        "versions": package_versions(),
+        "python": sys.version.split()[0],
+        "machine": machine(),
+        "created": utc_now(),
+        **extra,
+    }
+
+
+__all__ = [
+    "VERSION_PACKAGES",
+    "cpu_model",
+    "git_dirty",
+    "git_revision",
+    "machine",
+    "package_versions",
+    "provenance",
+    "utc_now",
+]

@@ -1,0 +1,25 @@
+"""rsmi.provenance: what every result file records about how it was produced."""
+
+from __future__ import annotations
+
+import json
+
+from rsmi.provenance import git_revision, machine, package_versions, provenance
+
+
+def test_provenance_records_code_packages_machine_and_date():
+    info = provenance(dtype="bf16")
+    assert info["dtype"] == "bf16"  # callers' keys pass through
+    assert info["git_revision"] == git_revision()
+    assert info["git_dirty"] in (True, False, None)
+    assert info["versions"]["torch"] == package_versions()["torch"] is not None
+    assert info["python"].count(".") == 2
+    assert info["machine"]["cpu_count"] >= 1 and info["machine"]["torch_threads"] >= 1
+    assert set(machine()) >= {"platform", "cpu", "cpu_count", "torch_threads", "gpu"}
+    assert info["created"].endswith("+00:00")
+    json.dumps(info)  # JSON-ready
+
+
+def test_git_revision_is_a_commit_in_a_checkout():
+    rev = git_revision()
+    assert rev is None or (len(rev) == 40 and int(rev, 16) >= 0)

@@ -1,0 +1,188 @@
+"""benchmarks/study.py: the study's plan (order, skips, blocking, dev selection) and a tiny run."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load_study_module():
+    spec = importlib.util.spec_from_file_location("study", ROOT / "benchmarks" / "study.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["study"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+study_mod = _load_study_module()
+
+WORDS_POS = ["good", "great", "fine", "lovely", "charming"]
+WORDS_NEG = ["bad", "awful", "boring", "dull", "terrible"]
+
+
+def _toy_data(path: Path, n: int = 60) -> Path:
+    with path.open("w") as fh:
+        for i in range(n):
+            pool = WORDS_POS if i % 2 else WORDS_NEG
+            words = ["the", "movie", "was", pool[i % 5], "and", pool[(i + 2) % 5], "overall"]
+            fh.write(json.dumps({"text": " ".join(words), "label": ["neg", "pos"][i % 2]}) + "\n")
+    return path
+
+
+def _config(tmp_path: Path, backbone: str, data: Path, **changes) -> Path:
+    cfg = {
+        "runs_dir": str(tmp_path / "runs"),
+        "results_dir": str(tmp_path / "results"),
+        "backbone": backbone,
+        "datasets": {"toy": {"data": str(data), "max_length": 16, "num_examples": 2}},
+        "train": {"seeds": [0, 1], "epochs": 1, "batch_size": 8, "lr": 0.01, "k1": 4},
+        "models": {"base": {"method": "base"},
+                   "rsmi": {"method": "rsmi", "noise_std": 0.3, "num_masks": 1, "seeds": [0]}},
+        "sweep": {"name": "rsmi-dev", "seed": 0, "base": {"method": "rsmi", "num_masks": 1},
+                  "grid": {"noise_std": [0.3, 0.6]},
+                  "select_by": {"recipe": "deepwordbug", "split": "dev", "num_examples": 2}},
+        "attacks": {"preset": "recipe", "attack_seeds": [0, 1], "train_seeds": [0],
+                    "main": [{"recipe": "deepwordbug", "models": "all"}],
+                    "extra": [{"name": "rs-only", "recipe": "deepwordbug", "models": ["rsmi"],
+                               "overrides": {"num_masks": 0, "saliency_top_k": 0}}]},
+        **changes,
+    }
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _finish_training(model_dir: Path) -> None:
+    model_dir.mkdir(parents=True, exist_ok=True)
+    (model_dir / "log.jsonl").write_text(json.dumps({"event": "finished"}) + "\n")
+    (model_dir / "training_config.json").write_text("{}\n")
+
+
+def _complete_summary(out: Path, aua: float, clean: float) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    summary = {"complete": True, "accuracy_under_attack": aua, "clean_accuracy": clean,
+               "avg_forward_passes": 10.0}
+    (out / "summary.json").write_text(json.dumps(summary))
+
+
+def test_plan_order_blocking_skips_and_dev_selection(tmp_path):
+    path = _config(tmp_path, "minilm", tmp_path / "toy.jsonl")
+    study = study_mod.Study.load(path)
+    jobs = study_mod.plan(study)
+    ids = [j.id for j in jobs]
+    # Priority: first-seed training, evaluation, attacks; then the sweep; then other seeds.
+    assert ids[:2] == ["toy/train/base/seed-0", "toy/train/rsmi/seed-0"]
+    assert ids.index("toy/evaluate/base/seed-0/test") < ids.index("toy/attack/base/seed-0/deepwordbug")
+    assert ids.index("toy/attack/rsmi/seed-0/deepwordbug") < ids.index("toy/sweep-train/sweep-s0.3")
+    assert ids.index("toy/sweep-attack/sweep-s0.6") < ids.index("toy/train/base/seed-1")
+    assert "toy/train/rsmi/seed-1" not in ids  # the row is restricted to seed 0
+    assert "toy/attack/base/seed-1/deepwordbug" not in ids  # attacks.train_seeds: [0]
+    by_id = {j.id: j for j in jobs}
+    assert by_id["toy/train/base/seed-0"].status == "todo"
+    assert by_id["toy/attack/base/seed-0/deepwordbug"].blocked == "model not trained"
+    assert "selection waits for 2" in by_id["toy/evaluate/rsmi-dev/seed-0/test"].blocked
+    # Deterministic models get one attack seed, randomized ones all; overrides become flags.
+    base_attack = by_id["toy/attack/base/seed-0/deepwordbug"].argv
+    assert base_attack[base_attack.index("--seeds") + 1] == "0"
+    rs_only = by_id["toy/attack/rsmi/seed-0/rs-only"].argv
+    assert rs_only[rs_only.index("--seeds") + 1] == "0,1"
+    assert rs_only[-4:] == ["--num-masks", "0", "--saliency-top-k", "0"]
+    rs_eval = by_id["toy/evaluate/rsmi/seed-0/test-rs-only"].argv  # its clean accuracy too
+    assert rs_eval[-4:] == ["--num-masks", "0", "--saliency-top-k", "0"]
+    assert rs_eval[rs_eval.index("--out") + 1].endswith("test-rs-only/evaluation.json")
+    train = by_id["toy/train/rsmi/seed-0"].argv
+    assert "--resume" in train and train[train.index("--noise-std") + 1] == "0.3"
+    assert "--seeds" not in train
+    assert [j.id for j in study_mod.select_jobs(jobs, "*/sweep-*")] == [
+        "toy/sweep-train/sweep-s0.3", "toy/sweep-train/sweep-s0.6",
+        "toy/sweep-attack/sweep-s0.3", "toy/sweep-attack/sweep-s0.6"]
+
+    # A finished training is skipped and unblocks its evaluation and attacks.
+    runs, results = tmp_path / "runs" / "toy", tmp_path / "results" / "toy"
+    _finish_training(runs / "base" / "seed-0")
+    by_id = {j.id: j for j in study_mod.plan(study)}
+    assert by_id["toy/train/base/seed-0"].done
+    assert by_id["toy/attack/base/seed-0/deepwordbug"].status == "todo"
+    # Finished dev attacks of the sweep → the selection (AUA, then clean accuracy).
+    for name in ("sweep-s0.3", "sweep-s0.6"):
+        _finish_training(runs / name / "seed-0")
+    _complete_summary(results / "sweep" / "sweep-s0.3" / "dev-deepwordbug", 0.5, 0.8)
+    _complete_summary(results / "sweep" / "sweep-s0.6" / "dev-deepwordbug", 0.5, 0.9)
+    selection, why = study_mod.selection(study, "toy")
+    assert why is None and selection["selected"] == "sweep-s0.6"
+    by_id = {j.id: j for j in study_mod.plan(study)}
+    dev_eval = by_id["toy/evaluate/rsmi-dev/seed-0/test"]
+    assert dev_eval.status == "todo"  # its seed-0 model is the sweep's run: not trained again
+    assert dev_eval.argv[dev_eval.argv.index("--model") + 1] == str(runs / "sweep-s0.6" / "seed-0")
+    assert "toy/train/rsmi-dev/seed-0" not in by_id
+    seed1 = by_id["toy/train/rsmi-dev/seed-1"].argv
+    assert seed1[seed1.index("--noise-std") + 1] == "0.6"
+    assert seed1[seed1.index("--out") + 1] == str(runs / "rsmi-dev" / "seed-1")
+    # A complete attack summary is skipped.
+    _complete_summary(results / "attacks" / "base" / "seed-0" / "deepwordbug", 0.1, 0.9)
+    assert {j.id: j for j in study_mod.plan(study)}["toy/attack/base/seed-0/deepwordbug"].done
+
+
+def test_dry_run_prints_the_plan(tmp_path, capsys):
+    path = _config(tmp_path, "minilm", tmp_path / "toy.jsonl")
+    assert study_mod.main([str(path), "--dry-run", "--only", "toy/train/*"]) == 0
+    out = capsys.readouterr().out
+    assert "[todo] toy/train/base/seed-0" in out and "rsmi train --data" in out
+    assert "attack" not in out.split("jobs:")[0].replace("train", "")
+    assert not (tmp_path / "runs").exists()  # a dry run writes nothing
+
+
+def test_tiny_study_runs_end_to_end_and_resumes(tmp_path, tokenizer, monkeypatch):
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from rsmi.cli.main import main as rsmi_main
+    from rsmi.resources import Resources
+    from test_attack import TinyResources
+
+    torch.manual_seed(0)
+    backbone = tmp_path / "tiny"
+    BertForSequenceClassification(BertConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+        num_attention_heads=2, intermediate_size=64, max_position_embeddings=64, num_labels=2,
+    )).save_pretrained(backbone)
+    tokenizer.save_pretrained(backbone)
+    resources = TinyResources(tmp_path / "resources")
+    from rsmi.attacks._textattack import load_textattack
+
+    load_textattack(resources)
+    monkeypatch.setattr(Resources, "load", classmethod(lambda cls, root=None: resources))
+    path = _config(tmp_path, str(backbone), _toy_data(tmp_path / "toy.jsonl"), sweep=None)
+    cfg = yaml.safe_load(path.read_text())
+    cfg["train"]["seeds"] = [0]
+    cfg["models"] = {"base": {"method": "base"}}
+    cfg["attacks"]["extra"] = []
+    path.write_text(yaml.safe_dump(cfg))
+    study = study_mod.Study.load(path)
+    calls = []
+
+    def execute(argv):
+        calls.append(argv[0])
+        return rsmi_main(argv)
+
+    assert study_mod.run(study, execute=execute, say=lambda _: None) == 0
+    assert calls == ["train", "evaluate", "attack"]
+    results = tmp_path / "results" / "toy"
+    saved = json.loads((results / "models" / "base" / "seed-0" / "training_config.json").read_text())
+    assert saved["method"] == "base" and "provenance" in saved
+    assert not list(results.rglob("*.safetensors"))  # never weights under results
+    evaluation = json.loads((results / "eval" / "base" / "seed-0" / "test" / "evaluation.json").read_text())
+    assert (results / "eval" / "base" / "seed-0" / "test" / "predictions.jsonl").exists()
+    assert evaluation["method"] == "base"
+    summary = json.loads((results / "attacks" / "base" / "seed-0" / "deepwordbug" / "summary.json").read_text())
+    assert summary["complete"] and summary["num_examples"] == 2 and summary["cut_to_max_length"] is False
+    calls.clear()
+    assert study_mod.run(study, execute=execute, say=lambda _: None) == 0
+    assert calls == []  # everything finished: nothing runs again
+
