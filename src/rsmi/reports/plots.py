@@ -9,6 +9,7 @@ parsed as mathtext.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,16 @@ def svg(fig: Any, salt: str) -> str:
         fig.savefig(buf, format="svg", metadata={"Date": None}, bbox_inches="tight")
     plt.close(fig)
     text = buf.getvalue()
+    text = re.sub(r"\s*<metadata>.*?</metadata>", "", text, flags=re.DOTALL)  # RDF, no use here
     return text[text.index("<svg"):]
+
+
+def _horizontal() -> dict[str, Any]:
+    """Horizontal boxes: ``orientation=`` from matplotlib 3.10, ``vert=`` before."""
+    import matplotlib
+
+    major, minor = (int(x) for x in matplotlib.__version__.split(".")[:2])
+    return {"orientation": "horizontal"} if (major, minor) >= (3, 10) else {"vert": False}
 
 
 def _attack_rows(rows: Sequence[ResultRow]) -> list[ResultRow]:
@@ -171,9 +181,10 @@ def distributions(rows: Sequence[ResultRow]) -> Any | None:
         labels.append(_text(f"{r.model} · {r.attack} ({r.dataset})"))
     plt = _pyplot()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10.0, 0.55 * len(runs) + 1.6), sharey=True)
-    a1.boxplot(pct, vert=False, showmeans=True)
+    horizontal = _horizontal()
+    a1.boxplot(pct, showmeans=True, **horizontal)
     a1.set_xlabel("words perturbed % (successful attacks)")
-    a2.boxplot(queries, vert=False, showmeans=True)
+    a2.boxplot(queries, showmeans=True, **horizontal)
     a1.set_yticks(range(1, len(runs) + 1))
     a1.set_yticklabels(labels, fontsize=7)
     a2.set_xscale("log")
