@@ -95,3 +95,12 @@ def test_broken_blocks_are_errors(repo, capsys):
     doc.write_text("<!-- rsmi-report: results/mr --colour red -->\n<!-- /rsmi-report -->\n")
     with pytest.raises(ValueError, match="unknown option"):
         docs.update_docs([doc], check=True)
+
+
+def test_markers_in_fenced_code_are_examples(repo):
+    _, doc = repo
+    text = "```markdown\n<!-- rsmi-report: results/none -->\nexample\n<!-- /rsmi-report -->\n```\n"
+    doc.write_text(text + STALE_DOC)
+    assert [b.line for b in docs.update_docs([doc], check=True)] == [10, 18]
+    docs.update_docs([doc])
+    assert doc.read_text().startswith(text)

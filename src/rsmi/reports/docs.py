@@ -7,7 +7,8 @@ marker is generated and rewritten by ``rsmi report --update-docs FILE ...``::
     | model | attack | ... |
     <!-- /rsmi-report -->
 
-Paths are relative to the repository root of the Markdown file (the nearest directory above it
+Markers start a line (elsewhere, and in fenced code, they are just text). Paths are relative to
+the repository root of the Markdown file (the nearest directory above it
 holding ``.git`` or ``pyproject.toml``). Options: ``--columns`` (names of
 :data:`rsmi.reports.tables.COLUMNS`), ``--table results|training-seeds|pairs`` (default
 results). ``tests/test_docs_tables.py`` fails when a committed block differs from what the
@@ -27,10 +28,13 @@ from rsmi.reports.tables import SEED_COLUMNS, markdown_pairs, markdown_table
 
 OPEN = "<!-- rsmi-report:"
 CLOSE = "<!-- /rsmi-report -->"
+# Markers start a line; one mentioned inside a sentence (or a fenced code block) is not a block.
 BLOCK = re.compile(
-    r"(?P<open><!-- rsmi-report:(?P<args>.*?)-->)(?P<body>.*?)(?P<close><!-- /rsmi-report -->)",
-    re.DOTALL,
+    r"^(?P<open><!-- rsmi-report:(?P<args>.*?)-->)(?P<body>.*?)^(?P<close><!-- /rsmi-report -->)",
+    re.DOTALL | re.MULTILINE,
 )
+OPEN_AT_LINE = re.compile(r"^<!-- rsmi-report:", re.MULTILINE)
+CLOSE_AT_LINE = re.compile(r"^<!-- /rsmi-report -->", re.MULTILINE)
 TABLES = ("results", "training-seeds", "pairs")
 
 
@@ -107,29 +111,41 @@ def render_block(spec: BlockSpec, root: str | Path) -> str:
     return markdown_table(results.rows, spec.columns)
 
 
-def refresh(text: str, root: str | Path, source: str = "<text>") -> tuple[str, list[int]]:
-    """``text`` with every block regenerated, and the line numbers of the blocks that changed."""
-    if text.count(OPEN) != text.count(CLOSE) or text.count(OPEN) != len(BLOCK.findall(text)):
+FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,}).*?^ {0,3}\1[ \t]*$", re.DOTALL | re.MULTILINE)
+
+
+def _blank_fences(text: str) -> str:
+    """``text`` with fenced code blocks blanked (same length and lines): markers there are examples."""
+    return FENCE.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), text)
+
+
+def blocks(text: str, source: str = "<text>") -> list[re.Match[str]]:
+    """The blocks of a Markdown text (outside fenced code); an unclosed marker is an error."""
+    visible = _blank_fences(text)
+    found = list(BLOCK.finditer(visible))
+    opens, closes = len(OPEN_AT_LINE.findall(visible)), len(CLOSE_AT_LINE.findall(visible))
+    if opens != closes or opens != len(found):
         raise ValueError(
             f"{source}: every '{OPEN} ... -->' needs its own closing '{CLOSE}' after it"
         )
+    return found
+
+
+def refresh(text: str, root: str | Path, source: str = "<text>") -> tuple[str, list[int]]:
+    """``text`` with every block regenerated, and the line numbers of the blocks that changed."""
     changed: list[int] = []
     out: list[str] = []
     pos = 0
-    for m in BLOCK.finditer(text):
-        body = "\n" + render_block(parse_spec(m.group("args")), root)
+    for m in blocks(text, source):
+        body = "\n" + render_block(parse_spec(text[m.start("args"):m.end("args")]), root)
         out.append(text[pos:m.end("open")])
         out.append(body)
-        out.append(m.group("close"))
-        if body != m.group("body"):
+        out.append(CLOSE)
+        if body != text[m.start("body"):m.end("body")]:
             changed.append(text.count("\n", 0, m.start()) + 1)
         pos = m.end()
     out.append(text[pos:])
     return "".join(out), changed
-
-
-def count_blocks(text: str) -> int:
-    return len(BLOCK.findall(text))
 
 
 def update_docs(files: Iterable[str | Path], *, check: bool = False) -> list[StaleBlock]:
@@ -144,7 +160,8 @@ def update_docs(files: Iterable[str | Path], *, check: bool = False) -> list[Sta
         except OSError as exc:
             raise ValueError(f"cannot read {f}: {exc}") from exc
         new, changed = refresh(text, repo_root(f), source=str(f))
-        specs = {text.count("\n", 0, m.start()) + 1: m.group("args") for m in BLOCK.finditer(text)}
+        specs = {text.count("\n", 0, m.start()) + 1: text[m.start("args"):m.end("args")]
+                 for m in blocks(text, str(f))}
         stale.extend(StaleBlock(f, line, specs[line]) for line in changed)
         if changed and not check:
             f.write_text(new, encoding="utf-8")
