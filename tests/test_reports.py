@@ -198,3 +198,20 @@ def test_cli_html_markdown_and_compare(tmp_path, capsys):
 def test_cli_report_needs_something_to_do(capsys):
     assert main(["report"]) == 2
     assert "RUN_OR_DIR" in capsys.readouterr().err
+
+
+def test_shards_and_unfinished_runs_are_labelled(tmp_path):
+    run = tmp_path / "seed-0" / "shard-1-of-2"
+    shutil.copytree(ATTACKS / "base-textfooler", run)
+    data = json.loads((run / "summary.json").read_text())
+    data["config"]["shard"] = [1, 2]
+    data["complete"] = False
+    (run / "summary.json").write_text(json.dumps(data))
+    (row,) = reports.ResultSet.load([tmp_path])
+    assert row.attack == "textfooler (shard 1/2) (incomplete)"
+
+
+def test_same_training_seed_twice_is_no_spread(tmp_path):
+    for name in ("a", "b"):
+        shutil.copytree(FIXTURE / "mr" / "eval" / "rsmi-s0", tmp_path / name)
+    assert reports.ResultSet.load([tmp_path]).training_seed_groups() == []

@@ -68,6 +68,11 @@ def attack_label(config: Mapping[str, Any]) -> str:
         name += f" (EOT m={config['eot']})"
     if config.get("cache"):
         name += " (cached)"
+    shard = config.get("shard") or (0, 1)
+    if isinstance(shard, list | tuple) and len(shard) == 2 and int(shard[1]) > 1:
+        name += f" (shard {int(shard[0])}/{int(shard[1])})"
+    if config.get("complete") is False:
+        name += " (incomplete)"
     return name
 
 
@@ -175,7 +180,9 @@ def _attack_row(data: dict[str, Any], path: Path) -> ResultRow:
         model = model_info.get("path") or _get(model_info, "metadata.backbone") or "?"
     seeds = data.get("seeds") or config.get("seeds") or ([data["seed"]] if "seed" in data else [])
     training = _first(data, "model.metadata.training", "training") or {}
-    label_config = {**config, **{k: data[k] for k in ("recipe", "eot", "transfer", "cache") if k in data}}
+    label_config = {
+        **config, **{k: data[k] for k in ("recipe", "eot", "transfer", "cache", "complete") if k in data}
+    }
     return ResultRow(
         model=_model_name(model),
         method=str(data.get("model_method") or data.get("method") or model_info.get("method") or "?"),
@@ -315,14 +322,19 @@ def find_results(path: str | Path) -> list[Path]:
     return found
 
 
-def _walk(directory: Path) -> list[Path]:
+def _walk(directory: Path, seen: set[Path] | None = None) -> list[Path]:
+    seen = set() if seen is None else seen
+    real = directory.resolve()
+    if real in seen:  # a symlink loop
+        return []
+    seen.add(real)
     here = [directory / n for n in (SUMMARY_FILE, EVALUATION_FILE) if (directory / n).is_file()]
     if here:
         return here
     out: list[Path] = []
     for child in sorted(directory.iterdir()):
         if child.is_dir() and not child.name.startswith("."):
-            out.extend(_walk(child))
+            out.extend(_walk(child, seen))
     return out
 
 
@@ -370,7 +382,8 @@ class ResultSet:
     def training_seed_groups(self) -> list[ResultRow]:
         """Rows that differ only by training seed, aggregated: mean ± std over training seeds.
 
-        Only groups with at least two distinct training seeds are returned.
+        Only groups of at least two rows, each with its own training seed, are returned (the
+        same seed twice, e.g. two evaluations of one model, is not a spread over seeds).
         """
         groups: dict[tuple[Any, ...], list[ResultRow]] = {}
         for row in self.rows:
@@ -378,8 +391,8 @@ class ResultSet:
                 groups.setdefault(row.identity, []).append(row)
         out = []
         for members in groups.values():
-            seeds = sorted({r.training_seed for r in members if r.training_seed is not None})
-            if len(seeds) >= 2:
+            seeds = {r.training_seed for r in members}
+            if len(members) >= 2 and len(seeds) == len(members):
                 out.append(aggregate_training_seeds(members))
         return out
 
