@@ -264,7 +264,7 @@ def _provenance(data: Mapping[str, Any], path: Path, *, seeds: Any) -> dict[str,
     short = {k: versions.get(k) for k in ("rsmi", "torch", "transformers", "textattack") if versions.get(k)}
     revision = _first(data, "git_revision", "provenance.git_revision", "provenance.git.revision")
     dirty = _first(data, "git_dirty", "provenance.git_dirty")
-    return {
+    found = {
         "git revision": None if revision is None else str(revision) + (" (dirty)" if dirty else ""),
         "dtype": _first(data, "dtype", "provenance.dtype", "model.dtype"),
         "device": _first(data, "device", "provenance.device"),
@@ -282,6 +282,18 @@ def _provenance(data: Mapping[str, Any], path: Path, *, seeds: Any) -> dict[str,
         "versions": ", ".join(f"{k} {v}" for k, v in short.items()) or None,
         "file": str(path),
     }
+    always = {"git revision", "dtype", "device", "machine", "training seed", "date",
+              "attack seeds" if seeds is not None else "evaluation seed"}
+    return {k: _flat(v) for k, v in found.items() if v is not None or k in always}
+
+
+def _flat(value: Any) -> Any:
+    """A provenance value for one table cell: a mapping or list becomes ``k v, ...`` text."""
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k} {_flat(v)}" for k, v in value.items() if v is not None) or None
+    if isinstance(value, list | tuple):
+        return ", ".join(str(_flat(v)) for v in value) or None
+    return value
 
 
 def load_row(path: str | Path) -> ResultRow:
