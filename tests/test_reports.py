@@ -215,3 +215,11 @@ def test_same_training_seed_twice_is_no_spread(tmp_path):
     for name in ("a", "b"):
         shutil.copytree(FIXTURE / "mr" / "eval" / "rsmi-s0", tmp_path / name)
     assert reports.ResultSet.load([tmp_path]).training_seed_groups() == []
+
+
+def test_html_of_evaluations_only(tmp_path):
+    from rsmi.reports.html import render_html
+
+    page = render_html(reports.ResultSet.load([FIXTURE / "mr" / "eval"]))
+    assert page.count('<tr class="row"') == 4 and 'id="examples"' not in page
+    assert 'id="training-seeds"' in page and "<svg" not in page  # nothing to plot
