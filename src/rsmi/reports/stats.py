@@ -67,7 +67,7 @@ class PairedComparison:
 
     ``b``: examples robust under A only; ``c``: robust under B only; ``p_value``: exact
     McNemar on (b, c). ``clean_b``, ``clean_c``, ``clean_p_value``: the same on clean
-    correctness. Accuracies in percent.
+    correctness (``clean_acc_a``, ``clean_acc_b``: clean accuracies). Accuracies in percent.
     """
 
     label_a: str
@@ -80,8 +80,8 @@ class PairedComparison:
     b: int
     c: int
     p_value: float
-    clean_a: float
-    clean_b_acc: float
+    clean_acc_a: float
+    clean_acc_b: float
     clean_b: int
     clean_c: int
     clean_p_value: float
@@ -127,8 +127,8 @@ def compare_records(
         b=b,
         c=c,
         p_value=mcnemar_exact(b, c),
-        clean_a=100.0 * sum(ca.values()) / n,
-        clean_b_acc=100.0 * sum(cb.values()) / n,
+        clean_acc_a=100.0 * sum(ca.values()) / n,
+        clean_acc_b=100.0 * sum(cb.values()) / n,
         clean_b=cb_,
         clean_c=cc_,
         clean_p_value=mcnemar_exact(cb_, cc_),
