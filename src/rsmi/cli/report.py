@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plot", metavar="FILE", help="write a PNG bar chart")
     p.add_argument("--title", default="Robustness results")
     p.add_argument("--columns", metavar="LIST",
-                   help="table columns, comma-separated (default: model,method,attack,clean,aua,"
+                   help="columns of the terminal and Markdown tables, comma-separated (default: model,method,attack,clean,aua,"
                    "aua_ci,asr,queries,fwd,perturbed,n; also dataset, seeds, training_seeds, "
                    "clean_ci, fwd_per_query)")
     p.add_argument("--compare", nargs=2, metavar=("RUN_A", "RUN_B"),
@@ -91,7 +91,7 @@ def _report(args: argparse.Namespace) -> None:
     if args.markdown:
         text = reports.markdown_report(
             results.rows, title=args.title, plot_file=plot_name, seed_groups=seed_groups,
-            pairs=results.pairs(),
+            pairs=results.pairs(), cols=args.columns,
         )
         Path(args.markdown).write_text(text, encoding="utf-8")
     if args.html:

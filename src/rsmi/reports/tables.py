@@ -168,9 +168,10 @@ def markdown_report(
     plot_file: str | None = None,
     seed_groups: Sequence[ResultRow] = (),
     pairs: Sequence[PairedComparison] = (),
+    cols: Sequence[str] | str | None = None,
 ) -> str:
     """A small Markdown report: the table, the plot, where each number came from."""
-    parts = [f"# {title}\n", markdown_table(rows)]
+    parts = [f"# {title}\n", markdown_table(rows, cols)]
     if seed_groups:
         parts.append("\n## Across training seeds (mean ± std)\n\n" +
                      markdown_table(seed_groups, SEED_COLUMNS))
