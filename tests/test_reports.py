@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -60,3 +63,163 @@ def test_unreadable_results_are_clear_errors(tmp_path, capsys):
     (tmp_path / "summary.json").write_text("{broken")
     assert main(["report", str(tmp_path)]) == 2
     assert "cannot read results file" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------- the results fixture
+FIXTURE = Path(__file__).parent / "fixtures" / "results"
+ATTACKS = FIXTURE / "mr" / "attacks"
+
+
+def test_directory_is_searched_without_double_counting_seed_dirs():
+    results = reports.ResultSet.load([FIXTURE])
+    attack = [r for r in results if r.kind == "attack"]
+    clean = [r for r in results if r.kind == "clean"]
+    assert sorted(r.model for r in attack) == ["base", "rsmi", "rsmi-m1"]  # not seed-0/1/2 again
+    assert len(clean) == 4
+    rsmi = next(r for r in attack if r.model == "rsmi")
+    assert rsmi.seeds == [0, 1, 2] and sorted(rsmi.records) == [0, 1, 2]
+    assert all(len(v) == 8 for v in rsmi.records.values())
+    # the same file given twice (directly and through its directory) is one row
+    again = reports.ResultSet.load([FIXTURE, ATTACKS / "base-textfooler" / "summary.json"])
+    assert len(again) == len(results)
+    # groups: clean first, then the attack
+    (dataset, attacks), = results.groups()
+    assert dataset == "mr" and [a for a, _ in attacks] == ["none (clean)", "textfooler"]
+
+
+def test_missing_fields_read_as_absent():
+    base = reports.load_row(ATTACKS / "base-textfooler")
+    assert base.provenance["dtype"] is None and base.provenance["git revision"].startswith("62d6358")
+    assert reports.load_row(ATTACKS / "rsmi-textfooler").provenance["dtype"] == "float32"
+
+
+def test_wilson_interval_and_seed_mean_std():
+    from statsmodels.stats.proportion import proportion_confint
+
+    lo, hi = reports.wilson(3, 8)
+    ref = proportion_confint(3, 8, method="wilson")
+    assert (lo, hi) == pytest.approx((100 * ref[0], 100 * ref[1]))
+    rsmi = reports.load_row(ATTACKS / "rsmi-textfooler")
+    mean, std = rsmi.value("accuracy_under_attack")
+    assert mean == pytest.approx(100 * (4 + 2 + 4) / 24) and std == pytest.approx(14.4337, abs=1e-3)
+    # interval of the mean over the N = 8 examples
+    assert rsmi.interval("accuracy_under_attack") == pytest.approx(reports.wilson(3, 8))
+
+
+def test_training_seed_spread():
+    groups = reports.ResultSet.load([FIXTURE]).training_seed_groups()
+    assert len(groups) == 1
+    g = groups[0]
+    assert g.method == "rsmi" and g.training_seeds == [0, 1, 2] and g.attack == "none (clean)"
+    mean, std = g.value("clean_accuracy")
+    assert mean == pytest.approx((73.25 + 74.5 + 72.25) / 3)
+    assert std == pytest.approx(1.1273, abs=1e-3)
+
+
+def test_paired_mcnemar_on_robust_examples():
+    base = reports.load_row(ATTACKS / "base-textfooler")
+    rsmi = reports.load_row(ATTACKS / "rsmi-textfooler")
+    pairs = reports.compare(base, rsmi)  # a single-seed run against each seed of the other
+    assert [(p.seed_a, p.seed_b) for p in pairs] == [(0, 0), (0, 1), (0, 2)]
+    first = pairs[0]
+    # base robust at {2}; rsmi seed 0 robust at {1, 2, 4, 6}: b = 0, c = 3
+    assert (first.n, first.b, first.c) == (8, 0, 3)
+    assert first.aua_a == 12.5 and first.aua_b == 50.0
+    assert first.p_value == pytest.approx(0.25)  # exact: 2 · 0.5³
+    assert (first.clean_b, first.clean_c) == (0, 1)  # base also wrong at index 6
+
+
+def test_paired_comparison_needs_the_same_examples(tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(ATTACKS / "base-textfooler", run)
+    lines = (run / "examples.jsonl").read_text().splitlines()
+    (run / "examples.jsonl").write_text("\n".join(lines[:-1]) + "\n")
+    with pytest.raises(ValueError, match="not attacked on the same examples"):
+        reports.compare(reports.load_row(run), reports.load_row(ATTACKS / "rsmi-m1-textfooler"))
+
+
+def test_exact_mcnemar_matches_statsmodels():
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    assert reports.mcnemar_exact(3, 11) == pytest.approx(
+        mcnemar([[5, 3], [11, 7]], exact=True).pvalue
+    )
+    assert reports.mcnemar_exact(0, 0) == 1.0
+
+
+def test_word_diff_marks_substitutions():
+    from rsmi.reports.html import word_diff
+
+    left, right, subs = word_diff("a gorgeous , witty movie .", "a resplendent , witty film .")
+    assert [s.text for s in left if s.changed] == ["gorgeous", "movie"]
+    assert [s.text for s in right if s.changed] == ["resplendent", "film"]
+    assert subs == [("gorgeous", "resplendent"), ("movie", "film")]
+
+
+def _hostile_copy(tmp_path):
+    """The fixture with a model name full of markup (the example texts already hold some)."""
+    root = tmp_path / "results"
+    shutil.copytree(FIXTURE, root, ignore=shutil.ignore_patterns("*.py"))
+    summary = root / "mr" / "attacks" / "rsmi-m1-textfooler" / "summary.json"
+    data = json.loads(summary.read_text())
+    data["config"]["model"] = 'runs/x"><img src=x onerror=alert(1)>$y$'
+    summary.write_text(json.dumps(data))
+    return root
+
+
+def test_html_escapes_untrusted_text(tmp_path):
+    from rsmi.reports.html import render_html
+
+    page = render_html(reports.ResultSet.load([_hostile_copy(tmp_path)]))
+    assert page.count("<script") == 2  # the page's own two scripts, nothing injected
+    assert "<img" not in page and 'onerror=alert(1)>' not in page
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page
+    assert '&#34;&gt;&lt;img src=x onerror=alert(1)&gt;$y$' in page  # shown, as text
+    assert page.count("<svg") >= 3
+    assert '<del class="old">gorgeous</del>' in page and '<ins class="new">resplendent</ins>' in page
+
+
+def test_cli_html_markdown_and_compare(tmp_path, capsys):
+    html, md = tmp_path / "r.html", tmp_path / "r.md"
+    assert main(["report", str(FIXTURE), "--html", str(html), "--markdown", str(md)]) == 0
+    out = capsys.readouterr().out
+    assert "Across training seeds" in out and "rsmi-m1" in out
+    page = html.read_text()
+    assert page.count('<li class="ex"') == 8 * 5  # base 8 + rsmi 3 × 8 + rsmi-m1 8
+    assert not re.search(r"(src|href)\s*=\s*[\"']?(https?:)?//", page)  # nothing loaded
+    assert "<link" not in page and "<iframe" not in page
+    text = md.read_text()
+    assert "Across training seeds" in text and "Paired comparisons" in text
+    assert main(["report", "--compare", str(ATTACKS / "base-textfooler"),
+                 str(ATTACKS / "rsmi-textfooler")]) == 0
+    assert "0.25" in capsys.readouterr().out
+
+
+def test_cli_report_needs_something_to_do(capsys):
+    assert main(["report"]) == 2
+    assert "RUN_OR_DIR" in capsys.readouterr().err
+
+
+def test_shards_and_unfinished_runs_are_labelled(tmp_path):
+    run = tmp_path / "seed-0" / "shard-1-of-2"
+    shutil.copytree(ATTACKS / "base-textfooler", run)
+    data = json.loads((run / "summary.json").read_text())
+    data["config"]["shard"] = [1, 2]
+    data["complete"] = False
+    (run / "summary.json").write_text(json.dumps(data))
+    (row,) = reports.ResultSet.load([tmp_path])
+    assert row.attack == "textfooler (shard 1/2) (incomplete)"
+
+
+def test_same_training_seed_twice_is_no_spread(tmp_path):
+    for name in ("a", "b"):
+        shutil.copytree(FIXTURE / "mr" / "eval" / "rsmi-s0", tmp_path / name)
+    assert reports.ResultSet.load([tmp_path]).training_seed_groups() == []
+
+
+def test_html_of_evaluations_only(tmp_path):
+    from rsmi.reports.html import render_html
+
+    page = render_html(reports.ResultSet.load([FIXTURE / "mr" / "eval"]))
+    assert page.count('<tr class="row"') == 4 and 'id="examples"' not in page
+    assert 'id="training-seeds"' in page and "<svg" not in page  # nothing to plot

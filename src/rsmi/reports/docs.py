@@ -1,0 +1,168 @@
+"""Tables in the docs, generated from committed results: marker blocks in Markdown files.
+
+A block names its results and options in its opening marker; everything up to the closing
+marker is generated and rewritten by ``rsmi report --update-docs FILE ...``::
+
+    <!-- rsmi-report: results/study/mr --columns model,attack,clean,aua,aua_ci,n -->
+    | model | attack | ... |
+    <!-- /rsmi-report -->
+
+Markers start a line (elsewhere, and in fenced code, they are just text). Paths are relative to
+the repository root of the Markdown file (the nearest directory above it
+holding ``.git`` or ``pyproject.toml``). Options: ``--columns`` (names of
+:data:`rsmi.reports.tables.COLUMNS`), ``--table results|training-seeds|pairs`` (default
+results). ``tests/test_docs_tables.py`` fails when a committed block differs from what the
+committed results give.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from rsmi.reports.model import ResultSet
+from rsmi.reports.tables import SEED_COLUMNS, markdown_pairs, markdown_table
+
+OPEN = "<!-- rsmi-report:"
+CLOSE = "<!-- /rsmi-report -->"
+# Markers start a line; one mentioned inside a sentence (or a fenced code block) is not a block.
+BLOCK = re.compile(
+    r"^(?P<open><!-- rsmi-report:(?P<args>.*?)-->)(?P<body>.*?)^(?P<close><!-- /rsmi-report -->)",
+    re.DOTALL | re.MULTILINE,
+)
+OPEN_AT_LINE = re.compile(r"^<!-- rsmi-report:", re.MULTILINE)
+CLOSE_AT_LINE = re.compile(r"^<!-- /rsmi-report -->", re.MULTILINE)
+TABLES = ("results", "training-seeds", "pairs")
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    """What the opening marker of a block asks for."""
+
+    paths: tuple[str, ...]
+    columns: str | None = None
+    table: str = "results"
+
+
+@dataclass(frozen=True)
+class StaleBlock:
+    """A block whose table differs from what its results give."""
+
+    file: Path
+    line: int
+    spec: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: block '{self.spec.strip()}' is out of date"
+
+
+def parse_spec(text: str) -> BlockSpec:
+    """The paths and options of a marker's argument text (shell-like words)."""
+    words = shlex.split(text)
+    paths: list[str] = []
+    options: dict[str, str] = {}
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word.startswith("--"):
+            name, _, value = word[2:].partition("=")
+            if not value:
+                if i + 1 >= len(words):
+                    raise ValueError(f"rsmi-report block '{text.strip()}': {word} needs a value")
+                i += 1
+                value = words[i]
+            if name not in ("columns", "table"):
+                raise ValueError(
+                    f"rsmi-report block '{text.strip()}': unknown option --{name} "
+                    "(use --columns, --table)"
+                )
+            options[name] = value
+        else:
+            paths.append(word)
+        i += 1
+    if not paths:
+        raise ValueError(f"rsmi-report block '{text.strip()}' names no results path")
+    table = options.get("table", "results")
+    if table not in TABLES:
+        raise ValueError(f"rsmi-report block '{text.strip()}': --table must be one of {TABLES}")
+    return BlockSpec(paths=tuple(paths), columns=options.get("columns"), table=table)
+
+
+def repo_root(path: str | Path) -> Path:
+    """The nearest directory at or above ``path`` that holds ``.git`` or ``pyproject.toml``."""
+    start = Path(path).resolve()
+    for d in [start, *start.parents] if start.is_dir() else start.parents:
+        if (d / ".git").exists() or (d / "pyproject.toml").exists():
+            return d
+    return start if start.is_dir() else start.parent
+
+
+def render_block(spec: BlockSpec, root: str | Path) -> str:
+    """The generated Markdown of a block (a table), from results under ``root``."""
+    root = Path(root)
+    results = ResultSet.load([root / p for p in spec.paths])
+    if spec.table == "training-seeds":
+        return markdown_table(results.training_seed_groups(), spec.columns or SEED_COLUMNS)
+    if spec.table == "pairs":
+        return markdown_pairs(results.pairs())
+    return markdown_table(results.rows, spec.columns)
+
+
+FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,}).*?^ {0,3}\1[ \t]*$", re.DOTALL | re.MULTILINE)
+
+
+def _blank_fences(text: str) -> str:
+    """``text`` with fenced code blocks blanked (same length and lines): markers there are examples."""
+    return FENCE.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), text)
+
+
+def blocks(text: str, source: str = "<text>") -> list[re.Match[str]]:
+    """The blocks of a Markdown text (outside fenced code); an unclosed marker is an error."""
+    visible = _blank_fences(text)
+    found = list(BLOCK.finditer(visible))
+    opens, closes = len(OPEN_AT_LINE.findall(visible)), len(CLOSE_AT_LINE.findall(visible))
+    if opens != closes or opens != len(found):
+        raise ValueError(
+            f"{source}: every '{OPEN} ... -->' needs its own closing '{CLOSE}' after it"
+        )
+    return found
+
+
+def refresh(text: str, root: str | Path, source: str = "<text>") -> tuple[str, list[int]]:
+    """``text`` with every block regenerated, and the line numbers of the blocks that changed."""
+    changed: list[int] = []
+    out: list[str] = []
+    pos = 0
+    for m in blocks(text, source):
+        body = "\n" + render_block(parse_spec(text[m.start("args"):m.end("args")]), root)
+        out.append(text[pos:m.end("open")])
+        out.append(body)
+        out.append(CLOSE)
+        if body != text[m.start("body"):m.end("body")]:
+            changed.append(text.count("\n", 0, m.start()) + 1)
+        pos = m.end()
+    out.append(text[pos:])
+    return "".join(out), changed
+
+
+def update_docs(files: Iterable[str | Path], *, check: bool = False) -> list[StaleBlock]:
+    """Regenerate the blocks of ``files`` (with ``check``: only report the stale ones).
+
+    Returns the blocks that were (or, with ``check``, would be) rewritten.
+    """
+    stale: list[StaleBlock] = []
+    for f in map(Path, files):
+        try:
+            text = f.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ValueError(f"cannot read {f}: {exc}") from exc
+        new, changed = refresh(text, repo_root(f), source=str(f))
+        specs = {text.count("\n", 0, m.start()) + 1: text[m.start("args"):m.end("args")]
+                 for m in blocks(text, str(f))}
+        stale.extend(StaleBlock(f, line, specs[line]) for line in changed)
+        if changed and not check:
+            f.write_text(new, encoding="utf-8")
+    return stale

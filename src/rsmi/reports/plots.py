@@ -1,0 +1,218 @@
+"""Plots of the results (matplotlib): a PNG bar chart, and SVG figures for the HTML report.
+
+Every figure function takes rows and returns a matplotlib ``Figure`` or ``None`` when the rows
+hold nothing to plot (e.g. no two RSMI settings); :func:`svg` turns a figure into an inline
+``<svg>`` element. Labels go through :func:`_text`, so a ``$`` in a model name is printed, not
+parsed as mathtext.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rsmi.reports.model import RSMI_SETTINGS, ResultRow
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _text(s: Any) -> str:
+    return str(s).replace("$", r"\$")
+
+
+def plot(
+    rows: Sequence[ResultRow],
+    path: str | Path,
+    title: str = "Clean accuracy and accuracy under attack",
+) -> Path:
+    """A bar chart: clean accuracy and AUA (with std error bars) per model and attack (PNG)."""
+    plt = _pyplot()
+    labels = [_text(f"{r.model}\n{r.attack}") for r in rows]
+    clean = [r.value("clean_accuracy") for r in rows]
+    aua = [r.value("accuracy_under_attack") for r in rows]
+    xs = range(len(rows))
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.6 * len(rows)), 4.0))
+    width = 0.38
+    ax.bar([x - width / 2 for x in xs], [c[0] or 0 for c in clean], width,
+           label="clean accuracy", yerr=[c[1] or 0 for c in clean], capsize=3)
+    ax.bar([x + width / 2 for x in xs], [a[0] or 0 for a in aua], width,
+           label="accuracy under attack", yerr=[a[1] or 0 for a in aua], capsize=3)
+    ax.set_xticks(list(xs))
+    ax.set_xticklabels(labels, fontsize=8)
+    ax.set_ylabel("%")
+    ax.set_ylim(0, 100)
+    ax.set_title(_text(title))
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def svg(fig: Any, salt: str) -> str:
+    """The figure as an ``<svg>`` element (text as text; ids salted so figures can share a page)."""
+    import matplotlib
+
+    plt = _pyplot()
+    buf = io.StringIO()
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": salt}):
+        fig.savefig(buf, format="svg", metadata={"Date": None}, bbox_inches="tight")
+    plt.close(fig)
+    text = buf.getvalue()
+    text = re.sub(r"\s*<metadata>.*?</metadata>", "", text, flags=re.DOTALL)  # RDF, no use here
+    return text[text.index("<svg"):]
+
+
+def _horizontal() -> dict[str, Any]:
+    """Horizontal boxes: ``orientation=`` from matplotlib 3.10, ``vert=`` before."""
+    import matplotlib
+
+    major, minor = (int(x) for x in matplotlib.__version__.split(".")[:2])
+    return {"orientation": "horizontal"} if (major, minor) >= (3, 10) else {"vert": False}
+
+
+def _attack_rows(rows: Sequence[ResultRow]) -> list[ResultRow]:
+    return [r for r in rows if r.kind == "attack" and r.value("accuracy_under_attack")[0] is not None]
+
+
+def _scatter(ax: Any, rows: Sequence[ResultRow], xs: Sequence[float], xerr: Sequence[float]) -> None:
+    attacks = sorted({r.attack for r in rows})
+    markers = "osD^v<>ph*"
+    for i, attack in enumerate(attacks):
+        pts = [(x, xe, r) for x, xe, r in zip(xs, xerr, rows, strict=True) if r.attack == attack]
+        ax.errorbar([p[0] for p in pts], [p[2].value("accuracy_under_attack")[0] for p in pts],
+                    xerr=[p[1] for p in pts],
+                    yerr=[p[2].value("accuracy_under_attack")[1] or 0 for p in pts],
+                    fmt=markers[i % len(markers)], capsize=3, label=_text(attack))
+        for x, _, r in pts:
+            ax.annotate(_text(f"{r.model} ({r.dataset})"), (x, r.value("accuracy_under_attack")[0]),
+                        textcoords="offset points", xytext=(5, 4), fontsize=7)
+    ax.set_ylabel("accuracy under attack %")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, title="attack", title_fontsize=7)
+
+
+def aua_vs_clean(rows: Sequence[ResultRow]) -> Any | None:
+    """AUA against clean accuracy (on the attacked sample), one point per model and attack."""
+    pts = [r for r in _attack_rows(rows) if r.value("clean_accuracy")[0] is not None]
+    if not pts:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.0, 4.0))
+    _scatter(ax, pts, [r.value("clean_accuracy")[0] for r in pts],
+             [r.value("clean_accuracy")[1] or 0 for r in pts])
+    ax.set_xlabel("clean accuracy % (attacked sample)")
+    ax.set_title("Robustness against accuracy")
+    return fig
+
+
+def aua_vs_cost(rows: Sequence[ResultRow]) -> Any | None:
+    """AUA against inference cost: encoder forward passes per model query."""
+    pts = [r for r in _attack_rows(rows)
+           if r.value("avg_forward_passes")[0] and r.value("avg_queries")[0]]
+    if not pts:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.0, 4.0))
+    _scatter(ax, pts, [r.value("avg_forward_passes")[0] / r.value("avg_queries")[0] for r in pts],
+             [0.0] * len(pts))
+    ax.set_xscale("log")
+    ax.set_xlabel("forward passes per query (log)")
+    ax.set_title("Robustness against inference cost")
+    return fig
+
+
+def aua_vs_settings(rows: Sequence[ResultRow]) -> Any | None:
+    """AUA across RSMI settings (noise_std, noise_every, num_masks) that vary among the runs."""
+    rsmi = [r for r in _attack_rows(rows) if r.settings and r.method == "rsmi"]
+    varying = [k for k in RSMI_SETTINGS if len({r.settings.get(k) for r in rsmi}) >= 2]
+    if not varying:
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(varying), figsize=(4.2 * len(varying), 3.6), squeeze=False)
+    for ax, key in zip(axes[0], varying, strict=True):
+        series: dict[tuple[str, str], list[ResultRow]] = {}
+        for r in rsmi:
+            series.setdefault((r.dataset, r.attack), []).append(r)
+        for (dataset, attack), members in sorted(series.items()):
+            members = sorted((m for m in members if m.settings.get(key) is not None),
+                             key=lambda m: float(m.settings[key]))
+            ax.errorbar([float(m.settings[key]) for m in members],
+                        [m.value("accuracy_under_attack")[0] for m in members],
+                        yerr=[m.value("accuracy_under_attack")[1] or 0 for m in members],
+                        fmt="o-", capsize=3, label=_text(f"{dataset} · {attack}"))
+        if all(float(r.settings[key]).is_integer() for r in rsmi if r.settings.get(key) is not None):
+            from matplotlib.ticker import MaxNLocator
+
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel(key)
+        ax.set_ylabel("accuracy under attack %")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle("RSMI settings")
+    fig.tight_layout()
+    return fig
+
+
+def distributions(rows: Sequence[ResultRow]) -> Any | None:
+    """Per run: share of words perturbed (successful attacks) and queries (attacked examples)."""
+    runs = [r for r in _attack_rows(rows) if r.records]
+    if not runs:
+        return None
+    pct, queries, labels = [], [], []
+    for r in runs:
+        recs = [x for seed_recs in r.records.values() for x in seed_recs]
+        pct.append([float(x.get("perturbed_word_pct") or 0) for x in recs
+                    if x.get("result_type") == "successful"] or [float("nan")])
+        queries.append([float(x.get("queries") or 0) for x in recs
+                        if x.get("result_type") in ("successful", "failed")] or [float("nan")])
+        labels.append(_text(f"{r.model} · {r.attack} ({r.dataset})"))
+    plt = _pyplot()
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10.0, 0.55 * len(runs) + 1.6), sharey=True)
+    horizontal = _horizontal()
+    a1.boxplot(pct, showmeans=True, **horizontal)
+    a1.set_xlabel("words perturbed % (successful attacks)")
+    a2.boxplot(queries, showmeans=True, **horizontal)
+    a1.set_yticks(range(1, len(runs) + 1))
+    a1.set_yticklabels(labels, fontsize=7)
+    a2.set_xscale("log")
+    a2.set_xlabel("queries per attacked example (log)")
+    for ax in (a1, a2):
+        ax.grid(alpha=0.3, axis="x")
+    fig.suptitle("Distributions over examples (all attack seeds)")
+    fig.tight_layout()
+    return fig
+
+
+FIGURES = (
+    ("aua-vs-clean", "AUA vs clean accuracy", aua_vs_clean,
+     "Each point is a model under one attack; error bars: ± std over attack seeds."),
+    ("aua-vs-cost", "AUA vs inference cost", aua_vs_cost,
+     "Forward passes per query: 1 for a plain model; RSMI pays k0 (+ k1) samples and a backward."),
+    ("aua-vs-settings", "AUA across RSMI settings", aua_vs_settings,
+     "Only settings that vary among the RSMI runs are shown."),
+    ("distributions", "Perturbed words and queries", distributions,
+     "Boxes: quartiles; triangles: means; over every attacked example of every attack seed."),
+)
+
+
+def report_figures(rows: Sequence[ResultRow]) -> list[dict[str, str]]:
+    """The HTML report's figures that apply to ``rows``: ``{id, title, caption, svg}``."""
+    out = []
+    for fig_id, title, make, caption in FIGURES:
+        fig = make(rows)
+        if fig is not None:
+            out.append({"id": fig_id, "title": title, "caption": caption, "svg": svg(fig, fig_id)})
+    return out

@@ -1,0 +1,186 @@
+"""Result rows as text: the columns of a table, a rich table, Markdown tables and report.
+
+Every table of the project (terminal, Markdown report, HTML overview, generated docs blocks)
+takes its cells from :data:`COLUMNS`, so a number reads the same everywhere.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from rsmi.reports.model import ResultRow
+from rsmi.reports.stats import PairedComparison
+
+DASH = "–"
+
+
+def fmt(value: float | None, std: float | None = None, kind: str = "pct") -> str:
+    """``81.2``, ``45.5 ± 2.2``, ``100`` (int), ``–`` when missing."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return DASH
+    text = f"{value:.0f}" if kind == "int" else f"{value:.1f}"
+    if std is not None and kind != "int":
+        text += f" ± {std:.1f}"
+    return text
+
+
+def fmt_interval(interval: tuple[float, float] | None) -> str:
+    return DASH if interval is None else f"[{interval[0]:.1f}, {interval[1]:.1f}]"
+
+
+def fmt_p(p: float) -> str:
+    return f"{p:.2g}" if p >= 0.001 else f"{p:.1e}"
+
+
+def _metric(key: str, kind: str = "pct") -> Callable[[ResultRow], str]:
+    return lambda row: fmt(*row.value(key), kind)
+
+
+def _fwd_per_query(row: ResultRow) -> str:
+    fwd, queries = row.value("avg_forward_passes")[0], row.value("avg_queries")[0]
+    if row.kind == "clean":
+        return fmt(fwd)
+    return DASH if fwd is None or not queries else fmt(fwd / queries)
+
+
+@dataclass(frozen=True)
+class Column:
+    """A table column: its name (for ``--columns``), header and how a row's cell reads."""
+
+    name: str
+    header: str
+    cell: Callable[[ResultRow], str]
+    numeric: bool = True
+
+
+COLUMNS: dict[str, Column] = {
+    c.name: c
+    for c in (
+        Column("dataset", "dataset", lambda r: r.dataset, numeric=False),
+        Column("model", "model", lambda r: r.model, numeric=False),
+        Column("method", "method", lambda r: r.method, numeric=False),
+        Column("attack", "attack", lambda r: r.attack, numeric=False),
+        Column("seeds", "attack seeds", lambda r: ", ".join(map(str, r.seeds)) or DASH, False),
+        Column("training_seeds", "training seeds",
+               lambda r: ", ".join(map(str, r.training_seeds)) or
+               (DASH if r.training_seed is None else str(r.training_seed)), False),
+        Column("clean", "clean %", _metric("clean_accuracy")),
+        Column("clean_ci", "clean 95 % CI", lambda r: fmt_interval(r.interval("clean_accuracy"))),
+        Column("aua", "AUA %", _metric("accuracy_under_attack")),
+        Column("aua_ci", "AUA 95 % CI",
+               lambda r: fmt_interval(r.interval("accuracy_under_attack"))),
+        Column("asr", "ASR %", _metric("attack_success_rate")),
+        Column("queries", "queries", _metric("avg_queries")),
+        Column("fwd", "fwd passes", _metric("avg_forward_passes")),
+        Column("fwd_per_query", "fwd / query", _fwd_per_query),
+        Column("perturbed", "perturbed %", _metric("avg_perturbed_word_pct")),
+        Column("n", "N", _metric("num_examples", "int")),
+    )
+}
+DEFAULT_COLUMNS = (
+    "model", "method", "attack", "clean", "aua", "aua_ci", "asr", "queries", "fwd", "perturbed", "n",
+)
+SEED_COLUMNS = ("dataset", "method", "attack", "training_seeds", "clean", "aua", "n")
+
+
+def columns(names: Sequence[str] | str | None = None) -> list[Column]:
+    """Columns by name (a comma-separated string or a list); the defaults for None."""
+    if names is None:
+        names = DEFAULT_COLUMNS
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = [n for n in names if n not in COLUMNS]
+    if unknown:
+        raise ValueError(
+            f"unknown column(s) {', '.join(unknown)}: choose from {', '.join(COLUMNS)}"
+        )
+    return [COLUMNS[n] for n in names]
+
+
+def rich_table(rows: Sequence[ResultRow], title: str = "Robustness results",
+               cols: Sequence[str] | str | None = None):
+    """A ``rich.table.Table`` of the rows."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    chosen = columns(cols)
+    for col in chosen:
+        table.add_column(col.header, justify="right" if col.numeric else "left")
+    for row in rows:
+        table.add_row(*(col.cell(row) for col in chosen))
+    return table
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(rows: Sequence[ResultRow], cols: Sequence[str] | str | None = None) -> str:
+    """The rows as a GitHub Markdown table."""
+    chosen = columns(cols)
+    lines = [
+        "| " + " | ".join(c.header for c in chosen) + " |",
+        "|" + "".join("---:|" if c.numeric else "---|" for c in chosen),
+    ]
+    for row in rows:
+        lines.append("| " + " | ".join(_md_cell(c.cell(row)) for c in chosen) + " |")
+    return "\n".join(lines) + "\n"
+
+
+PAIR_HEADERS = ("A", "B", "seeds (A/B)", "N", "AUA A %", "AUA B %", "b (A only)", "c (B only)",
+                "p (exact McNemar)", "clean b/c", "clean p")
+
+
+def pair_cells(p: PairedComparison) -> list[str]:
+    """The cells of one paired comparison (see :data:`PAIR_HEADERS`)."""
+    seeds = f"{DASH if p.seed_a is None else p.seed_a}/{DASH if p.seed_b is None else p.seed_b}"
+    return [p.label_a, p.label_b, seeds, str(p.n), fmt(p.aua_a), fmt(p.aua_b), str(p.b), str(p.c),
+            fmt_p(p.p_value), f"{p.clean_b}/{p.clean_c}", fmt_p(p.clean_p_value)]
+
+
+def markdown_pairs(pairs: Sequence[PairedComparison]) -> str:
+    """Paired comparisons as a Markdown table."""
+    lines = ["| " + " | ".join(PAIR_HEADERS) + " |", "|---|---|---|" + "---:|" * 8]
+    for p in pairs:
+        lines.append("| " + " | ".join(_md_cell(c) for c in pair_cells(p)) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def rich_pairs(pairs: Sequence[PairedComparison], title: str = "Paired comparison"):
+    """Paired comparisons as a ``rich.table.Table``."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for i, header in enumerate(PAIR_HEADERS):
+        table.add_column(header, justify="left" if i < 3 else "right")
+    for p in pairs:
+        table.add_row(*pair_cells(p))
+    return table
+
+
+def markdown_report(
+    rows: Sequence[ResultRow],
+    *,
+    title: str = "rsmi results",
+    notes: str = "",
+    plot_file: str | None = None,
+    seed_groups: Sequence[ResultRow] = (),
+    pairs: Sequence[PairedComparison] = (),
+    cols: Sequence[str] | str | None = None,
+) -> str:
+    """A small Markdown report: the table, the plot, where each number came from."""
+    parts = [f"# {title}\n", markdown_table(rows, cols)]
+    if seed_groups:
+        parts.append("\n## Across training seeds (mean ± std)\n\n" +
+                     markdown_table(seed_groups, SEED_COLUMNS))
+    if pairs:
+        parts.append("\n## Paired comparisons (same examples, exact McNemar on robust or not)\n\n"
+                     + markdown_pairs(pairs))
+    if plot_file:
+        parts.append(f"\n![results]({plot_file})\n")
+    if notes:
+        parts.append("\n" + notes.strip() + "\n")
+    parts.append("\nSources:\n" + "".join(f"- `{r.source}`\n" for r in rows))
+    return "\n".join(parts)
