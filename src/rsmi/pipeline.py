@@ -178,7 +178,8 @@ def evaluate_stage(
         say(f"[evaluate] {method}: {path} was made with other settings, evaluating again")
     result = evaluate(clf, dataset.split("test"), seed=cfg.seed)
     result.update(
-        {"model": str(model_dir), "method": clf.method, "data": cfg.data, "split": "test"}
+        {"model": str(model_dir), "method": clf.method, "data": cfg.data, "split": "test",
+         "training": clf.metadata.get("training")}
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")

@@ -83,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         "model": str(args.model), "data": data.name, "split": args.split,
         "split_seed": args.split_seed, "max_examples": args.max_examples, **result,
         "model_overrides": overrides,
+        "training": clf.metadata.get("training"),  # data, seed, lr, epoch of the saved weights
         "predictions": None if pred_path is None else pred_path.name,
         **provenance(),
     }
