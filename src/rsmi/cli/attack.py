@@ -52,6 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cache", action="store_true",
                    help="TextAttack's output cache (off: a randomized model is resampled per query)")
     p.add_argument("--resume", action="store_true", help="continue a killed run in --out")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into an --out that holds files rsmi attack did not write")
     p.add_argument("--shard", help="i/n: attack every n-th example starting at i "
                    "(default: from accelerate launch, else 0/1)")
     p.add_argument("--batch-size", type=int, default=32, help="texts per model call (32)")
@@ -152,7 +154,8 @@ def _attack_with_progress(clf: Any, examples: Any, config: AttackConfig,
 
     with progress:
         return run_attack(clf, examples, config, args.out, resources=resources,
-                          resume=args.resume, on_start=on_start, on_result=on_result)
+                          resume=args.resume, overwrite=args.overwrite, on_start=on_start,
+                          on_result=on_result)
 
 
 def _print_summary(summary: dict[str, Any]) -> None:

@@ -99,4 +99,31 @@ def run(args: argparse.Namespace) -> int:
         return 130
     if os.environ.get("RANK", "0") == "0":  # one line, also under accelerate launch / torchrun
         print(str(out))
+        warning = model_warning(out)
+        if warning:
+            print(f"rsmi train: warning: {warning}", file=sys.stderr)
     return 0
+
+
+def model_warning(model_dir: Any) -> str | None:
+    """The 'did not learn' warning recorded in a saved model's rsmi.json (None if it learned)."""
+    import json
+    from pathlib import Path
+
+    from rsmi.training.trainer import not_learned_warning
+
+    try:
+        meta = json.loads((Path(model_dir) / "rsmi.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return metadata_warning(meta.get("metadata", {}), not_learned_warning)
+
+
+def metadata_warning(metadata: dict[str, Any], render: Any = None) -> str | None:
+    """The warning for a model whose training check says it did not learn."""
+    check = (metadata or {}).get("training", {}).get("learning_check")
+    if not check or check.get("learned", True):
+        return None
+    if render is None:
+        from rsmi.training.trainer import not_learned_warning as render
+    return str(render(check))
