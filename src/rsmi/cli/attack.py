@@ -96,14 +96,14 @@ def run(args: argparse.Namespace) -> int:
 
     shard = parse_shard(args.shard) if args.shard else (shard_from_accelerate() or (0, 1))
     config = _config(args, shard)  # validate before loading anything heavy
-    import torch
-
     from rsmi import RSMIClassifier
     from rsmi.data import load_dataset
 
     dataset = load_dataset(args.data)
     examples = dataset.split(args.split)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    from rsmi.cli._common import resolve_device
+
+    device = resolve_device(args.device)
     clf = RSMIClassifier.from_pretrained(args.model, label_names=None, device=device)
     if clf.num_labels != len(dataset.label_names):
         raise CLIError(

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
+
+from rsmi.cli.main import CLIError
+from rsmi.cli.train import metadata_warning
+from rsmi.rundir import atomic_write_text, check_writable
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,6 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--text-column", default=None, help="text column of a local/HF dataset")
     p.add_argument("--label-column", default=None, help="label column of a local/HF dataset")
     p.add_argument("--out", metavar="FILE", default=None, help="also write the JSON to FILE")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an --out FILE that is not an earlier rsmi evaluate result")
     p.set_defaults(func=run)
 
 
@@ -35,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.max_examples is not None and args.max_examples < 1:
         raise ValueError(f"--max-examples={args.max_examples} is invalid: it must be ≥ 1")
+    if args.out:  # before the long work: a result that cannot be saved is found out now
+        _check_out(Path(args.out), args.overwrite)
     clf = RSMIClassifier.from_pretrained(args.model)
     data = load_dataset(args.data, split_seed=args.split_seed, text_column=args.text_column,
                         label_column=args.label_column)
@@ -46,9 +55,34 @@ def run(args: argparse.Namespace) -> int:
     examples = select_examples(data.split(args.split), args.max_examples, args.seed)
     result = evaluate(clf, examples, seed=args.seed, batch_size=args.batch_size)
     result = {"model": str(args.model), "data": data.name, "split": args.split, **result}
+    warning = metadata_warning(clf.metadata)
+    if warning:
+        result["warnings"] = [warning]
+        print(f"rsmi evaluate: warning: {warning}", file=sys.stderr)
     text = json.dumps(result, indent=2)
+    print(text, flush=True)  # the result first: a failed save never loses it
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n", encoding="utf-8")
-    print(text)
+        try:
+            atomic_write_text(args.out, text + "\n")
+        except OSError as exc:
+            raise CLIError(
+                f"the result (printed above) could not be saved to {args.out} "
+                f"({exc.strerror or exc}): copy it from the output, or fix the path"
+            ) from exc
     return 0
+
+
+def _check_out(path: Path, overwrite: bool) -> None:
+    """--out must be writable, and not a file of the user's that evaluate did not write."""
+    check_writable(path)
+    if path.exists() and not overwrite:
+        try:
+            previous = json.loads(path.read_text(encoding="utf-8"))
+            ours = isinstance(previous, dict) and "clean_accuracy" in previous and "model" in previous
+        except (OSError, ValueError):
+            ours = False
+        if not ours:
+            raise CLIError(
+                f"--out {path} exists and is not an rsmi evaluate result: choose another file "
+                "(or --overwrite to replace it)"
+            )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from rsmi.cli._common import (
     add_config_flags,
@@ -10,6 +11,7 @@ from rsmi.cli._common import (
     config_overrides,
     print_jsonl,
     read_texts,
+    resolve_device,
 )
 
 
@@ -52,12 +54,15 @@ def _common_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace):
-    import torch
-
     from rsmi import RSMIClassifier
+    from rsmi.cli.train import metadata_warning
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return RSMIClassifier.from_pretrained(args.model, device=device, **config_overrides(args))
+    device = resolve_device(args.device)
+    clf = RSMIClassifier.from_pretrained(args.model, device=device, **config_overrides(args))
+    warning = metadata_warning(clf.metadata)
+    if warning:
+        print(f"rsmi {args.command}: warning: {warning}", file=sys.stderr)
+    return clf
 
 
 def run_predict(args: argparse.Namespace) -> int:

@@ -110,20 +110,18 @@ def model_warning(model_dir: Any) -> str | None:
     import json
     from pathlib import Path
 
-    from rsmi.training.trainer import not_learned_warning
-
     try:
         meta = json.loads((Path(model_dir) / "rsmi.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return metadata_warning(meta.get("metadata", {}), not_learned_warning)
+    return metadata_warning(meta.get("metadata", {}))
 
 
-def metadata_warning(metadata: dict[str, Any], render: Any = None) -> str | None:
-    """The warning for a model whose training check says it did not learn."""
-    check = (metadata or {}).get("training", {}).get("learning_check")
+def metadata_warning(metadata: dict[str, Any] | None) -> str | None:
+    """The warning for a model whose training check says it did not learn (else None)."""
+    check = ((metadata or {}).get("training") or {}).get("learning_check")
     if not check or check.get("learned", True):
         return None
-    if render is None:
-        from rsmi.training.trainer import not_learned_warning as render
-    return str(render(check))
+    from rsmi.training.trainer import not_learned_warning
+
+    return not_learned_warning(check)
