@@ -96,6 +96,11 @@ def run(args: argparse.Namespace) -> int:
 
     shard = parse_shard(args.shard) if args.shard else (shard_from_accelerate() or (0, 1))
     config = _config(args, shard)  # validate before loading anything heavy
+    from rsmi.attacks.runner import RUN_EVIDENCE, RUN_FILES
+    from rsmi.rundir import check_run_dir
+
+    check_run_dir(Path(args.out), "attack", overwrite=args.overwrite, legacy=RUN_FILES,
+                  evidence=RUN_EVIDENCE)
     from rsmi import RSMIClassifier
     from rsmi.data import load_dataset
 
