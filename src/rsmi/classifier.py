@@ -556,7 +556,7 @@ class RSMIClassifier:
             try:
                 model, info = AutoModelForSequenceClassification.from_pretrained(
                     source, local_files_only=True, use_safetensors=True, trust_remote_code=False,
-                    output_loading_info=True,
+                    output_loading_info=True, ignore_mismatched_sizes=True,  # reported below
                 )
                 tokenizer = AutoTokenizer.from_pretrained(
                     source, local_files_only=True, trust_remote_code=False
@@ -649,7 +649,7 @@ def resolve_model_path(name_or_path: str | os.PathLike[str]) -> Path:
 
 
 def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
+    return " ".join(str(exc).split()).rstrip(".")
 
 
 def _looks_local(name: str) -> bool:
@@ -724,8 +724,7 @@ def _check_loading_info(source: Path, info: Mapping[str, Any]) -> None:
     if info.get("missing_keys"):
         problems.append(f"missing {_names(info['missing_keys'])}")
     if info.get("mismatched_keys"):
-        shapes = [f"{k} (saved {tuple(a)}, model {tuple(b)})" for k, a, b in info["mismatched_keys"]]
-        problems.append(f"wrong shape {_names(shapes)}")
+        problems.append(f"wrong shape {_names([_key(k) for k in info['mismatched_keys']])}")
     if problems:
         raise ModelLoadError(
             f"the weights in {source} do not fit its config.json ({'; '.join(problems)}): these "
@@ -736,7 +735,7 @@ def _check_loading_info(source: Path, info: Mapping[str, Any]) -> None:
 def _notice_new_weights(name: str, model: nn.Module, info: Mapping[str, Any]) -> None:
     """A new head on a plain encoder is expected (notice); new encoder weights are a warning."""
     prefix = getattr(model, "base_model_prefix", "") + "."
-    missing = list(info.get("missing_keys", [])) + [k for k, *_ in info.get("mismatched_keys", [])]
+    missing = list(info.get("missing_keys", [])) + [_key(k) for k in info.get("mismatched_keys", [])]
     head = [k for k in missing if not k.startswith(prefix)]
     encoder = [k for k in missing if k.startswith(prefix)]
     if head:
@@ -744,6 +743,11 @@ def _notice_new_weights(name: str, model: nn.Module, info: Mapping[str, Any]) ->
     if encoder:
         logger.warning("%s: encoder weights %s are not in the checkpoint and start random",
                        name, _names(encoder))
+
+
+def _key(item: Any) -> str:
+    """A tensor name from transformers' loading info (a name, or a (name, shapes...) tuple)."""
+    return str(item[0]) if isinstance(item, (tuple, list)) else str(item)
 
 
 def _names(keys: Sequence[str], limit: int = 6) -> str:

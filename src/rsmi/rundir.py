@@ -119,9 +119,9 @@ def check_run_dir(
     if not foreign and evidence and not any(_matches(name, evidence) for name in content):
         foreign = content  # only names rsmi also uses (config.json, ...), but not its run
     if foreign and not overwrite:
-        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        shown = ", ".join(content[:5]) + (f" and {len(content) - 5} more" if len(content) > 5 else "")
         raise RunDirError(
-            f"--out {out} already holds files that rsmi {command} did not write ({shown}): "
+            f"--out {out} already holds files ({shown}) that are not an rsmi {command} run: "
             "choose a new or empty --out (or --overwrite to write into it anyway, replacing "
             "files of the same name)"
         )
