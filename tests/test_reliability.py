@@ -471,13 +471,13 @@ def test_a_saved_model_loads_bit_for_bit_the_same(saved_model):
     assert np.array_equal(a.labels, b.labels) and np.allclose(a.probs, b.probs)
 
 
-def test_attack_wrapper_treats_content_free_perturbations_as_empty(make_classifier):
-    pytest.importorskip("textattack")
-    from rsmi.attacks.wrapper import RSMIModelWrapper
-
-    wrapper = RSMIModelWrapper(make_classifier(max_length=16, k0=3, k1=4))
-    probs = wrapper(["\u200b\u200b", "good film", ""])
-    assert probs.shape == (3, 2) and np.isfinite(probs).all()
+def test_content_free_texts_are_found_by_their_tokens(make_classifier):
+    """What the attack wrapper swaps for the unknown token, and check_texts refuses."""
+    clf = make_classifier(max_length=16, k0=3, k1=4)
+    texts = ["\u200b\u200b", "good film", "\x01", "\u2060 ok", "[CLS] [SEP]"]
+    assert clf.content_free(texts) == [0, 2, 4]  # literal special tokens carry no content
+    with pytest.raises(ValueError, match="input 0 .*no content"):
+        clf.check_texts(texts)
 
 
 # ----------------------------------------------------------------------------- runs
@@ -582,7 +582,6 @@ def test_resume_with_the_same_settings_continues(tiny_encoder, tmp_path):
 
 
 def test_attack_resume_identifies_the_model_by_its_weights(tmp_path):
-    pytest.importorskip("textattack")
     from rsmi.attacks import AttackConfig
     from rsmi.attacks.runner import _check_run_dir
 
