@@ -537,7 +537,7 @@ class RSMIClassifier:
         source = resolve_model_path(name_or_path)
         if not source.exists() and _looks_local(str(name_or_path)):
             raise ModelLoadError(
-                f"cannot load model {str(name_or_path)!r}: no such directory (from "
+                f"cannot load encoder or model {str(name_or_path)!r}: no such directory (from "
                 f"{Path.cwd()}); check the path, or give a saved model directory"
             )
         if source.exists() and not source.is_dir():

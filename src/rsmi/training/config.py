@@ -159,10 +159,10 @@ class TrainConfig:
 
     def save(self, directory: Path, **extra: Any) -> Path:
         """Write ``training_config.json`` (with resolved values such as ``lr`` in ``extra``)."""
-        path = Path(directory) / CONFIG_FILE
+        from rsmi.rundir import atomic_write_text
+
         payload = {**self.to_dict(), **({"resolved": extra} if extra else {})}
-        path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-        return path
+        return atomic_write_text(Path(directory) / CONFIG_FILE, json.dumps(payload, indent=2) + "\n")
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
