@@ -362,7 +362,9 @@ CASES = [
         "d.csv", "text,label\ngood,1\nbad,0,extra\n")), 2, r"d\.csv.*line 3"),
     Case("a CSV row without label", data_show(lambda ctx: ctx.file("d.csv", "text,label\ngood,1\nbad,\n")), 2,
          r"data row 2 has no label"),
-    Case("only one class in the data", data_show(lambda ctx: ctx.file("d.csv", "text,label\ngood,1\nfine,1\n")), 2,
+    Case("a text of zero-width characters only", data_show(lambda ctx: ctx.file(
+        "d.csv", "text,label\ngood,1\n\u200b\u200d,0\n")), 2, r"data row 2 has a text of only invisible"),
+        Case("only one class in the data", data_show(lambda ctx: ctx.file("d.csv", "text,label\ngood,1\nfine,1\n")), 2,
          r"only one class"),
     Case("data file missing", lambda ctx: ["evaluate", "--model", str(ctx.model()), "--data", "nope.csv"], 2,
          r"nope\.csv does not exist"),
@@ -563,6 +565,18 @@ def test_resume_refuses_changed_settings_naming_the_field(changes, field_named, 
     with pytest.raises(ValueError, match=rf"cannot resume .*{field_named}"):
         train(changed, data, resume=True)
     assert snapshot(tmp_path / "run") == before  # the recorded config is not rewritten
+
+
+def test_an_empty_dev_split_is_replaced_explicitly_never_scored_as_zero(tiny_encoder, tmp_path):
+    from rsmi.training.trainer import train_dev_examples
+
+    data = _dataset()
+    data.splits["dev"] = []
+    train_part, dev, source = train_dev_examples(data, _train_config(tiny_encoder, tmp_path))
+    assert dev and len(train_part) + len(dev) == 48 and "of train" in source
+    data.splits["train"] = data.splits["train"][:1]
+    with pytest.raises(ValueError, match="both must be non-empty"):
+        train_dev_examples(data, _train_config(tiny_encoder, tmp_path))
 
 
 def test_resume_with_the_same_settings_continues(tiny_encoder, tmp_path):

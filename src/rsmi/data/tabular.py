@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 
 from rsmi.data.splits import DEFAULT_FRACTIONS, stratified_split
@@ -62,6 +63,11 @@ def check_texts(texts: Sequence[object], row_name: RowName) -> list[str]:
         if not text:
             raise DataError(
                 f"{row_name(i)} has an empty text: remove the row or fill in its text"
+            )
+        if not any(unicodedata.category(ch)[0] not in "CZ" for ch in text):
+            raise DataError(
+                f"{row_name(i)} has a text of only invisible, zero-width or control characters "
+                f"({text!r}): an empty text to a model; remove the row or fill in its text"
             )
         out.append(text)
     return out
