@@ -456,7 +456,7 @@ def test_non_finite_logits_are_an_error_never_a_label(make_classifier):
 
 
 def test_a_new_head_on_a_plain_encoder_is_allowed_with_a_notice(tiny_encoder, tmp_path, caplog):
-    caplog.set_level("INFO", logger="rsmi.classifier")
+    caplog.set_level("INFO", logger="rsmi.integrity")
     enc = tmp_path / "enc"
     shutil.copytree(tiny_encoder, enc)
     weights = load_file(str(enc / "model.safetensors"))

@@ -36,7 +36,16 @@ from statsmodels.stats.proportion import proportion_confint
 from torch import nn
 
 from rsmi.config import RSMIConfig
-from rsmi.integrity import IntegrityError, check_finite, verify_weights, weights_digests
+from rsmi.integrity import (
+    ModelLoadError,
+    check_finite,
+    check_loading_info,
+    check_saved_files,
+    hub_unreachable,
+    looks_local,
+    notice_new_weights,
+    weights_digests,
+)
 from rsmi.masking import (
     Candidates,
     apply_masks,
@@ -58,10 +67,6 @@ MINILM_ALIASES = ("minilm", "all-minilm-l6-v2")
 PASS_SALIENCY, PASS_STEP1, PASS_STEP2, PASS_MASKS, PASS_CERTIFY_SELECT, PASS_CERTIFY_ESTIMATE = (
     range(6)
 )
-
-
-class ModelLoadError(ValueError):
-    """A model directory is incomplete or a file in it cannot be read."""
 
 
 class EmptyTextError(ValueError):
@@ -535,7 +540,7 @@ class RSMIClassifier:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         source = resolve_model_path(name_or_path)
-        if not source.exists() and _looks_local(str(name_or_path)):
+        if not source.exists() and looks_local(str(name_or_path)):
             raise ModelLoadError(
                 f"cannot load encoder or model {str(name_or_path)!r}: no such directory (from "
                 f"{Path.cwd()}); check the path, or give a saved model directory"
@@ -550,7 +555,7 @@ class RSMIClassifier:
             weights = source / "model.safetensors"
             if not weights.exists() and not (source / "model.safetensors.index.json").exists():
                 raise ModelLoadError(f"{weights} is missing: the model directory is incomplete")
-            _check_saved_files(source, meta)
+            check_saved_files(source, meta, RSMI_FILE)
             base = RSMIConfig.from_dict(meta.get("config", {})) if config is None else config
             names = label_names if label_names is not None else meta.get("label_names")
             try:
@@ -566,7 +571,7 @@ class RSMIClassifier:
                     f"cannot load the model in {source} (weights {weights.name}, config.json, "
                     f"tokenizer files): {_one_line(exc)}. Re-save the model or restore the files."
                 ) from exc
-            _check_loading_info(source, info)
+            check_loading_info(source, info)
             clf = cls(
                 model,
                 tokenizer,
@@ -600,7 +605,7 @@ class RSMIClassifier:
                 kwargs["local_files_only"] = True
             target = str(source) if source.exists() else str(name_or_path)
             if not source.exists() and "local_files_only" not in kwargs:
-                kwargs["local_files_only"] = _hub_unreachable(str(name_or_path))
+                kwargs["local_files_only"] = hub_unreachable(str(name_or_path))
             try:
                 model, info = AutoModelForSequenceClassification.from_pretrained(
                     target, output_loading_info=True, **kwargs
@@ -616,7 +621,7 @@ class RSMIClassifier:
                     "model directory, a Hugging Face model directory with safetensors weights, a "
                     f"model id available offline, or one of {', '.join(MINILM_ALIASES)}."
                 ) from exc
-            _notice_new_weights(str(name_or_path), model, info)
+            notice_new_weights(str(name_or_path), model, info)
             base = RSMIConfig() if config is None else config
             clf = cls(model, tokenizer, base.replace(**config_overrides), label_names)
             clf.metadata = {"backbone": str(name_or_path)}
@@ -650,110 +655,6 @@ def resolve_model_path(name_or_path: str | os.PathLike[str]) -> Path:
 
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()).rstrip(".")
-
-
-def _looks_local(name: str) -> bool:
-    """Whether a model name that does not exist is meant as a local path, not a hub id.
-
-    Hub ids are ``name`` or ``org/name``; anything else (absolute, ``./``, ``~``, ``a/b/c``,
-    a first component that is a local directory, a trailing slash) is a path.
-    """
-    if not name or name.startswith((".", "~", os.sep)) or os.path.isabs(name):
-        return True
-    if "\\" in name or name.endswith("/") or name.count("/") > 1:
-        return True
-    return "/" in name and Path(name.split("/")[0]).is_dir()
-
-
-def _hub_unreachable(name: str) -> bool:
-    """True when a hub id must be loaded from the local cache only.
-
-    Offline mode (``HF_HUB_OFFLINE``/``TRANSFORMERS_OFFLINE``) and a hub that does not answer
-    within a few seconds both mean "cache only", so a missing id fails at once instead of
-    after the hub client's retries.
-    """
-    if any(os.environ.get(v, "").lower() in ("1", "true", "yes", "on")
-           for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")):
-        return True
-    import socket
-    from urllib.parse import urlparse
-
-    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-    host, port = endpoint.hostname or "huggingface.co", endpoint.port or 443
-    try:
-        with socket.create_connection((host, port), timeout=3):
-            return False
-    except OSError:
-        logger.warning("the Hugging Face Hub (%s) is unreachable: looking for %r in the local "
-                       "cache only", host, name)
-        return True
-
-
-def _check_saved_files(source: Path, meta: Mapping[str, Any]) -> None:
-    """The weights match their recorded digests; config.json names the saved architecture."""
-    recorded = meta.get("weights_sha256")
-    if recorded:
-        try:
-            verify_weights(source, recorded)
-        except IntegrityError as exc:
-            raise ModelLoadError(str(exc)) from exc
-    else:
-        logger.warning("%s records no weights digest (saved by an older rsmi): the weights "
-                       "cannot be verified; re-save the model to record one", source / RSMI_FILE)
-    architecture = meta.get("architecture")
-    if architecture:
-        try:
-            hf_config = json.loads((source / "config.json").read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ModelLoadError(
-                f"{source / 'config.json'} cannot be read ({_one_line(exc)}): restore the file "
-                "or re-save the model"
-            ) from exc
-        named = (hf_config.get("architectures") or [None])[0] if isinstance(hf_config, dict) else None
-        if named != architecture:
-            raise ModelLoadError(
-                f"{source / 'config.json'} names the architecture {named!r}, but the model was "
-                f"saved as {architecture!r}: the file was replaced or edited; restore it or "
-                "re-save the model"
-            )
-
-
-def _check_loading_info(source: Path, info: Mapping[str, Any]) -> None:
-    """A saved RSMI model must load every tensor it needs: nothing newly initialised."""
-    problems = []
-    if info.get("missing_keys"):
-        problems.append(f"missing {_names(info['missing_keys'])}")
-    if info.get("mismatched_keys"):
-        problems.append(f"wrong shape {_names([_key(k) for k in info['mismatched_keys']])}")
-    if problems:
-        raise ModelLoadError(
-            f"the weights in {source} do not fit its config.json ({'; '.join(problems)}): these "
-            "would be newly (randomly) initialised; restore the model's files or re-save it"
-        )
-
-
-def _notice_new_weights(name: str, model: nn.Module, info: Mapping[str, Any]) -> None:
-    """A new head on a plain encoder is expected (notice); new encoder weights are a warning."""
-    prefix = getattr(model, "base_model_prefix", "") + "."
-    missing = list(info.get("missing_keys", [])) + [_key(k) for k in info.get("mismatched_keys", [])]
-    head = [k for k in missing if not k.startswith(prefix)]
-    encoder = [k for k in missing if k.startswith(prefix)]
-    if head:
-        logger.info("%s: new classification head %s (to be trained)", name, _names(head))
-    if encoder:
-        logger.warning("%s: encoder weights %s are not in the checkpoint and start random",
-                       name, _names(encoder))
-
-
-def _key(item: Any) -> str:
-    """A tensor name from transformers' loading info (a name, or a (name, shapes...) tuple)."""
-    return str(item[0]) if isinstance(item, (tuple, list)) else str(item)
-
-
-def _names(keys: Sequence[str], limit: int = 6) -> str:
-    keys = list(keys)
-    more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
-    return ", ".join(keys[:limit]) + more
 
 
 def _read_rsmi_json(path: Path) -> dict[str, Any]:
