@@ -1,13 +1,23 @@
 """rsmi: Randomized Smoothing with Masked Inference (Moon et al., ACL 2023) for robust
 transformer text classifiers, with an honest robustness evaluation."""
 
-from rsmi.classifier import ABSTAIN, Certification, ModelLoadError, Prediction, RSMIClassifier
+from rsmi.classifier import (
+    ABSTAIN,
+    Certification,
+    EmptyTextError,
+    ModelLoadError,
+    Prediction,
+    RSMIClassifier,
+)
 from rsmi.config import RSMIConfig
+from rsmi.integrity import NonFiniteOutputError
 
 __all__ = [
     "ABSTAIN",
     "Certification",
+    "EmptyTextError",
     "ModelLoadError",
+    "NonFiniteOutputError",
     "Prediction",
     "RSMIClassifier",
     "RSMIConfig",

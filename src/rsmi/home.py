@@ -6,6 +6,10 @@ import os
 from pathlib import Path
 
 
+class HomeError(ValueError):
+    """RSMI_HOME cannot be used (a file, not writable)."""
+
+
 def rsmi_home() -> Path:
     """``$RSMI_HOME``, else ``$XDG_CACHE_HOME/rsmi``, else ``~/.cache/rsmi`` (created)."""
     env = os.environ.get("RSMI_HOME")
@@ -14,5 +18,16 @@ def rsmi_home() -> Path:
     else:
         cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
         path = Path(cache) / "rsmi"
-    path.mkdir(parents=True, exist_ok=True)
+    name = f"RSMI_HOME={path}" if env else f"the rsmi cache {path}"
+    if path.exists() and not path.is_dir():
+        raise HomeError(f"{name} is a file, not a directory: set RSMI_HOME to a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HomeError(
+            f"{name} cannot be created ({exc.strerror or exc}): set RSMI_HOME to a writable "
+            "directory"
+        ) from exc
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise HomeError(f"{name} is not writable: set RSMI_HOME to a writable directory")
     return path

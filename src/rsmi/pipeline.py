@@ -237,17 +237,35 @@ def attack_stage(
     return run_dir
 
 
-def run_pipeline(cfg: PipelineConfig, say: Say | None = None) -> list[Any]:
-    """Run (or resume) every stage; return the result rows (``rsmi.reports.ResultRow``)."""
+RUN_FILES = ("pipeline.json", "models", "eval", "attacks", "report.md", "results.png")
+
+
+def run_pipeline(
+    cfg: PipelineConfig, say: Say | None = None, *, overwrite: bool = False
+) -> list[Any]:
+    """Run (or resume) every stage; return the result rows (``rsmi.reports.ResultRow``).
+
+    ``cfg.out`` is claimed as a pipeline run (:func:`rsmi.rundir.claim_run`): a directory with
+    other files is refused unless ``overwrite``, and a second process on it is stopped.
+    """
+    from rsmi.rundir import claim_run
+
+    with claim_run(cfg.out, "pipeline", overwrite=overwrite, legacy=RUN_FILES,
+                   evidence=("pipeline.json",)):
+        return _run_pipeline(cfg, say)
+
+
+def _run_pipeline(cfg: PipelineConfig, say: Say | None) -> list[Any]:
     from rsmi import reports
     from rsmi.data import load_dataset
     from rsmi.resources import Resources
     from rsmi.resources.prepare import prepare
 
     say = say or (lambda msg: logger.info("%s", msg))
+    from rsmi.rundir import atomic_write_text
+
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "pipeline.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n", encoding="utf-8")
+    atomic_write_text(out / "pipeline.json", json.dumps(asdict(cfg), indent=2) + "\n")
     dataset = load_dataset(cfg.data)
     resources = None
     if cfg.recipes:
@@ -267,10 +285,10 @@ def run_pipeline(cfg: PipelineConfig, say: Say | None = None) -> list[Any]:
         f"{cfg.max_length}; attacks: {', '.join(cfg.recipes) or 'none'}, preset `{cfg.preset}`, "
         f"{cfg.num_examples} test examples, attack seeds {list(cfg.attack_seeds)}, no output cache."
     )
-    (out / "report.md").write_text(
+    atomic_write_text(
+        out / "report.md",
         reports.markdown_report(
             rows, title="rsmi pipeline results", notes=notes, plot_file=plot.name
         ),
-        encoding="utf-8",
     )
     return rows

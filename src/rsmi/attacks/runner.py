@@ -51,8 +51,13 @@ from rsmi.attacks.records import (
 )
 from rsmi.noise import row_seed
 from rsmi.provenance import provenance
+from rsmi.rundir import check_run_dir, claim_run
 
 logger = logging.getLogger(__name__)
+
+# What an attack run writes (a run from before run markers is adopted when it holds only these).
+RUN_FILES = (EXAMPLES_FILE, RUN_FILE, SUMMARY_FILE, "seed-*", "shard-*-of-*")
+RUN_EVIDENCE = (EXAMPLES_FILE, RUN_FILE, "seed-*", "shard-*-of-*")
 
 ResultCallback = Callable[[dict[str, Any], dict[str, int]], None]
 StartCallback = Callable[[int, int, int], None]
@@ -173,6 +178,7 @@ def run_attack(
     *,
     resources: Any | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     on_start: StartCallback | None = None,
     on_result: ResultCallback | None = None,
     model_info: Mapping[str, Any] | None = None,
@@ -186,7 +192,8 @@ def run_attack(
         out: output directory.
         resources: prepared offline resources (default ``rsmi.resources.Resources.load()``).
         resume: continue the records already in ``out`` (without it, existing records are
-            an error, never overwritten).
+            an error, never overwritten); the model must be the same weights (by digest).
+        overwrite: write into an ``out`` that holds files this command did not write.
         on_start: ``(seed, total, already_done)`` before each seed's loop (progress display).
         on_result: ``(record, counts)`` after each example (counts of the seed so far).
         model_info: extra model description for the summary.
@@ -195,9 +202,25 @@ def run_attack(
         the summary (also written to ``out/summary.json``): per-seed when one seed, else with
         ``per_seed`` results and the mean ± std ``aggregate``.
     """
-    from rsmi.attacks._textattack import load_textattack
-
     out = Path(out)
+    owned = {"overwrite": overwrite, "legacy": RUN_FILES, "evidence": RUN_EVIDENCE}
+    check_run_dir(out, "attack", **owned)  # before any work: never write into the user's files
+    whole = config.shard[1] == 1  # shards of one run write side by side: each holds its own
+    with claim_run(out, "attack", enabled=whole, **owned):
+        return _run_attack(classifier, examples, config, out, resources=resources,
+                           resume=resume, owned=owned, on_start=on_start, on_result=on_result,
+                           model_info=model_info)
+
+
+def _run_attack(
+    classifier: Any, examples: Sequence[Any], config: AttackConfig, out: Path, *,
+    resources: Any | None, resume: bool, owned: dict[str, Any],
+    on_start: StartCallback | None, on_result: ResultCallback | None,
+    model_info: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    from rsmi.attacks._textattack import load_textattack
+    from rsmi.integrity import state_digest
+
     started = time.perf_counter()
     preset = config.preset_settings
     selected = select_examples(examples, config.num_examples, config.sample_seed, preset.min_words)
@@ -225,15 +248,18 @@ def run_attack(
     attack = build_attack(wrapper, config, resources)
     todo = shard_examples(selected, config.shard)
     info = {**describe_model(classifier), **dict(model_info or {})}
+    info["weights_sha256"] = state_digest(classifier.model)
     summaries = []
     for seed in config.seeds:
-        summaries.append(
-            _run_seed(
-                attack, wrapper, classifier, todo, config, seed, seed_dir(out, config, seed),
-                num_selected=len(selected), resume=resume, on_start=on_start,
-                on_result=on_result, model_info=info,
+        run_dir = seed_dir(out, config, seed)
+        with claim_run(run_dir, "attack", enabled=run_dir != out, **owned):
+            summaries.append(
+                _run_seed(
+                    attack, wrapper, classifier, todo, config, seed, run_dir,
+                    num_selected=len(selected), resume=resume, on_start=on_start,
+                    on_result=on_result, model_info=info,
+                )
             )
-        )
     if len(config.seeds) == 1:
         return summaries[0]
     summary = combine_seeds(summaries, config, time.perf_counter() - started)
@@ -259,7 +285,7 @@ def _run_seed(
 ) -> dict[str, Any]:
     started = time.perf_counter()
     run_cfg = config.replace(seeds=(seed,))
-    _check_run_dir(run_dir, run_cfg, resume)
+    _check_run_dir(run_dir, run_cfg, resume, model_info.get("weights_sha256"))
     path = run_dir / EXAMPLES_FILE
     repair(path)
     records = read_records(path)
@@ -268,7 +294,8 @@ def _run_seed(
     counts.update(done=len(records), total=len(todo))
     if on_start is not None:
         on_start(seed, len(todo), len(records))
-    write_json(run_dir / RUN_FILE, {"config": run_cfg.to_dict(), "num_selected": num_selected})
+    write_json(run_dir / RUN_FILE, {"config": run_cfg.to_dict(), "num_selected": num_selected,
+                                    "weights_sha256": model_info.get("weights_sha256")})
     with RecordWriter(path) as writer:
         for ex in todo:
             if ex.index in done:
@@ -288,7 +315,9 @@ def _run_seed(
     return summary
 
 
-def _check_run_dir(run_dir: Path, cfg: AttackConfig, resume: bool) -> None:
+def _check_run_dir(
+    run_dir: Path, cfg: AttackConfig, resume: bool, weights: str | None = None
+) -> None:
     existing = read_records(run_dir / EXAMPLES_FILE)
     if existing and not resume:
         raise ValueError(
@@ -299,8 +328,25 @@ def _check_run_dir(run_dir: Path, cfg: AttackConfig, resume: bool) -> None:
     if resume and run_file.exists():
         import json
 
-        previous = AttackConfig.from_dict(json.loads(run_file.read_text())["config"])
+        try:
+            meta = json.loads(run_file.read_text(encoding="utf-8"))
+            previous = AttackConfig.from_dict(meta["config"])
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+            raise ValueError(
+                f"cannot resume {run_dir}: {run_file} cannot be read ({exc}); start a new run in "
+                "another --out"
+            ) from exc
+        recorded = meta.get("weights_sha256")
+        if existing and recorded and weights and recorded != weights:
+            raise ValueError(
+                f"cannot resume {run_dir}: its {len(existing)} records were made with other model "
+                f"weights (sha256 {recorded[:12]}…, now {weights[:12]}…; the model at "
+                f"{cfg.model or 'that path'} was replaced); attack this model in a new --out"
+            )
         old, new = previous.identity(), cfg.identity()
+        if recorded and weights and recorded == weights:  # the same weights, wherever they are
+            old.pop("model", None)
+            new.pop("model", None)
         diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         if diff or previous.seeds != cfg.seeds or previous.shard != cfg.shard:
             raise ValueError(
@@ -545,6 +591,7 @@ def merge_runs(
     import json
 
     out = Path(out)
+    check_run_dir(out, "attack", legacy=RUN_FILES, evidence=RUN_EVIDENCE)
     by_seed: dict[int, dict[int, dict[str, Any]]] = {}
     base: AttackConfig | None = None
     num_selected = 0

@@ -76,7 +76,11 @@ class RSMIModelWrapper(ModelWrapper):
 
     def predict_probs(self, texts: Sequence[str]) -> np.ndarray:
         """(N, C) class probabilities: the mean over ``eot`` independent evaluations."""
+        # A perturbation may leave no content (all words deleted, only zero-width characters
+        # left): the model sees the unknown token instead, as for an empty text.
         texts = [t if t.strip() else self.empty_text for t in texts]
+        for i in self.classifier.content_free(texts):
+            texts[i] = self.empty_text
         if not texts:
             return np.zeros((0, self.classifier.num_labels))
         repeated = list(texts) * self.eot  # row r + j·N: evaluation j of text r, its own draws

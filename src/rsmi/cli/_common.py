@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from dataclasses import fields
+from pathlib import Path
 from typing import Any, TextIO
 
 from rsmi.config import CANDIDATE_RULES, VOTES, RSMIConfig
@@ -109,21 +110,76 @@ def add_input_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def resolve_device(name: str | None) -> str:
+    """``--device`` checked now (default: cuda when available, else cpu)."""
+    import torch
+
+    if name is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError) as exc:
+        raise ValueError(
+            f"--device {name!r} is not a torch device: use cpu, cuda, cuda:0, mps"
+        ) from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: CUDA is not available here; use --device cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"--device {name}: there are {torch.cuda.device_count()} CUDA devices")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {name}: MPS is not available here; use --device cpu")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"--device {name!r} is not supported: use cpu, cuda, cuda:N or mps")
+    return str(device)
+
+
+def _decode_lines(data: bytes, source: str) -> list[str]:
+    """UTF-8 lines of ``data``; ValueError naming the line of the first bad byte."""
+    try:
+        return data.decode("utf-8-sig").splitlines()
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ValueError(
+            f"{source}, line {line}: byte 0x{data[exc.start]:02x} is not UTF-8: re-save the "
+            "text as UTF-8"
+        ) from None
+
+
+def _read_stream(stdin: TextIO, source: str) -> list[str]:
+    buffer = getattr(stdin, "buffer", None)
+    if buffer is not None:
+        return _decode_lines(buffer.read(), source)
+    return stdin.read().splitlines()
+
+
 def read_texts(args: argparse.Namespace, stdin: TextIO | None = None) -> list[str]:
     """Texts from the arguments, ``--input FILE`` or stdin; blank lines are an error."""
     stdin = stdin or sys.stdin
     texts = list(args.texts)
+    for i, text in enumerate(texts, start=1):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(
+                f"TEXT argument {i} is not valid UTF-8 (the shell passed undecodable bytes): "
+                "give the text in UTF-8"
+            ) from None
     source = "argument"
     if args.input:
         source = args.input
         if args.input == "-":
-            texts += stdin.read().splitlines()
+            texts += _read_stream(stdin, "stdin")
         else:
-            with open(args.input, encoding="utf-8") as fh:
-                texts += fh.read().splitlines()
+            try:
+                data = Path(args.input).read_bytes()
+            except OSError as exc:
+                raise ValueError(
+                    f"--input {args.input} cannot be read ({exc.strerror or exc}): check the path"
+                ) from None
+            texts += _decode_lines(data, args.input)
     elif not texts:
         source = "stdin"
-        texts = stdin.read().splitlines()
+        texts = _read_stream(stdin, "stdin")
     if not texts:
         raise ValueError("no input texts: give TEXT arguments, --input FILE, or lines on stdin")
     for i, text in enumerate(texts, start=1):

@@ -57,6 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "model's max length before attacking: no query is spent on words the model "
                    "never reads (default: off)")
     p.add_argument("--resume", action="store_true", help="continue a killed run in --out")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into an --out that holds files rsmi attack did not write")
     p.add_argument("--shard", help="i/n: attack every n-th example starting at i "
                    "(default: from accelerate launch, else 0/1)")
     p.add_argument("--batch-size", type=int, default=32, help="texts per model call (32)")
@@ -78,9 +80,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _device(args: argparse.Namespace) -> str:
-    import torch
+    from rsmi.cli._common import resolve_device
 
-    return args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return resolve_device(args.device)
 
 
 def _config(args: argparse.Namespace, shard: tuple[int, int]) -> AttackConfig:
@@ -106,6 +108,11 @@ def run(args: argparse.Namespace) -> int:
 
     shard = parse_shard(args.shard) if args.shard else (shard_from_accelerate() or (0, 1))
     config = _config(args, shard)  # validate before loading anything heavy
+    from rsmi.attacks.runner import RUN_EVIDENCE, RUN_FILES
+    from rsmi.rundir import check_run_dir
+
+    check_run_dir(Path(args.out), "attack", overwrite=args.overwrite, legacy=RUN_FILES,
+                  evidence=RUN_EVIDENCE)
     from rsmi import RSMIClassifier
     from rsmi.data import load_dataset
 
@@ -163,7 +170,8 @@ def _attack_with_progress(clf: Any, examples: Any, config: AttackConfig,
 
     with progress:
         return run_attack(clf, examples, config, args.out, resources=resources,
-                          resume=args.resume, on_start=on_start, on_result=on_result)
+                          resume=args.resume, overwrite=args.overwrite, on_start=on_start,
+                          on_result=on_result)
 
 
 def _print_summary(summary: dict[str, Any]) -> None:

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
-from rsmi.cli._common import add_dtype_flag, add_inference_flags, inference_overrides
+from rsmi.cli._common import (
+    add_dtype_flag,
+    add_inference_flags,
+    inference_overrides,
+    resolve_device,
+)
+from rsmi.cli.main import CLIError
+from rsmi.cli.train import metadata_warning
+from rsmi.rundir import atomic_write_text, check_writable
 
 PREDICTIONS_FILE = "predictions.jsonl"
 
@@ -37,6 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also write the JSON to FILE (e.g. DIR/evaluation.json)")
     p.add_argument("--predictions", metavar="FILE", default=None,
                    help=f"per-example predictions (default: {PREDICTIONS_FILE} beside --out)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an --out FILE that is not an earlier rsmi evaluate result")
     add_inference_flags(p)
     p.set_defaults(func=run)
 
@@ -53,7 +64,6 @@ def predictions_path(out: str | None, predictions: str | None) -> Path | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
 
     from rsmi import RSMIClassifier
     from rsmi.data import load_dataset
@@ -63,9 +73,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.max_examples is not None and args.max_examples < 1:
         raise ValueError(f"--max-examples={args.max_examples} is invalid: it must be ≥ 1")
+    if args.out:  # before the long work: a result that cannot be saved is found out now
+        _check_out(Path(args.out), args.overwrite)
     overrides = inference_overrides(args)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    clf = RSMIClassifier.from_pretrained(args.model, device=device, dtype=args.dtype, **overrides)
+    clf = RSMIClassifier.from_pretrained(
+        args.model, device=resolve_device(args.device), dtype=args.dtype, **overrides
+    )
     data = load_dataset(args.data, split_seed=args.split_seed, text_column=args.text_column,
                         label_column=args.label_column)
     if list(data.label_names) != list(clf.label_names):
@@ -87,12 +100,37 @@ def run(args: argparse.Namespace) -> int:
         "predictions": None if pred_path is None else pred_path.name,
         **provenance(),
     }
+    warning = metadata_warning(clf.metadata)
+    if warning:
+        result["warnings"] = [warning]
+        print(f"rsmi evaluate: warning: {warning}", file=sys.stderr)
     text = json.dumps(result, indent=2)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n", encoding="utf-8")
-    if pred_path is not None:
-        pred_path.parent.mkdir(parents=True, exist_ok=True)
-        pred_path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    print(text)
+    print(text, flush=True)  # the result first: a failed save never loses it
+    if args.out or pred_path is not None:
+        try:
+            if args.out:
+                atomic_write_text(args.out, text + "\n")
+            if pred_path is not None:
+                atomic_write_text(pred_path, "".join(json.dumps(r) + "\n" for r in records))
+        except OSError as exc:
+            raise CLIError(
+                f"the result (printed above) could not be saved to {args.out or pred_path} "
+                f"({exc.strerror or exc}): copy it from the output, or fix the path"
+            ) from exc
     return 0
+
+
+def _check_out(path: Path, overwrite: bool) -> None:
+    """--out must be writable, and not a file of the user's that evaluate did not write."""
+    check_writable(path)
+    if path.exists() and not overwrite:
+        try:
+            previous = json.loads(path.read_text(encoding="utf-8"))
+            ours = isinstance(previous, dict) and "clean_accuracy" in previous and "model" in previous
+        except (OSError, ValueError):
+            ours = False
+        if not ours:
+            raise CLIError(
+                f"--out {path} exists and is not an rsmi evaluate result: choose another file "
+                "(or --overwrite to replace it)"
+            )

@@ -23,6 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "OUT/results.png). Run it again to resume: finished stages are reused.",
     )
     p.add_argument("--out", default=_DEFAULTS.out)
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into an --out that holds files rsmi pipeline did not write")
     p.add_argument("--data", default=_DEFAULTS.data)
     p.add_argument("--model", default=_DEFAULTS.model)
     p.add_argument(
@@ -79,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
     out = console()
     cfg = pipeline_config(args)
     # Progress lines hold "[stage]" tags: print them as text, not as rich markup.
-    rows = run_pipeline(cfg, say=lambda msg: out.print(msg, markup=False, highlight=False))
+    rows = run_pipeline(cfg, say=lambda msg: out.print(msg, markup=False, highlight=False),
+                        overwrite=args.overwrite)
     out.print(reports.rich_table(rows, title=f"{cfg.data}: clean and under attack"))
     out.print(f"report: {cfg.out}/report.md, plot: {cfg.out}/results.png")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from rsmi.cli._common import (
     add_dtype_flag,
@@ -11,6 +12,7 @@ from rsmi.cli._common import (
     inference_overrides,
     print_jsonl,
     read_texts,
+    resolve_device,
 )
 
 
@@ -54,14 +56,17 @@ def _common_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace):
-    import torch
-
     from rsmi import RSMIClassifier
+    from rsmi.cli.train import metadata_warning
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return RSMIClassifier.from_pretrained(
+    device = resolve_device(args.device)
+    clf = RSMIClassifier.from_pretrained(
         args.model, device=device, dtype=args.dtype, **inference_overrides(args)
     )
+    warning = metadata_warning(clf.metadata)
+    if warning:
+        print(f"rsmi {args.command}: warning: {warning}", file=sys.stderr)
+    return clf
 
 
 def run_predict(args: argparse.Namespace) -> int:

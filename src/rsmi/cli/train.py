@@ -111,4 +111,29 @@ def run(args: argparse.Namespace) -> int:
         return 130
     if os.environ.get("RANK", "0") == "0":  # one line, also under accelerate launch / torchrun
         print(str(out))
+        warning = model_warning(out)
+        if warning:
+            print(f"rsmi train: warning: {warning}", file=sys.stderr)
     return 0
+
+
+def model_warning(model_dir: Any) -> str | None:
+    """The 'did not learn' warning recorded in a saved model's rsmi.json (None if it learned)."""
+    import json
+    from pathlib import Path
+
+    try:
+        meta = json.loads((Path(model_dir) / "rsmi.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return metadata_warning(meta.get("metadata", {}))
+
+
+def metadata_warning(metadata: dict[str, Any] | None) -> str | None:
+    """The warning for a model whose training check says it did not learn (else None)."""
+    check = ((metadata or {}).get("training") or {}).get("learning_check")
+    if not check or check.get("learned", True):
+        return None
+    from rsmi.training.trainer import not_learned_warning
+
+    return not_learned_warning(check)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -76,11 +77,13 @@ def read_table(path: Path) -> pd.DataFrame:
             return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=str,
                                keep_default_na=False, encoding="utf-8-sig")
         if suffix == ".jsonl":
-            return pd.read_json(path, lines=True, dtype=False)
+            return _read_jsonl(path)
         if suffix == ".json":
             return _read_json(path)
         if suffix == ".parquet":
             return pd.read_parquet(path)
+    except DataError:
+        raise
     except UnicodeDecodeError as exc:
         raise DataError(f"{path} is not UTF-8 text ({exc}): re-save it as UTF-8") from exc
     except (ValueError, OSError, pd.errors.ParserError, ImportError) as exc:
@@ -89,6 +92,25 @@ def read_table(path: Path) -> pd.DataFrame:
             f"the file's format matches its suffix"
         ) from exc
     raise DataError(f"{path}: unsupported file type {suffix!r}; use one of {', '.join(SUFFIXES)}")
+
+
+def _read_jsonl(path: Path) -> pd.DataFrame:
+    """One JSON object per line; DataError naming the line of the first bad one."""
+    rows = []
+    with path.open(encoding="utf-8-sig") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}, line {number} is not valid JSON ({exc.msg}, column "
+                                f"{exc.colno}): fix or remove that line") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path}, line {number} is a JSON {type(row).__name__}, not an "
+                                'object: write one {"text": ..., "label": ...} object per line')
+            rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def _read_json(path: Path) -> pd.DataFrame:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 
 from rsmi.data.splits import DEFAULT_FRACTIONS, stratified_split
@@ -21,6 +22,7 @@ SPLIT_ALIASES = {
     "test": "test", "testing": "test",
 }
 _INT_RE = re.compile(r"^[+-]?\d+$")
+_INTEGRAL_FLOAT_RE = re.compile(r"^[+-]?\d+\.0*$")  # "1.0", "2." — the same class as 1, 2
 
 RowName = Callable[[int], str]
 """Maps a 0-based example index to words naming it, e.g. ``"data.csv, data row 3"``."""
@@ -52,10 +54,20 @@ def check_texts(texts: Sequence[object], row_name: RowName) -> list[str]:
     """The texts as ``str``, stripped; DataError naming the first empty or missing one."""
     out: list[str] = []
     for i, value in enumerate(texts):
+        if not _is_missing(value) and not isinstance(value, str):
+            raise DataError(
+                f"{row_name(i)} has a {type(value).__name__} ({_short(value)}) in the text "
+                "column, not a text: fix the row, or pick the right column with --text-column"
+            )
         text = "" if _is_missing(value) else str(value).strip()
         if not text:
             raise DataError(
                 f"{row_name(i)} has an empty text: remove the row or fill in its text"
+            )
+        if not any(unicodedata.category(ch)[0] not in "CZ" for ch in text):
+            raise DataError(
+                f"{row_name(i)} has a text of only invisible, zero-width or control characters "
+                f"({text!r}): an empty text to a model; remove the row or fill in its text"
             )
         out.append(text)
     return out
@@ -162,14 +174,23 @@ def normalize_split_values(values: Sequence[object], row_name: RowName) -> list[
 
 
 def _normalize_label(value: object) -> int | str:
+    """A label by its value: ``1``, ``1.0``, ``"1"`` and ``" 1.0 "`` are all the class 1."""
     if isinstance(value, bool):
         return str(value)
     if isinstance(value, int) or type(value).__name__.startswith(("int", "uint")):
         return int(value)  # type: ignore[call-overload]
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
+    if isinstance(value, float) or type(value).__name__.startswith("float"):
+        number = float(value)  # type: ignore[arg-type]
+        return int(number) if number.is_integer() else str(number)
     text = str(value).strip()
-    return int(text) if _INT_RE.match(text) else text
+    if _INT_RE.match(text) or _INTEGRAL_FLOAT_RE.match(text):
+        return int(float(text)) if "." in text else int(text)
+    return text
+
+
+def _short(value: object, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _is_missing(value: object) -> bool:

@@ -191,17 +191,17 @@ class TrainConfig:
     def save(
         self, directory: Path, *, provenance: dict[str, Any] | None = None, **extra: Any
     ) -> Path:
-        """Write ``training_config.json`` (with resolved values such as ``lr`` in ``extra``).
+        """Write ``training_config.json`` atomically (resolved values such as ``lr`` in ``extra``).
 
         ``provenance`` (:func:`rsmi.provenance.provenance`: git revision, package versions,
         machine, date) is recorded under its own key; a config file read back ignores it.
         """
-        path = Path(directory) / CONFIG_FILE
+        from rsmi.rundir import atomic_write_text
+
         payload = {**self.to_dict(), **({"resolved": extra} if extra else {})}
         if provenance is not None:
             payload["provenance"] = provenance
-        path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-        return path
+        return atomic_write_text(Path(directory) / CONFIG_FILE, json.dumps(payload, indent=2) + "\n")
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:

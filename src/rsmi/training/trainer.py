@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader
 
 from rsmi.classifier import RSMI_FILE, RSMIClassifier
 from rsmi.precision import accelerate_mixed_precision, normalize_dtype, resolve_dtype
+from rsmi.rundir import claim_run
 from rsmi.training.batching import Collator, LengthGroupedBatches, encode
 from rsmi.training.checkpoint import (
     TrainState,
@@ -44,6 +45,21 @@ logger = logging.getLogger(__name__)
 
 LOG_FILE = "log.jsonl"
 DEV_FRACTION = 0.1  # share of train held out as dev when a dataset has no dev split
+LEARNING_P_VALUE = 0.05  # dev accuracy must beat the majority-class rate at this level
+
+# Files a training run writes (a run directory from before run markers is adopted when it
+# holds only these and one of the run's own files).
+RUN_FILES = (
+    RSMI_FILE, LOG_FILE, CONFIG_FILE, "checkpoint", "config.json", "model.safetensors",
+    "model.safetensors.index.json", "tokenizer.json", "tokenizer_config.json",
+    "special_tokens_map.json", "vocab.txt", "vocab.json", "merges.txt", "added_tokens.json",
+    "sentencepiece.bpe.model", "spiece.model",
+)
+RUN_EVIDENCE = (LOG_FILE, CONFIG_FILE, "checkpoint")
+# Settings that do not change what is trained: a resumed run may change these.
+RESUMABLE_CHANGES = ("out", "checkpoint_every", "keep_checkpoint", "eval_batch_size")
+# Checked on its resolved value by _check_resume_dtype ("auto" and "bfloat16" may be the same).
+_CHECKED_APART = ("dtype",)
 
 
 class TrainingInterrupted(Exception):
@@ -235,6 +251,71 @@ def _check_resume_dtype(out: Path, dtype: str) -> None:
         )
 
 
+def check_resume_settings(out: Path, config: TrainConfig, resolved: dict[str, Any]) -> None:
+    """A resumed run must continue with the settings (and data) that shaped the finished part."""
+    path = out / CONFIG_FILE
+    if not path.exists():
+        return
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path} cannot be read ({exc}): cannot check what the run was; train "
+                         "again without --resume in a new --out") from exc
+    wanted = config.to_dict()
+    differ = [k for k in wanted if k not in RESUMABLE_CHANGES + _CHECKED_APART and k in saved
+              and saved[k] != wanted[k]]
+    before = saved.get("resolved", {})
+    differ += [f"resolved {k}" for k in ("lr", "num_train_examples", "num_dev_examples",
+                                         "data_sha256", "num_processes")
+               if k in before and before[k] != resolved.get(k)]
+    if differ:
+        details = "; ".join(
+            f"{k}: was {saved.get(k, before.get(k.removeprefix('resolved ')))!r}, now "
+            f"{wanted.get(k, resolved.get(k.removeprefix('resolved ')))!r}" for k in differ
+        )
+        raise ValueError(
+            f"cannot resume {out}: {details}. A resumed run continues with the settings and data "
+            "it was started with: repeat the original command with --resume, or train in a new "
+            "--out"
+        )
+
+
+def data_digest(examples: Sequence[Any]) -> str:
+    """sha256 of the (text, label) pairs in order: which data a run trained on."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for ex in examples:
+        digest.update(f"{ex.label}\t{ex.text}\n".encode())
+    return digest.hexdigest()
+
+
+def learning_check(accuracy: float, labels: np.ndarray) -> dict[str, Any]:
+    """Whether dev accuracy is significantly above the majority-class rate.
+
+    One-sided exact binomial test of ``correct ~ Bin(n, majority rate)``; ``learned`` is
+    ``p < 0.05``. A model that is no better than always answering the commonest class learned
+    nothing usable, however its accuracy looks.
+    """
+    from scipy.stats import binomtest
+
+    n = int(len(labels))
+    correct = int(round(accuracy * n))
+    majority = float(np.bincount(labels).max() / n) if n else 1.0
+    p = float(binomtest(correct, n, min(majority, 1.0), alternative="greater").pvalue) if n else 1.0
+    return {"dev_accuracy": accuracy, "majority_rate": majority, "num_dev_examples": n,
+            "p_value": p, "learned": bool(p < LEARNING_P_VALUE)}
+
+
+def not_learned_warning(check: dict[str, Any]) -> str:
+    return (
+        f"the model did not learn: dev accuracy {check['dev_accuracy']:.3f} is not significantly "
+        f"above the majority-class rate {check['majority_rate']:.3f} (one-sided binomial test, "
+        f"p = {check['p_value']:.3g}, n = {check['num_dev_examples']}); train longer, on more "
+        "data, or with another --lr before using it"
+    )
+
+
 def _append_log(out: Path, record: dict[str, Any]) -> None:
     with (out / LOG_FILE).open("a", encoding="utf-8") as fh:
         fh.write(json.dumps(record) + "\n")
@@ -268,7 +349,6 @@ def train(
         The output directory; ``RSMIClassifier.from_pretrained(out)`` loads the best epoch.
     """
     from accelerate import Accelerator
-    from accelerate.utils import set_seed
 
     out = Path(config.out)
     dtype = resolve_dtype(config.dtype, "cuda" if torch.cuda.is_available() else "cpu")
@@ -277,6 +357,21 @@ def train(
     mixed_precision = accelerate_mixed_precision(dtype)
     _reset_accelerate_precision(mixed_precision)
     accelerator = Accelerator(mixed_precision=mixed_precision, gradient_accumulation_steps=config.grad_accum)
+    with claim_run(out, "train", overwrite=overwrite, legacy=RUN_FILES,
+                   evidence=RUN_EVIDENCE, enabled=accelerator.is_main_process):
+        return _train(config, dataset, accelerator, dtype=dtype, resume=resume,
+                      overwrite=overwrite, classifier=classifier, progress=progress, stop=stop,
+                      on_step=on_step)
+
+
+def _train(
+    config: TrainConfig, dataset: Any | None, accelerator: Any, *, dtype: str, resume: bool,
+    overwrite: bool, classifier: RSMIClassifier | None, progress: bool,
+    stop: threading.Event | None, on_step: Callable[[StepInfo], None] | None,
+) -> Path:
+    from accelerate.utils import set_seed
+
+    out = Path(config.out)
     resuming = _prepare_out(out, resume, overwrite)
     if accelerator.is_main_process:
         if overwrite and not resuming:
@@ -319,21 +414,23 @@ def train(
     assert clf.noise is not None
     clf.noise.generator = generators["noise"]
 
+    resolved = {
+        "lr": lr, "hidden_size": hidden, "num_train_examples": len(train_examples),
+        "num_dev_examples": len(dev_examples), "dev_source": dev_source,
+        "data_sha256": data_digest(train_examples + dev_examples),
+        "num_processes": accelerator.num_processes, "total_steps": total_steps,
+    }
     state = TrainState()
     if resuming:
+        check_resume_settings(out, config, resolved)
         state = load_checkpoint(out, accelerator, unwrapped, optimizer, scheduler, generators)
         logger.info("resuming %s at epoch %d, batch %d", out, state.epoch + 1, state.batches_done)
     if accelerator.is_main_process:
         from rsmi.provenance import provenance
 
-        origin = provenance(mixed_precision=config.mixed_precision)
+        origin = provenance(dtype=dtype)
         _append_log(out, {"event": "start", "resumed": resuming, "provenance": origin})
-        config.save(
-            out, provenance=origin, lr=lr, dtype=dtype, hidden_size=hidden,
-            num_train_examples=len(train_examples),
-            num_dev_examples=len(dev_examples), dev_source=dev_source,
-            num_processes=accelerator.num_processes, total_steps=total_steps,
-        )
+        config.save(out, provenance=origin, dtype=dtype, **resolved)
     ctx = StepContext(
         model=model, unwrapped=unwrapped, accelerator=accelerator, config=config,
         special_ids=clf.special_ids, mask_token_id=clf.tokenizer.mask_token_id,
@@ -359,8 +456,12 @@ def train(
                 save_checkpoint(out, accelerator, unwrapped, optimizer, scheduler, state, generators)
 
     if accelerator.is_main_process:
+        check = learning_check(state.best_dev_accuracy, dev_labels)
+        if not check["learned"]:
+            logger.warning("%s: %s", out, not_learned_warning(check))
         _append_log(out, {"event": "finished", "best_epoch": state.best_epoch + 1,
-                          "best_dev_accuracy": state.best_dev_accuracy, "global_step": state.global_step})
+                          "best_dev_accuracy": state.best_dev_accuracy, "global_step": state.global_step,
+                          "learned": check["learned"], "learning_p_value": check["p_value"]})
         if not config.keep_checkpoint:
             shutil.rmtree(checkpoint_path(out), ignore_errors=True)
     accelerator.wait_for_everyone()
@@ -452,7 +553,8 @@ def _end_epoch(
             state.best_dev_accuracy, state.best_epoch = accuracy, state.epoch
             clf.metadata = {
                 **clf.metadata, "training": {**meta, "method": config.method, "epoch": state.epoch + 1,
-                                             "dev_accuracy": accuracy},
+                                             "dev_accuracy": accuracy,
+                                             "learning_check": learning_check(accuracy, dev_labels)},
             }
             clf.save_pretrained(out)
         steps = state.epoch_loss_count
