@@ -4,7 +4,7 @@
 # benchmarks/study_fp32.yaml (float32). Run from the repository root:
 #   bash benchmarks/issue8_runs.sh [predict|train-speed|attack-speed|aua]
 set -uo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ROOT="${RSMI_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"  # RSMI_ROOT: where outputs go
 cd "$ROOT"
 PY="${PY:-$ROOT/.venv/bin/python}"
 log() { echo "[$(date -u +%H:%M:%S)] $*"; }
