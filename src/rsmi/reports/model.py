@@ -14,6 +14,7 @@ value is ``None`` and is shown as "–".
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -168,8 +169,13 @@ class ResultRow:
 
 # ---------------------------------------------------------------------------- loading
 def _model_name(path: Any) -> str:
+    """The model's directory name; ``runs/study/mr/base/seed-0`` → ``base`` (the training
+    seed is a column of its own, and rows of one model over training seeds are grouped)."""
     text = str(path)
-    return Path(text).name or text
+    parts = [p for p in Path(text).parts if p not in ("/", "")]
+    while len(parts) > 1 and re.fullmatch(r"seed-\d+", parts[-1]):
+        parts.pop()
+    return parts[-1] if parts else text
 
 
 def _attack_row(data: dict[str, Any], path: Path) -> ResultRow:
