@@ -145,9 +145,15 @@ class ResultRow:
     def identity(self) -> tuple[Any, ...]:
         """What the row measures, minus the training seed (rows equal here differ by seed only)."""
         return (
-            self.kind, self.dataset, self.method, self.attack,
+            self.kind, self.dataset, self.method, self.attack, self.model, self.dtype,
             json.dumps(self.settings, sort_keys=True), self.num_examples, *self.identity_extra,
         )
+
+    @property
+    def dtype(self) -> str | None:
+        """The compute precision the numbers were made in (older files: none recorded)."""
+        value = self.provenance.get("dtype")
+        return None if value in (None, "–") else str(value)
 
     def example_files(self) -> list[tuple[int | None, Path]]:
         """``(attack seed, examples.jsonl)`` of each seed of the run that has its records."""

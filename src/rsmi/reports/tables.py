@@ -62,6 +62,7 @@ COLUMNS: dict[str, Column] = {
         Column("model", "model", lambda r: r.model, numeric=False),
         Column("method", "method", lambda r: r.method, numeric=False),
         Column("attack", "attack", lambda r: r.attack, numeric=False),
+        Column("dtype", "dtype", lambda r: r.dtype or DASH, numeric=False),
         Column("seeds", "attack seeds", lambda r: ", ".join(map(str, r.seeds)) or DASH, False),
         Column("training_seeds", "training seeds",
                lambda r: ", ".join(map(str, r.training_seeds)) or
