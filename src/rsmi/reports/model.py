@@ -145,7 +145,7 @@ class ResultRow:
     def identity(self) -> tuple[Any, ...]:
         """What the row measures, minus the training seed (rows equal here differ by seed only)."""
         return (
-            self.kind, self.dataset, self.method, self.attack, self.model, self.dtype,
+            self.kind, self.dataset, self.method, self.attack, self.dtype,
             json.dumps(self.settings, sort_keys=True), self.num_examples, *self.identity_extra,
         )
 
