@@ -456,7 +456,7 @@ def aggregate_training_seeds(rows: Sequence[ResultRow]) -> ResultRow:
         seeds=first.seeds,
         settings=first.settings,
         label_names=first.label_names,
-        provenance={"training seeds": ", ".join(map(str, seeds)),
+        provenance={"dtype": first.dtype, "training seeds": ", ".join(map(str, seeds)),
                     "files": ", ".join(r.source for r in rows)},
         training_seeds=seeds,
     )
