@@ -30,9 +30,6 @@ import torch
 from statsmodels.stats.contingency_tables import mcnemar
 
 from rsmi import RSMIClassifier
-from rsmi.classifier import PASS_SALIENCY
-from rsmi.masking import mask_candidates, saliency, special_token_mask
-from rsmi.noise import row_seed
 
 SETTINGS = (
     ("float32", False),
@@ -79,11 +76,7 @@ def candidates(clf: RSMIClassifier, texts: list[str], seed: int, batch_size: int
     out: list[set[int]] = [set() for _ in texts]
     batches, _ = clf.batches(texts, batch_size)
     for idx, inputs in batches:
-        seeds = [row_seed(seed, i, PASS_SALIENCY, 0) for i in idx]
-        with clf.noise.per_row(seeds, inputs["attention_mask"]), clf._autocast():
-            sal = saliency(clf.model, inputs, labels=None, reduction="sum")
-        forbidden = special_token_mask(inputs["input_ids"], inputs["attention_mask"], clf.special_ids)
-        cand = mask_candidates(sal.scores, forbidden, clf.config.saliency_top_k)
+        cand = clf._saliency_candidates(inputs, idx, seed)  # exactly the predictor's step
         for r, i in enumerate(idx):
             out[i] = {int(p) for p in cand.positions[r][: int(cand.counts[r])]}
     return out

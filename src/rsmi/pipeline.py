@@ -101,25 +101,22 @@ _METHOD_KEYS = {
 
 
 def _check_same_training(config: Any, model_dir: Path) -> None:
-    from rsmi.training.config import CONFIG_FILE
-
-    saved = json.loads((model_dir / CONFIG_FILE).read_text(encoding="utf-8"))
-    wanted = config.to_dict()
-    # A setting added after the model was trained ran at its default (which is what ran).
-    saved = {**type(config)().to_dict(), **saved}
-    keys = _TRAINING_KEYS + _METHOD_KEYS.get(config.method, ())
-    differ = [k for k in keys if saved.get(k) != wanted.get(k)]
-    from rsmi.precision import normalize_dtype, resolve_dtype
-
-    saved_dtype = saved.get("resolved", {}).get("dtype") or normalize_dtype(
-        saved.get("dtype", saved.get("mixed_precision", "float32"))
-    )
     import torch
 
-    wanted_dtype = resolve_dtype(config.dtype, "cuda" if torch.cuda.is_available() else "cpu")
-    if saved_dtype != wanted_dtype:
+    from rsmi.precision import resolve_dtype
+    from rsmi.training.config import CONFIG_FILE, saved_dtype
+
+    raw = json.loads((model_dir / CONFIG_FILE).read_text(encoding="utf-8"))
+    wanted = config.to_dict()
+    # A setting added after the model was trained ran at its default (which is what ran).
+    saved = {**type(config)().to_dict(), **raw}
+    keys = _TRAINING_KEYS + _METHOD_KEYS.get(config.method, ())
+    differ = [k for k in keys if saved.get(k) != wanted.get(k)]
+    before = saved_dtype(raw)
+    asked = resolve_dtype(config.dtype, "cuda" if torch.cuda.is_available() else "cpu")
+    if before != asked:
         differ.append("dtype")
-        saved["dtype"], wanted["dtype"] = saved_dtype, wanted_dtype
+        saved["dtype"], wanted["dtype"] = before, asked
     if differ:
         details = ", ".join(
             f"{k}: saved {saved.get(k)!r} vs asked {wanted.get(k)!r}" for k in differ

@@ -234,6 +234,14 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     return out
 
 
+def saved_dtype(saved: dict[str, Any]) -> str:
+    """The precision a saved ``training_config.json`` was trained in (older runs: their
+    ``mixed_precision``; none recorded: float32)."""
+    return saved.get("resolved", {}).get("dtype") or normalize_dtype(
+        saved.get("dtype", saved.get("mixed_precision", "float32"))
+    )
+
+
 def _upgrade_keys(data: dict[str, Any]) -> dict[str, Any]:
     """Settings of older runs: ``mixed_precision`` ("no"/"bf16"/"fp16") became ``dtype``."""
     if "mixed_precision" not in data:

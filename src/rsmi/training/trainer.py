@@ -29,7 +29,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from rsmi.classifier import RSMI_FILE, RSMIClassifier
-from rsmi.precision import accelerate_mixed_precision, normalize_dtype, resolve_dtype
+from rsmi.precision import accelerate_mixed_precision, resolve_dtype
 from rsmi.rundir import claim_run
 from rsmi.training.batching import Collator, LengthGroupedBatches, encode
 from rsmi.training.checkpoint import (
@@ -38,7 +38,7 @@ from rsmi.training.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from rsmi.training.config import CONFIG_FILE, TrainConfig
+from rsmi.training.config import CONFIG_FILE, TrainConfig, saved_dtype
 from rsmi.training.steps import STEPS, StepContext
 
 logger = logging.getLogger(__name__)
@@ -241,9 +241,7 @@ def _check_resume_dtype(out: Path, dtype: str) -> None:
     if not path.exists():
         return
     saved = json.loads(path.read_text(encoding="utf-8"))
-    before = saved.get("resolved", {}).get("dtype") or normalize_dtype(
-        saved.get("dtype", saved.get("mixed_precision", "float32"))
-    )
+    before = saved_dtype(saved)
     if before != dtype:
         raise ValueError(
             f"the run in {out} was trained with dtype={before}; resuming it with dtype={dtype} "
