@@ -223,3 +223,56 @@ def test_html_of_evaluations_only(tmp_path):
     page = render_html(reports.ResultSet.load([FIXTURE / "mr" / "eval"]))
     assert page.count('<tr class="row"') == 4 and 'id="examples"' not in page
     assert 'id="training-seeds"' in page and "<svg" not in page  # nothing to plot
+
+
+def _sweep_summary(path: Path, noise_std: float, noise_every: int, aua: float, clean: float) -> Path:
+    path.mkdir(parents=True)
+    (path / "summary.json").write_text(json.dumps({
+        "config": {"recipe": "textfooler", "split": "dev", "model": f"/x/sweep-{noise_std}"},
+        "model": {"method": "rsmi", "rsmi_config": {
+            "noise_std": noise_std, "noise_every": noise_every, "num_masks": 2}},
+        "method": "rsmi", "clean_accuracy": clean, "accuracy_under_attack": aua,
+        "num_examples": 100, "avg_queries": 100.0, "avg_forward_passes": 1300.0,
+    }))
+    return path
+
+
+def test_settings_and_split_columns(tmp_path):
+    a = _sweep_summary(tmp_path / "a", 0.4, 1, 20.0, 70.0)
+    base = tmp_path / "b"
+    base.mkdir()
+    (base / "summary.json").write_text(json.dumps({
+        "config": {"recipe": "textfooler", "split": "test"},
+        "model": {"method": "base", "rsmi_config": {"noise_std": 0.0, "noise_every": 3}},
+        "method": "base", "clean_accuracy": 80.0, "accuracy_under_attack": 5.0, "num_examples": 10,
+    }))
+    rows = [reports.load_row(a / "summary.json"), reports.load_row(base / "summary.json")]
+    md = reports.markdown_table(rows, "method,split,noise_std,noise_every,num_masks,aua")
+    lines = md.strip().splitlines()
+    assert lines[0] == "| method | split | σ | noise every | masks | AUA % |"
+    assert lines[2] == "| rsmi | dev | 0.4 | 1 | 2 | 20.0 |"
+    assert lines[3] == "| base | test | – | – | – | 5.0 |"  # a plain model has no RSMI settings
+
+
+@pytest.mark.parametrize("kind", ["aua-vs-clean", "aua-vs-cost", "aua-vs-settings", "distributions"])
+def test_cli_plot_kinds(tmp_path, kind):
+    from rsmi.cli.report import PLOT_KINDS
+    from rsmi.reports.plots import FIGURES
+
+    assert PLOT_KINDS == ("bars", *(f[0] for f in FIGURES))
+    runs = [_sweep_summary(tmp_path / f"s{i}", s, 1, aua, 70.0 - 5 * i)
+            for i, (s, aua) in enumerate([(0.2, 12.0), (0.6, 30.0)])]
+    for r in runs:  # distributions needs per-example records
+        (r / "examples.jsonl").write_text(json.dumps(
+            {"index": 0, "result_type": "successful", "queries": 40, "perturbed_word_pct": 10.0}) + "\n")
+    png = tmp_path / f"{kind}.png"
+    assert main(["report", *map(str, runs), "--plot", str(png), "--plot-kind", kind]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_plot_kind_with_nothing_to_plot_is_one_clear_error(runs, tmp_path, capsys):
+    png = tmp_path / "s.png"
+    # one RSMI run: no two settings to compare
+    assert main(["report", str(runs[0]), "--plot", str(png), "--plot-kind", "aua-vs-settings"]) == 2
+    err = capsys.readouterr().err
+    assert "nothing to plot for 'aua-vs-settings'" in err and not png.exists()

@@ -9,6 +9,9 @@ from pathlib import Path
 from rsmi.cli._common import console
 from rsmi.cli.main import CLIError
 
+# "bars" and the ids of rsmi.reports.plots.FIGURES (kept literal: no matplotlib at CLI start-up)
+PLOT_KINDS = ("bars", "aua-vs-clean", "aua-vs-cost", "aua-vs-settings", "distributions")
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -25,12 +28,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--html", metavar="FILE",
                    help="write one self-contained HTML page: results, plots, every example")
     p.add_argument("--markdown", metavar="FILE", help="write a Markdown report")
-    p.add_argument("--plot", metavar="FILE", help="write a PNG bar chart")
+    p.add_argument("--plot", metavar="FILE", help="write a PNG figure (--plot-kind)")
+    p.add_argument("--plot-kind", default="bars", choices=PLOT_KINDS,
+                   help="with --plot: bars (clean accuracy and AUA per run, the default), "
+                   "aua-vs-clean, aua-vs-cost, aua-vs-settings or distributions (the HTML "
+                   "report's figures)")
     p.add_argument("--title", default="Robustness results")
     p.add_argument("--columns", metavar="LIST",
                    help="columns of the terminal and Markdown tables, comma-separated (default: model,method,attack,clean,aua,"
-                   "aua_ci,asr,queries,fwd,perturbed,n; also dataset, seeds, training_seeds, "
-                   "clean_ci, fwd_per_query)")
+                   "aua_ci,asr,queries,fwd,perturbed,n; also dataset, seeds, training_seeds, dtype, "
+                   "split, noise_std, noise_every, num_masks, clean_ci, fwd_per_query)")
     p.add_argument("--compare", nargs=2, metavar=("RUN_A", "RUN_B"),
                    help="exact McNemar test of two attack runs on the same examples "
                    "(robust = the attack failed)")
@@ -86,7 +93,15 @@ def _report(args: argparse.Namespace) -> None:
                                      cols=SEED_COLUMNS))
     plot_name = None
     if args.plot:
-        reports.plot(results.rows, args.plot, title=args.title)
+        if args.plot_kind == "bars":
+            reports.plot(results.rows, args.plot, title=args.title)
+        else:
+            from rsmi.reports.plots import save_figure
+
+            try:
+                save_figure(results.rows, args.plot_kind, args.plot)
+            except ValueError as exc:
+                raise CLIError(str(exc)) from None
         plot_name = str(Path(args.plot).resolve())
     if args.markdown:
         text = reports.markdown_report(

@@ -216,3 +216,23 @@ def report_figures(rows: Sequence[ResultRow]) -> list[dict[str, str]]:
         if fig is not None:
             out.append({"id": fig_id, "title": title, "caption": caption, "svg": svg(fig, fig_id)})
     return out
+
+
+def save_figure(rows: Sequence[ResultRow], kind: str, path: str | Path, dpi: int = 120) -> Path:
+    """One of :data:`FIGURES` (by id) as a PNG; ValueError when the rows hold nothing for it."""
+    makers = {fig_id: (make, title) for fig_id, title, make, _ in FIGURES}
+    if kind not in makers:
+        raise ValueError(f"unknown figure {kind!r}: choose from {', '.join(makers)}")
+    make, title = makers[kind]
+    fig = make(rows)
+    if fig is None:
+        raise ValueError(
+            f"nothing to plot for {kind!r} ({title}) in these results: it needs attack runs"
+            + (" of RSMI models whose settings differ" if kind == "aua-vs-settings" else "")
+        )
+    plt = _pyplot()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    return path

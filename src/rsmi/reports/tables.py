@@ -45,6 +45,18 @@ def _fwd_per_query(row: ResultRow) -> str:
     return DASH if fwd is None or not queries else fmt(fwd / queries)
 
 
+def _setting(key: str) -> Callable[[ResultRow], str]:
+    """An RSMI inference setting of the row's model (as attacked or evaluated), ``–`` if none."""
+
+    def cell(row: ResultRow) -> str:
+        value = row.settings.get(key)
+        if value is None or row.method == "base":
+            return DASH
+        return f"{value:g}" if isinstance(value, float) else str(value)
+
+    return cell
+
+
 @dataclass(frozen=True)
 class Column:
     """A table column: its name (for ``--columns``), header and how a row's cell reads."""
@@ -63,6 +75,10 @@ COLUMNS: dict[str, Column] = {
         Column("method", "method", lambda r: r.method, numeric=False),
         Column("attack", "attack", lambda r: r.attack, numeric=False),
         Column("dtype", "dtype", lambda r: r.dtype or DASH, numeric=False),
+        Column("split", "split", lambda r: str(r.provenance.get("split") or DASH), False),
+        Column("noise_std", "σ", _setting("noise_std")),
+        Column("noise_every", "noise every", _setting("noise_every")),
+        Column("num_masks", "masks", _setting("num_masks")),
         Column("seeds", "attack seeds", lambda r: ", ".join(map(str, r.seeds)) or DASH, False),
         Column("training_seeds", "training seeds",
                lambda r: ", ".join(map(str, r.training_seeds)) or
