@@ -186,6 +186,26 @@ def finished_training(out: Path) -> bool:
     return any(json.loads(line).get("event") == "finished" for line in lines if line.strip())
 
 
+def did_not_learn(out: Path) -> str | None:
+    """Why a finished training is not a usable model (the trainer's learning check), else None.
+
+    ``rsmi train`` ends with a binomial test of dev accuracy against the majority-class rate
+    (issue 9); a sweep setting whose model failed it is not eligible for the selection: a
+    near-chance randomized model can look "robust" only because the attacker sees noise.
+    """
+    log = out / "log.jsonl"
+    if not log.exists():
+        return None
+    for line in log.read_text(encoding="utf-8").splitlines():
+        event = json.loads(line) if line.strip() else {}
+        if event.get("event") == "finished" and event.get("learned") is False:
+            acc, p = event.get("best_dev_accuracy"), event.get("learning_p_value")
+            return ("did not learn (dev accuracy "
+                    + ("?" if acc is None else f"{100 * acc:.1f} %")
+                    + ("" if p is None else f", p = {p:.2g} against the majority rate") + ")")
+    return None
+
+
 def complete_summary(out: Path) -> dict[str, Any] | None:
     path = out / "summary.json"
     if not path.exists():
@@ -213,10 +233,14 @@ def selection(study: Study, ds: str) -> tuple[dict[str, Any] | None, str | None]
     """The sweep's winner on dev (written to ``sweep/selection.json``), or why not yet."""
     if not study.sweep:
         return None, "no sweep"
-    rows, missing = [], 0
+    rows, missing, excluded = [], 0, []
     rule = study.sweep.get("select_by") or {}
     metric = rule.get("metric", "accuracy_under_attack")
     for name in study.sweep_models():
+        why = did_not_learn(study.model_dir(ds, name, study.sweep_seed, None))
+        if why:
+            excluded.append({"model": name, "reason": why, "settings": study.sweep_models()[name]})
+            continue
         summary = complete_summary(sweep_attack_dir(study, ds, name))
         if summary is None:
             missing += 1
@@ -227,9 +251,11 @@ def selection(study: Study, ds: str) -> tuple[dict[str, Any] | None, str | None]
                      "settings": study.sweep_models()[name]})
     if missing:
         return None, f"selection waits for {missing} sweep dev attack(s)"
+    if not rows:
+        return None, "no sweep setting gave a model that learned"
     rows.sort(key=lambda r: (-r[metric], -r["clean_accuracy"], r["avg_forward_passes"] or 0))
     chosen = {"selected": rows[0]["model"], "metric": metric, "split": rule.get("split", "dev"),
-              "recipe": rule.get("recipe", "textfooler"), "rows": rows}
+              "recipe": rule.get("recipe", "textfooler"), "rows": rows, "excluded": excluded}
     return chosen, None
 
 
@@ -351,11 +377,15 @@ def plan(study: Study) -> list[Job]:
                      for m in study.sweep_models()]
         for ds in study.datasets:
             for m in study.sweep_models():
-                jobs.append(attack_job(
+                job = attack_job(
                     study, ds, m, study.sweep_seed, row, None, out=sweep_attack_dir(study, ds, m),
                     job_id=f"{ds}/sweep-attack/{m}", split=rule.get("split", "dev"),
                     num_examples=int(rule.get("num_examples", 100)),
-                ))
+                )
+                why = did_not_learn(study.model_dir(ds, m, study.sweep_seed, None))
+                if why and not job.done:
+                    job.blocked = f"not eligible: the model {why}"
+                jobs.append(job)
     # 5: the selected model on the first seed.
     name = study.selected_name
     if name:

@@ -186,3 +186,33 @@ def test_tiny_study_runs_end_to_end_and_resumes(tmp_path, tokenizer, monkeypatch
     assert study_mod.run(study, execute=execute, say=lambda _: None) == 0
     assert calls == []  # everything finished: nothing runs again
 
+
+
+def test_a_sweep_setting_that_did_not_learn_is_not_attacked_nor_selected(tmp_path):
+    path = _config(tmp_path, "minilm", tmp_path / "toy.jsonl")
+    study = study_mod.Study.load(path)
+    runs, results = tmp_path / "runs" / "toy", tmp_path / "results" / "toy"
+    _finish_training(runs / "sweep-s0.3" / "seed-0")
+    noisy = runs / "sweep-s0.6" / "seed-0"
+    _finish_training(noisy)
+    (noisy / "log.jsonl").write_text(json.dumps({
+        "event": "finished", "best_dev_accuracy": 0.51, "learned": False,
+        "learning_p_value": 0.36}) + "\n")
+    by_id = {j.id: j for j in study_mod.plan(study)}
+    job = by_id["toy/sweep-attack/sweep-s0.6"]
+    assert job.status == ("blocked: not eligible: the model did not learn "
+                          "(dev accuracy 51.0 %, p = 0.36 against the majority rate)")
+    assert by_id["toy/sweep-attack/sweep-s0.3"].status == "todo"
+    # The selection waits only for the eligible setting and records the excluded one.
+    assert study_mod.selection(study, "toy")[1] == "selection waits for 1 sweep dev attack(s)"
+    _complete_summary(results / "sweep" / "sweep-s0.3" / "dev-deepwordbug", 0.2, 0.8)
+    selection, why = study_mod.selection(study, "toy")
+    assert why is None and selection["selected"] == "sweep-s0.3"
+    assert [e["model"] for e in selection["excluded"]] == ["sweep-s0.6"]
+    # Even a finished (higher-AUA) dev attack of a model that did not learn is never chosen.
+    _complete_summary(results / "sweep" / "sweep-s0.6" / "dev-deepwordbug", 0.9, 0.5)
+    assert study_mod.selection(study, "toy")[0]["selected"] == "sweep-s0.3"
+    # No eligible setting at all: the selection says so.
+    (runs / "sweep-s0.3" / "seed-0" / "log.jsonl").write_text(json.dumps(
+        {"event": "finished", "learned": False}) + "\n")
+    assert study_mod.selection(study, "toy") == (None, "no sweep setting gave a model that learned")
