@@ -87,19 +87,35 @@ def _attack_rows(rows: Sequence[ResultRow]) -> list[ResultRow]:
     return [r for r in rows if r.kind == "attack" and r.value("accuracy_under_attack")[0] is not None]
 
 
+def _aua_error(r: ResultRow) -> tuple[float, float]:
+    """Below/above error of a row's AUA: ± std over attack seeds, else its 95 % Wilson interval."""
+    mean, std = r.value("accuracy_under_attack")
+    if std is not None:
+        return std, std
+    interval = r.interval("accuracy_under_attack")
+    if mean is None or interval is None:
+        return 0.0, 0.0
+    return max(mean - interval[0], 0.0), max(interval[1] - mean, 0.0)
+
+
 def _scatter(ax: Any, rows: Sequence[ResultRow], xs: Sequence[float], xerr: Sequence[float]) -> None:
     attacks = sorted({r.attack for r in rows})
     markers = "osD^v<>ph*"
+    labels: dict[tuple[float, float], list[str]] = {}
     for i, attack in enumerate(attacks):
         pts = [(x, xe, r) for x, xe, r in zip(xs, xerr, rows, strict=True) if r.attack == attack]
+        errors = [_aua_error(p[2]) for p in pts]
         ax.errorbar([p[0] for p in pts], [p[2].value("accuracy_under_attack")[0] for p in pts],
                     xerr=[p[1] for p in pts],
-                    yerr=[p[2].value("accuracy_under_attack")[1] or 0 for p in pts],
-                    fmt=markers[i % len(markers)], capsize=3, label=_text(attack))
-        for x, _, r in pts:
-            ax.annotate(_text(f"{r.model} ({r.dataset})"), (x, r.value("accuracy_under_attack")[0]),
-                        textcoords="offset points", xytext=(5, 4), fontsize=7)
-    ax.set_ylabel("accuracy under attack %")
+                    yerr=[[e[0] for e in errors], [e[1] for e in errors]],
+                    fmt=markers[i % len(markers)], capsize=3, label=_text(attack), alpha=0.85)
+        for x, _, r in pts:  # points that coincide share one label
+            labels.setdefault((x, r.value("accuracy_under_attack")[0]), []).append(
+                f"{r.model} ({r.dataset})")
+    for (x, y), names in labels.items():
+        ax.annotate(_text(" = ".join(names)), (x, y), textcoords="offset points", xytext=(5, 4),
+                    fontsize=7)
+    ax.set_ylabel("accuracy under attack %\n(bars: ± std over attack seeds, else 95 % Wilson)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, title="attack", title_fontsize=7)
 
@@ -198,7 +214,8 @@ def distributions(rows: Sequence[ResultRow]) -> Any | None:
 
 FIGURES = (
     ("aua-vs-clean", "AUA vs clean accuracy", aua_vs_clean,
-     "Each point is a model under one attack; error bars: ± std over attack seeds."),
+     "Each point is a model under one attack; error bars: ± std over attack seeds, or the 95 % "
+     "Wilson interval of a single run."),
     ("aua-vs-cost", "AUA vs inference cost", aua_vs_cost,
      "Forward passes per query: 1 for a plain model; RSMI pays k0 (+ k1) samples and a backward."),
     ("aua-vs-settings", "AUA across RSMI settings", aua_vs_settings,
