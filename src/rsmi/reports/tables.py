@@ -50,7 +50,7 @@ def _setting(key: str) -> Callable[[ResultRow], str]:
 
     def cell(row: ResultRow) -> str:
         value = row.settings.get(key)
-        if value is None or row.method == "base":
+        if value is None or row.method in ("base", "freelb"):
             return DASH
         return f"{value:g}" if isinstance(value, float) else str(value)
 
