@@ -129,12 +129,38 @@ def test_paired_mcnemar_on_robust_examples():
     assert (first.clean_b, first.clean_c) == (0, 1)  # base also wrong at index 6
 
 
-def test_paired_comparison_needs_the_same_examples(tmp_path):
+def test_paired_comparison_on_a_prefix_of_the_sample(tmp_path):
+    # A run on the first 7 of the same 8 examples is paired on those 7 (N says so).
     run = tmp_path / "run"
     shutil.copytree(ATTACKS / "base-textfooler", run)
     lines = (run / "examples.jsonl").read_text().splitlines()
     (run / "examples.jsonl").write_text("\n".join(lines[:-1]) + "\n")
+    full = reports.compare(reports.load_row(ATTACKS / "base-textfooler"),
+                           reports.load_row(ATTACKS / "rsmi-m1-textfooler"))[0]
+    part = reports.compare(reports.load_row(run), reports.load_row(ATTACKS / "rsmi-m1-textfooler"))[0]
+    assert (full.n, part.n) == (8, 7)
+    last = json.loads(lines[-1])
+    other = {int(r["index"]): r for r in reports.load_row(ATTACKS / "rsmi-m1-textfooler").records[0]}
+    robust = {"failed": True}
+    drop_b = robust.get(last["result_type"], False) and not robust.get(
+        other[last["index"]]["result_type"], False)
+    drop_c = robust.get(other[last["index"]]["result_type"], False) and not robust.get(
+        last["result_type"], False)
+    assert (part.b, part.c) == (full.b - drop_b, full.c - drop_c)
+
+
+def test_paired_comparison_needs_the_same_examples(tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(ATTACKS / "base-textfooler", run)
+    lines = [json.loads(x) for x in (run / "examples.jsonl").read_text().splitlines()]
+    lines[-1]["index"] = 99  # an example the other run never attacked, one of its own missing
+    (run / "examples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
     with pytest.raises(ValueError, match="not attacked on the same examples"):
+        reports.compare(reports.load_row(run), reports.load_row(ATTACKS / "rsmi-m1-textfooler"))
+    lines[-1]["index"] = 7
+    lines[0]["original_text"] = "another sentence altogether"  # same index, another sample
+    (run / "examples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    with pytest.raises(ValueError, match="different texts"):
         reports.compare(reports.load_row(run), reports.load_row(ATTACKS / "rsmi-m1-textfooler"))
 
 

@@ -56,6 +56,15 @@ def robust_by_index(records: Iterable[Mapping[str, Any]]) -> dict[int, bool]:
     return {int(r["index"]): r.get("result_type") == FAILED for r in records}
 
 
+def _texts_by_index(records: Iterable[Mapping[str, Any]]) -> dict[int, Any]:
+    """``{example index: (data index, original text)}`` where the records keep them."""
+    out = {}
+    for r in records:
+        if "original_text" in r or "data_index" in r:
+            out[int(r["index"])] = (r.get("data_index"), r.get("original_text"))
+    return out
+
+
 def correct_by_index(records: Iterable[Mapping[str, Any]]) -> dict[int, bool]:
     """``{example index: correct before the attack}`` of an attack run's records."""
     return {int(r["index"]): r.get("result_type") != SKIPPED for r in records}
@@ -98,19 +107,30 @@ def compare_records(
 ) -> PairedComparison:
     """Exact McNemar of two runs' per-example records, matched by example index.
 
-    Raises ValueError unless both runs attacked the same example indices (a paired test on
-    different examples means nothing).
+    When one run attacked a prefix of the other's sample (100 of the same seeded 300, say),
+    the test runs on the examples both attacked, and ``n`` says how many. Raises ValueError
+    when neither run's examples contain the other's, or when a shared index holds a different
+    text (another sample, data or cut): a paired test on different examples means nothing.
     """
     ra, rb = robust_by_index(records_a), robust_by_index(records_b)
-    if not ra or set(ra) != set(rb):
+    if not ra or not rb or not (set(ra) <= set(rb) or set(rb) <= set(ra)):
         only_a, only_b = sorted(set(ra) - set(rb)), sorted(set(rb) - set(ra))
         raise ValueError(
             f"{label_a} and {label_b} were not attacked on the same examples "
             f"({len(ra)} vs {len(rb)} records; only in A: {only_a[:5]}, only in B: {only_b[:5]}): "
-            "a paired comparison needs the same sample (same data, split, sample seed, N)"
+            "a paired comparison needs the same sample (same data, split, sample seed; one N "
+            "may be a prefix of the other)"
+        )
+    idx = sorted(set(ra) & set(rb))
+    ta, tb = _texts_by_index(records_a), _texts_by_index(records_b)
+    differ = [i for i in idx if i in ta and i in tb and ta[i] != tb[i]]
+    if differ:
+        raise ValueError(
+            f"{label_a} and {label_b} hold different texts at example indices {differ[:5]}: "
+            "they attacked different samples (data, split, sample seed or word cut); a paired "
+            "comparison needs the same examples"
         )
     ca, cb = correct_by_index(records_a), correct_by_index(records_b)
-    idx = sorted(ra)
     n = len(idx)
     b = sum(ra[i] and not rb[i] for i in idx)
     c = sum(rb[i] and not ra[i] for i in idx)
@@ -122,13 +142,13 @@ def compare_records(
         seed_a=seed_a,
         seed_b=seed_b,
         n=n,
-        aua_a=100.0 * sum(ra.values()) / n,
-        aua_b=100.0 * sum(rb.values()) / n,
+        aua_a=100.0 * sum(ra[i] for i in idx) / n,
+        aua_b=100.0 * sum(rb[i] for i in idx) / n,
         b=b,
         c=c,
         p_value=mcnemar_exact(b, c),
-        clean_acc_a=100.0 * sum(ca.values()) / n,
-        clean_acc_b=100.0 * sum(cb.values()) / n,
+        clean_acc_a=100.0 * sum(ca[i] for i in idx) / n,
+        clean_acc_b=100.0 * sum(cb[i] for i in idx) / n,
         clean_b=cb_,
         clean_c=cc_,
         clean_p_value=mcnemar_exact(cb_, cc_),
