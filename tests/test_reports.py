@@ -302,3 +302,30 @@ def test_cli_plot_kind_with_nothing_to_plot_is_one_clear_error(runs, tmp_path, c
     assert main(["report", str(runs[0]), "--plot", str(png), "--plot-kind", "aua-vs-settings"]) == 2
     err = capsys.readouterr().err
     assert "nothing to plot for 'aua-vs-settings'" in err and not png.exists()
+
+
+def test_inference_overrides_and_preset_name_the_row(tmp_path):
+    # The same weights attacked with other inference settings, or under another protocol, are
+    # other rows: their labels say how (they must not pass for the model's main row).
+    run = tmp_path / "rs-only"
+    shutil.copytree(ATTACKS / "base-textfooler", run)
+    for name in ("summary.json", "run.json"):
+        data = json.loads((run / name).read_text())
+        if "config" in data:
+            data["config"]["model_overrides"] = {"num_masks": 0, "step2_resample": True}
+            data["config"]["preset"] = "authors"
+        (run / name).write_text(json.dumps(data))
+    row = reports.load_row(run)
+    plain = reports.load_row(ATTACKS / "base-textfooler")
+    assert row.model == f"{plain.model} [num_masks 0, step2_resample true]"
+    assert "(authors preset)" in row.attack and "preset" not in plain.attack
+    assert row.identity != plain.identity
+
+
+def test_a_glob_selects_runs():
+    some = reports.ResultSet.load([str(ATTACKS / "base-*")])
+    every = reports.ResultSet.load([ATTACKS])
+    assert some.rows and all(r.source.startswith(str(ATTACKS / "base-")) for r in some.rows)
+    assert len(some.rows) < len(every.rows)
+    with pytest.raises(FileNotFoundError, match="matches nothing"):
+        reports.find_results(ATTACKS / "no-such-*")

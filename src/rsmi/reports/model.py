@@ -13,6 +13,7 @@ value is ``None`` and is shown as "–".
 
 from __future__ import annotations
 
+import glob
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -67,6 +68,9 @@ def attack_label(config: Mapping[str, Any]) -> str:
         name += " (transfer)"
     if int(config.get("eot", 1) or 1) > 1:
         name += f" (EOT m={config['eot']})"
+    preset = config.get("preset")
+    if preset and preset != "textdefender":  # the protocol of every other row
+        name += f" ({preset} preset)"
     if config.get("cache"):
         name += " (cached)"
     shard = config.get("shard") or (0, 1)
@@ -184,6 +188,16 @@ def _model_name(path: Any) -> str:
     return parts[-1] if parts else text
 
 
+def _with_overrides(name: str, overrides: Any) -> str:
+    """The model's name and the inference settings a run overrode on it:
+    ``rsmi-paper [num_masks 0, saliency_top_k 0]`` (the same weights read another way)."""
+    if not isinstance(overrides, dict) or not overrides:
+        return name
+    def show(v: Any) -> str:
+        return str(v).lower() if isinstance(v, bool) else str(v)
+    return f"{name} [{', '.join(f'{k} {show(v)}' for k, v in sorted(overrides.items()))}]"
+
+
 def _attack_row(data: dict[str, Any], path: Path) -> ResultRow:
     config = data.get("config") or {}
     model_info = data.get("model") if isinstance(data.get("model"), dict) else {}
@@ -196,7 +210,7 @@ def _attack_row(data: dict[str, Any], path: Path) -> ResultRow:
         **config, **{k: data[k] for k in ("recipe", "eot", "transfer", "cache", "complete") if k in data}
     }
     return ResultRow(
-        model=_model_name(model),
+        model=_with_overrides(_model_name(model), config.get("model_overrides")),
         method=str(data.get("model_method") or data.get("method") or model_info.get("method") or "?"),
         attack=attack_label(label_config),
         metrics=dict(data.get("aggregate") or data),
@@ -227,7 +241,7 @@ def _clean_row(data: dict[str, Any], path: Path) -> ResultRow:
         training = _training_from_model_dir(model)
     settings = data.get("config") if isinstance(data.get("config"), dict) else {}
     return ResultRow(
-        model=_model_name(model),
+        model=_with_overrides(_model_name(model), data.get("model_overrides")),
         method=str(data.get("method", "?")),
         attack=CLEAN,
         metrics={
@@ -327,7 +341,8 @@ def load_row(path: str | Path) -> ResultRow:
 
 
 def find_results(path: str | Path) -> list[Path]:
-    """The result files of ``path``: itself if a file, else found recursively (sorted).
+    """The result files of ``path``: itself if a file, else found recursively (sorted); a
+    path with glob characters that names no file gives the results of every match.
 
     A directory holding ``summary.json`` and/or ``evaluation.json`` gives those and is not
     searched further (its ``seed-<s>`` / ``shard-*`` directories belong to that run).
@@ -335,6 +350,15 @@ def find_results(path: str | Path) -> list[Path]:
     path = Path(path)
     if path.is_file():
         return [path]
+    if not path.exists() and any(ch in str(path) for ch in "*?["):
+        # a glob (``results/study/mr/attacks/*/seed-0/textfooler``): the results of each match
+        matches = sorted(Path(m) for m in glob.glob(str(path)))
+        if not matches:
+            raise FileNotFoundError(f"{path} matches nothing")
+        found: list[Path] = []
+        for m in matches:
+            found += [f for f in find_results(m) if f not in found]
+        return found
     if not path.is_dir():
         raise FileNotFoundError(f"{path} does not exist")
     found = _walk(path)
