@@ -329,3 +329,21 @@ def test_a_glob_selects_runs():
     assert len(some.rows) < len(every.rows)
     with pytest.raises(FileNotFoundError, match="matches nothing"):
         reports.find_results(ATTACKS / "no-such-*")
+
+
+def test_a_glob_passes_over_a_run_under_way(tmp_path):
+    shutil.copytree(ATTACKS / "base-textfooler", tmp_path / "a-done")
+    (tmp_path / "b-running").mkdir()  # records being written, no summary.json yet
+    (tmp_path / "b-running" / "examples.jsonl").write_text("")
+    assert [p.parent.name for p in reports.find_results(str(tmp_path / "*"))] == ["a-done"]
+    with pytest.raises(ValueError, match="no match holds"):
+        reports.find_results(str(tmp_path / "b-*"))
+
+
+def test_a_glob_of_runs_not_made_yet_adds_nothing(tmp_path):
+    rows = reports.ResultSet.load([ATTACKS / "base-textfooler", str(tmp_path / "later-*")]).rows
+    assert len(rows) == 1
+    with pytest.raises(ValueError, match="no results"):
+        reports.ResultSet.load([str(tmp_path / "later-*")])
+    with pytest.raises(FileNotFoundError):  # a plain path that does not exist is a mistake
+        reports.ResultSet.load([ATTACKS / "base-textfooler", tmp_path / "typo"])

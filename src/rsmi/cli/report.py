@@ -21,7 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Each RUN_OR_DIR is an attack run directory (summary.json of rsmi attack), "
         "an evaluation (evaluation.json of rsmi evaluate), such a file, or a directory searched "
         "recursively for them (the seed-<s>/ directories of a multi-seed run belong to that run "
-        "and are not counted again). Accuracies carry 95 % Wilson intervals; several attack "
+        "and are not counted again), or a quoted glob of them ('results/study/mr/attacks/*/"
+        "seed-0/textfooler'). Accuracies carry 95 % Wilson intervals; several attack "
         "seeds give mean ± std.",
     )
     p.add_argument("runs", nargs="*", metavar="RUN_OR_DIR")

@@ -340,6 +340,10 @@ def load_row(path: str | Path) -> ResultRow:
     raise ValueError(f"{path} is neither an attack summary nor an evaluation result")
 
 
+def _is_glob(path: str | Path) -> bool:
+    return not Path(path).exists() and any(ch in str(path) for ch in "*?[")
+
+
 def find_results(path: str | Path) -> list[Path]:
     """The result files of ``path``: itself if a file, else found recursively (sorted); a
     path with glob characters that names no file gives the results of every match.
@@ -350,14 +354,17 @@ def find_results(path: str | Path) -> list[Path]:
     path = Path(path)
     if path.is_file():
         return [path]
-    if not path.exists() and any(ch in str(path) for ch in "*?["):
+    if _is_glob(path):
         # a glob (``results/study/mr/attacks/*/seed-0/textfooler``): the results of each match
         matches = sorted(Path(m) for m in glob.glob(str(path)))
         if not matches:
             raise FileNotFoundError(f"{path} matches nothing")
         found: list[Path] = []
-        for m in matches:
-            found += [f for f in find_results(m) if f not in found]
+        for m in matches:  # a match holding no results yet (a run under way) is passed over
+            if m.is_file() or _walk(m):
+                found += [f for f in find_results(m) if f not in found]
+        if not found:
+            raise ValueError(f"{path}: no match holds {SUMMARY_FILE} or {EVALUATION_FILE}")
         return found
     if not path.is_dir():
         raise FileNotFoundError(f"{path} does not exist")
@@ -401,10 +408,20 @@ class ResultSet:
     def load(cls, paths: Iterable[str | Path], *, sort: bool = True) -> ResultSet:
         """Rows of every result found under ``paths`` (a file given twice is read once)."""
         files: list[Path] = []
+        empty: list[str] = []
         for p in paths:
-            for f in find_results(p):
+            try:
+                found = find_results(p)
+            except (FileNotFoundError, ValueError):
+                if not _is_glob(p):
+                    raise
+                empty.append(str(p))  # a glob of runs not made yet adds nothing ...
+                continue
+            for f in found:
                 if f.resolve() not in {g.resolve() for g in files}:
                     files.append(f)
+        if empty and not files:  # ... unless nothing at all was found
+            raise ValueError(f"no results: {', '.join(empty)} match no summary.json or evaluation.json")
         rows = [load_row(f) for f in files]
         if sort:
             rows.sort(key=lambda r: (r.dataset, _attack_order(r.attack), r.method, r.model))
