@@ -347,3 +347,23 @@ def test_a_glob_of_runs_not_made_yet_adds_nothing(tmp_path):
         reports.ResultSet.load([str(tmp_path / "later-*")])
     with pytest.raises(FileNotFoundError):  # a plain path that does not exist is a mistake
         reports.ResultSet.load([ATTACKS / "base-textfooler", tmp_path / "typo"])
+
+
+def test_another_recipe_with_the_same_settings_is_not_a_training_seed(tmp_path):
+    # rsmi-paper seeds 0-2 and rsmi-paper-10ep seed 0 share method and settings: the spread over
+    # seeds must stay that of rsmi-paper's three seeds, not vanish (seed 0 twice) or mix.
+    def evaluation(name: str, seed: int, acc: float) -> None:
+        out = tmp_path / name / f"seed-{seed}" / "test"
+        out.mkdir(parents=True)
+        (out / "evaluation.json").write_text(json.dumps({
+            "model": f"runs/{name}/seed-{seed}", "data": "mr", "split": "test", "method": "rsmi",
+            "clean_accuracy": acc, "num_examples": 400, "avg_forward_passes": 14.0,
+            "config": {"noise_std": 0.2}, "training": {"seed": seed, "lr": 5e-5},
+        }))
+    for seed, acc in enumerate((0.74, 0.72, 0.71)):
+        evaluation("rsmi-paper", seed, acc)
+    evaluation("rsmi-paper-10ep", 0, 0.765)
+    groups = reports.ResultSet.load([tmp_path]).training_seed_groups()
+    assert len(groups) == 1
+    assert groups[0].training_seeds == [0, 1, 2]
+    assert groups[0].value("clean_accuracy")[0] == pytest.approx(72.333, abs=1e-2)

@@ -147,9 +147,15 @@ class ResultRow:
 
     @property
     def identity(self) -> tuple[Any, ...]:
-        """What the row measures, minus the training seed (rows equal here differ by seed only)."""
+        """What the row measures, minus the training seed (rows equal here differ by seed only).
+
+        The model's name (its directory, seed directories stripped) is part of it: two models
+        with the same method and settings but another training recipe (``rsmi-paper`` and
+        ``rsmi-paper-10ep``) are not seeds of one another; a seed suffix (``rsmi-s1``,
+        ``rsmi_seed2``) is not part of the name.
+        """
         return (
-            self.kind, self.dataset, self.method, self.attack, self.dtype,
+            _without_seed(self.model), self.kind, self.dataset, self.method, self.attack, self.dtype,
             json.dumps(self.settings, sort_keys=True), self.num_examples, *self.identity_extra,
         )
 
@@ -186,6 +192,11 @@ def _model_name(path: Any) -> str:
     while len(parts) > 1 and re.fullmatch(r"seed-\d+", parts[-1]):
         parts.pop()
     return parts[-1] if parts else text
+
+
+def _without_seed(name: str) -> str:
+    """``rsmi-s1`` / ``rsmi_seed2`` → ``rsmi``: a model's name without a training-seed suffix."""
+    return re.sub(r"[-_](?:s|seed)[-_]?\d+$", "", name)
 
 
 def _with_overrides(name: str, overrides: Any) -> str:
