@@ -104,3 +104,15 @@ def test_markers_in_fenced_code_are_examples(repo):
     assert [b.line for b in docs.update_docs([doc], check=True)] == [10, 18]
     docs.update_docs([doc])
     assert doc.read_text().startswith(text)
+
+
+def test_a_block_of_runs_not_made_yet_says_so(repo):
+    root, doc = repo
+    doc.write_text("<!-- rsmi-report: results/bbc/attacks/*/seed-0/textfooler -->\n"
+                   "<!-- /rsmi-report -->\n")
+    docs.update_docs([doc])
+    assert "_No results yet under `results/bbc/attacks/*/seed-0/textfooler`._" in doc.read_text()
+    # a plain path that does not exist stays an error (a typo must not pass for "not yet")
+    doc.write_text("<!-- rsmi-report: results/bbc -->\n<!-- /rsmi-report -->\n")
+    with pytest.raises(FileNotFoundError):
+        docs.update_docs([doc])

@@ -351,7 +351,7 @@ def load_row(path: str | Path) -> ResultRow:
     raise ValueError(f"{path} is neither an attack summary nor an evaluation result")
 
 
-def _is_glob(path: str | Path) -> bool:
+def is_glob(path: str | Path) -> bool:
     return not Path(path).exists() and any(ch in str(path) for ch in "*?[")
 
 
@@ -365,7 +365,7 @@ def find_results(path: str | Path) -> list[Path]:
     path = Path(path)
     if path.is_file():
         return [path]
-    if _is_glob(path):
+    if is_glob(path):
         # a glob (``results/study/mr/attacks/*/seed-0/textfooler``): the results of each match
         matches = sorted(Path(m) for m in glob.glob(str(path)))
         if not matches:
@@ -424,7 +424,7 @@ class ResultSet:
             try:
                 found = find_results(p)
             except (FileNotFoundError, ValueError):
-                if not _is_glob(p):
+                if not is_glob(p):
                     raise
                 empty.append(str(p))  # a glob of runs not made yet adds nothing ...
                 continue
