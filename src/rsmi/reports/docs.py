@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rsmi.reports.model import ResultSet, find_results, is_glob
+from rsmi.reports.model import NoResultsYet, ResultSet
 from rsmi.reports.tables import SEED_COLUMNS, markdown_pairs, markdown_table
 
 OPEN = "<!-- rsmi-report:"
@@ -100,22 +100,13 @@ def repo_root(path: str | Path) -> Path:
     return start if start.is_dir() else start.parent
 
 
-def find_globbed(path: Path) -> list[Path]:
-    """The result files of a glob's matches (none: the runs are not made yet)."""
-    try:
-        return find_results(path)
-    except (FileNotFoundError, ValueError):
-        return []
-
-
 def render_block(spec: BlockSpec, root: str | Path) -> str:
     """The generated Markdown of a block (a table), from results under ``root``."""
     root = Path(root)
-    paths = [root / p for p in spec.paths]
-    if all(is_glob(p) and not find_globbed(p) for p in paths):
-        # a table of runs a study plans but has not made yet (every path a glob matching none)
+    try:
+        results = ResultSet.load([root / p for p in spec.paths])
+    except NoResultsYet:  # a table of runs a study plans but has not made yet
         return f"_No results yet under `{'`, `'.join(spec.paths)}`._\n"
-    results = ResultSet.load(paths)
     if spec.table == "training-seeds":
         return markdown_table(results.training_seed_groups(), spec.columns or SEED_COLUMNS)
     if spec.table == "pairs":

@@ -351,6 +351,10 @@ def load_row(path: str | Path) -> ResultRow:
     raise ValueError(f"{path} is neither an attack summary nor an evaluation result")
 
 
+class NoResultsYet(ValueError):
+    """Every path given was a glob, and none matched a run with results (runs not made yet)."""
+
+
 def is_glob(path: str | Path) -> bool:
     return not Path(path).exists() and any(ch in str(path) for ch in "*?[")
 
@@ -371,9 +375,8 @@ def find_results(path: str | Path) -> list[Path]:
         if not matches:
             raise FileNotFoundError(f"{path} matches nothing")
         found: list[Path] = []
-        for m in matches:  # a match holding no results yet (a run under way) is passed over
-            if m.is_file() or _walk(m):
-                found += [f for f in find_results(m) if f not in found]
+        for m in matches:  # a match holding no results yet (a run under way) adds nothing
+            found += [f for f in ([m] if m.is_file() else _walk(m)) if f not in found]
         if not found:
             raise ValueError(f"{path}: no match holds {SUMMARY_FILE} or {EVALUATION_FILE}")
         return found
@@ -432,7 +435,7 @@ class ResultSet:
                 if f.resolve() not in {g.resolve() for g in files}:
                     files.append(f)
         if empty and not files:  # ... unless nothing at all was found
-            raise ValueError(f"no results: {', '.join(empty)} match no summary.json or evaluation.json")
+            raise NoResultsYet(f"no results: {', '.join(empty)} match no summary.json or evaluation.json")
         rows = [load_row(f) for f in files]
         if sort:
             rows.sort(key=lambda r: (r.dataset, _attack_order(r.attack), r.method, r.model))
