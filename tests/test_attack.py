@@ -367,6 +367,35 @@ def test_resume_after_a_kill_gives_the_same_records(resources, tokenizer_module,
         _rsmi_run(resources, tokenizer_module, killed, resume=True, eot=2)
 
 
+def test_a_stopped_run_leaves_a_partial_summary_that_resume_completes(
+    resources, tokenizer_module, tmp_path, monkeypatch
+):
+    from rsmi.attacks import runner
+    from rsmi.reports import load_row
+
+    monkeypatch.setattr(runner, "PARTIAL_SUMMARY_EVERY_S", 0.0)  # after every example
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_two(record, counts):
+        if counts["done"] == 2:
+            raise Stop
+
+    clf = tiny_classifier(tokenizer_module, k0=1, num_masks=1, saliency_top_k=2)
+    config = AttackConfig(recipe="deepwordbug", preset="recipe", num_examples=3, batch_size=8)
+    with pytest.raises(Stop):
+        run_attack(clf, DATA[:5], config, tmp_path, resources=resources, on_result=stop_after_two)
+    partial = json.loads((tmp_path / "summary.json").read_text())
+    assert partial["complete"] is False and partial["num_examples"] == 2
+    assert partial["num_selected"] == 3
+    row = load_row(tmp_path)
+    assert row.attack.endswith("(incomplete)") and row.metrics["num_examples"] == 2
+    summary = _rsmi_run(resources, tokenizer_module, tmp_path, resume=True)
+    assert summary["complete"] and summary["num_examples"] == 3
+    assert json.loads((tmp_path / "summary.json").read_text())["complete"] is True
+
+
 def test_shards_then_merge_equal_the_unsharded_run(resources, tokenizer_module, tmp_path):
     whole = _rsmi_run(resources, tokenizer_module, tmp_path / "whole")
     for i in range(2):

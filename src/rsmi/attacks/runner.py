@@ -3,7 +3,10 @@
 ``run_attack`` is the library entry point behind ``rsmi attack``. For each attack seed it
 attacks the sampled examples one by one with TextAttack's ``Attack.attack(text, label)``,
 writes each example's record to ``examples.jsonl`` as soon as it is done, and writes
-``summary.json`` (metrics from :func:`rsmi.attacks.metrics.compute_metrics`) at the end.
+``summary.json`` (metrics from :func:`rsmi.attacks.metrics.compute_metrics`) at the end. While
+it runs, a summary of the examples finished so far (``"complete": false``) is rewritten every
+``PARTIAL_SUMMARY_EVERY_S`` seconds, so a run stopped early is still readable by ``rsmi report``
+(its rows say "incomplete") and ``--resume`` continues it.
 
 Layout of ``out``: one seed → ``out/{examples.jsonl,summary.json,run.json}``; several seeds →
 ``out/seed-<s>/...`` plus ``out/summary.json`` with per-seed results and mean ± std; a shard
@@ -56,6 +59,7 @@ from rsmi.rundir import check_run_dir, claim_run
 logger = logging.getLogger(__name__)
 
 # What an attack run writes (a run from before run markers is adopted when it holds only these).
+PARTIAL_SUMMARY_EVERY_S = 60.0  # how often a running seed rewrites its partial summary.json
 RUN_FILES = (EXAMPLES_FILE, RUN_FILE, SUMMARY_FILE, "seed-*", "shard-*-of-*")
 RUN_EVIDENCE = (EXAMPLES_FILE, RUN_FILE, "seed-*", "shard-*-of-*")
 
@@ -296,6 +300,7 @@ def _run_seed(
         on_start(seed, len(todo), len(records))
     write_json(run_dir / RUN_FILE, {"config": run_cfg.to_dict(), "num_selected": num_selected,
                                     "weights_sha256": model_info.get("weights_sha256")})
+    last_partial = time.monotonic()
     with RecordWriter(path) as writer:
         for ex in todo:
             if ex.index in done:
@@ -305,6 +310,14 @@ def _run_seed(
             records.append(record)
             counts[record["result_type"]] += 1
             counts["done"] += 1
+            if time.monotonic() - last_partial >= PARTIAL_SUMMARY_EVERY_S:
+                # a run stopped before its end (killed, out of time) still leaves a summary of
+                # what it finished, marked ``"complete": false``; the final one replaces it
+                write_json(run_dir / SUMMARY_FILE, build_summary(
+                    records, run_cfg, num_selected=num_selected, model_info=model_info,
+                    wall_time_s=time.perf_counter() - started,
+                ))
+                last_partial = time.monotonic()
             if on_result is not None:
                 on_result(record, dict(counts))
     summary = build_summary(
