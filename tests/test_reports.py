@@ -149,6 +149,22 @@ def test_paired_comparison_on_a_prefix_of_the_sample(tmp_path):
     assert (part.b, part.c) == (full.b - drop_b, full.c - drop_c)
 
 
+def test_a_run_stopped_early_pairs_with_the_finished_runs_of_its_attack(tmp_path):
+    # The partial summary of a stopped run (complete: false) labels its row "(incomplete)",
+    # yet it is paired with the other runs of its attack on the examples it holds.
+    run = tmp_path / "rsmi-stopped"
+    shutil.copytree(ATTACKS / "rsmi-m1-textfooler", run)
+    lines = (run / "examples.jsonl").read_text().splitlines()
+    (run / "examples.jsonl").write_text("\n".join(lines[:5]) + "\n")
+    summary = json.loads((run / "summary.json").read_text())
+    summary["complete"] = False
+    (run / "summary.json").write_text(json.dumps(summary))
+    results = reports.ResultSet.load([ATTACKS / "base-textfooler", run])
+    assert sorted(r.attack for r in results) == ["textfooler", "textfooler (incomplete)"]
+    (pair,) = results.pairs()
+    assert pair.n == 5
+
+
 def test_paired_comparison_needs_the_same_examples(tmp_path):
     run = tmp_path / "run"
     shutil.copytree(ATTACKS / "base-textfooler", run)

@@ -25,6 +25,7 @@ from typing import Any
 from rsmi.reports import stats
 
 SUMMARY_FILE, EVALUATION_FILE, EXAMPLES_FILE = "summary.json", "evaluation.json", "examples.jsonl"
+INCOMPLETE = " (incomplete)"  # attack label suffix of a run stopped before its end
 CLEAN = "none (clean)"
 RSMI_SETTINGS = ("noise_std", "noise_every", "num_masks")
 METRIC_KEYS = (
@@ -77,7 +78,7 @@ def attack_label(config: Mapping[str, Any]) -> str:
     if isinstance(shard, list | tuple) and len(shard) == 2 and int(shard[1]) > 1:
         name += f" (shard {int(shard[0])}/{int(shard[1])})"
     if config.get("complete") is False:
-        name += " (incomplete)"
+        name += INCOMPLETE
     return name
 
 
@@ -480,7 +481,12 @@ class ResultSet:
         example indices (first attack seed of each run)."""
         out = []
         for _, attacks in self.groups():
-            for _, rows in attacks:
+            # a run stopped early attacked a prefix of its sample: it pairs with the finished
+            # runs of its attack on the examples it holds
+            same: dict[str, list[ResultRow]] = {}
+            for attack, rows in attacks:
+                same.setdefault(attack.removesuffix(INCOMPLETE), []).extend(rows)
+            for rows in same.values():
                 runs = [r for r in rows if r.kind == "attack" and r.records]
                 for i, a in enumerate(runs):
                     for b in runs[i + 1:]:
