@@ -396,6 +396,34 @@ def test_a_stopped_run_leaves_a_partial_summary_that_resume_completes(
     assert json.loads((tmp_path / "summary.json").read_text())["complete"] is True
 
 
+def test_sigterm_stops_a_run_with_its_summary_matching_its_records(
+    resources, tokenizer_module, tmp_path, monkeypatch
+):
+    import os
+    import signal
+
+    from rsmi.attacks import runner
+
+    monkeypatch.setattr(runner, "PARTIAL_SUMMARY_EVERY_S", 0.0)
+
+    def terminate_at_two(record, counts):
+        if counts["done"] == 1:  # the periodic summary is written once (1 example), not again
+            monkeypatch.setattr(runner, "PARTIAL_SUMMARY_EVERY_S", 1e9)
+        if counts["done"] == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    clf = tiny_classifier(tokenizer_module, k0=1, num_masks=1, saliency_top_k=2)
+    config = AttackConfig(recipe="deepwordbug", preset="recipe", num_examples=3, batch_size=8)
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt):
+        run_attack(clf, DATA[:5], config, tmp_path, resources=resources,
+                   on_result=terminate_at_two)
+    assert signal.getsignal(signal.SIGTERM) == before  # the handler is the run's only
+    partial = json.loads((tmp_path / "summary.json").read_text())
+    assert partial["complete"] is False
+    assert partial["num_examples"] == len(read_records(tmp_path / "examples.jsonl")) == 2
+
+
 def test_shards_then_merge_equal_the_unsharded_run(resources, tokenizer_module, tmp_path):
     whole = _rsmi_run(resources, tokenizer_module, tmp_path / "whole")
     for i in range(2):

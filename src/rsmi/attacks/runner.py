@@ -5,8 +5,9 @@ attacks the sampled examples one by one with TextAttack's ``Attack.attack(text, 
 writes each example's record to ``examples.jsonl`` as soon as it is done, and writes
 ``summary.json`` (metrics from :func:`rsmi.attacks.metrics.compute_metrics`) at the end. While
 it runs, a summary of the examples finished so far (``"complete": false``) is rewritten every
-``PARTIAL_SUMMARY_EVERY_S`` seconds, so a run stopped early is still readable by ``rsmi report``
-(its rows say "incomplete") and ``--resume`` continues it.
+``PARTIAL_SUMMARY_EVERY_S`` seconds and when the run is stopped (Ctrl-C or SIGTERM), so a run
+stopped early is still readable by ``rsmi report`` (its rows say "incomplete") and
+``--resume`` continues it.
 
 Layout of ``out``: one seed → ``out/{examples.jsonl,summary.json,run.json}``; several seeds →
 ``out/seed-<s>/...`` plus ``out/summary.json`` with per-seed results and mean ± std; a shard
@@ -21,13 +22,16 @@ uninterrupted run give the same records.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
 import random
 import re
+import signal
+import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -210,7 +214,7 @@ def run_attack(
     owned = {"overwrite": overwrite, "legacy": RUN_FILES, "evidence": RUN_EVIDENCE}
     check_run_dir(out, "attack", **owned)  # before any work: never write into the user's files
     whole = config.shard[1] == 1  # shards of one run write side by side: each holds its own
-    with claim_run(out, "attack", enabled=whole, **owned):
+    with _sigterm_interrupts(), claim_run(out, "attack", enabled=whole, **owned):
         return _run_attack(classifier, examples, config, out, resources=resources,
                            resume=resume, owned=owned, on_start=on_start, on_result=on_result,
                            model_info=model_info)
@@ -300,32 +304,57 @@ def _run_seed(
         on_start(seed, len(todo), len(records))
     write_json(run_dir / RUN_FILE, {"config": run_cfg.to_dict(), "num_selected": num_selected,
                                     "weights_sha256": model_info.get("weights_sha256")})
-    last_partial = time.monotonic()
-    with RecordWriter(path) as writer:
-        for ex in todo:
-            if ex.index in done:
-                continue
-            record = attack_example(attack, wrapper, classifier, ex, seed, config)
-            writer.write(record)
-            records.append(record)
-            counts[record["result_type"]] += 1
-            counts["done"] += 1
-            if time.monotonic() - last_partial >= PARTIAL_SUMMARY_EVERY_S:
-                # a run stopped before its end (killed, out of time) still leaves a summary of
-                # what it finished, marked ``"complete": false``; the final one replaces it
-                write_json(run_dir / SUMMARY_FILE, build_summary(
-                    records, run_cfg, num_selected=num_selected, model_info=model_info,
-                    wall_time_s=time.perf_counter() - started,
-                ))
-                last_partial = time.monotonic()
-            if on_result is not None:
-                on_result(record, dict(counts))
-    summary = build_summary(
-        records, run_cfg, num_selected=num_selected, model_info=model_info,
-        wall_time_s=time.perf_counter() - started,
-    )
-    write_json(run_dir / SUMMARY_FILE, summary)
-    return summary
+    def write_summary() -> dict[str, Any]:
+        summary = build_summary(records, run_cfg, num_selected=num_selected,
+                                model_info=model_info, wall_time_s=time.perf_counter() - started)
+        write_json(run_dir / SUMMARY_FILE, summary)
+        return summary
+
+    # A run stopped before its end (killed, out of time) still leaves a summary of what it
+    # finished, marked ``"complete": false``: rewritten every PARTIAL_SUMMARY_EVERY_S, and once
+    # more when the run is stopped (Ctrl-C, SIGTERM) so that it matches the records on disk.
+    last_partial, partial = time.monotonic(), False
+    try:
+        with RecordWriter(path) as writer:
+            for ex in todo:
+                if ex.index in done:
+                    continue
+                record = attack_example(attack, wrapper, classifier, ex, seed, config)
+                writer.write(record)
+                records.append(record)
+                counts[record["result_type"]] += 1
+                counts["done"] += 1
+                if time.monotonic() - last_partial >= PARTIAL_SUMMARY_EVERY_S:
+                    write_summary()
+                    last_partial, partial = time.monotonic(), True
+                if on_result is not None:
+                    on_result(record, dict(counts))
+    except BaseException:
+        if partial:  # a seed stopped within its first minute leaves its records only
+            write_summary()
+        raise
+    return write_summary()
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM stops the run as Ctrl-C does (``KeyboardInterrupt``), so that the records and the
+    partial summary on disk agree and locks are released; a second SIGTERM kills at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    restore = previous if previous is not None else signal.SIG_DFL
+
+    def handler(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, restore)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, restore)
 
 
 def _check_run_dir(
