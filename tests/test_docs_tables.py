@@ -116,3 +116,11 @@ def test_a_block_of_runs_not_made_yet_says_so(repo):
     doc.write_text("<!-- rsmi-report: results/bbc -->\n<!-- /rsmi-report -->\n")
     with pytest.raises(FileNotFoundError):
         docs.update_docs([doc])
+
+
+def test_a_pairs_block_with_one_run_per_attack_says_so(repo):
+    root, doc = repo
+    doc.write_text("<!-- rsmi-report: results/mr/attacks/base-textfooler --table pairs -->\n"
+                   "<!-- /rsmi-report -->\n")
+    docs.update_docs([doc])
+    assert "_No two runs of one attack on the same examples yet._" in doc.read_text()

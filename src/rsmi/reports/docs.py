@@ -110,7 +110,10 @@ def render_block(spec: BlockSpec, root: str | Path) -> str:
     if spec.table == "training-seeds":
         return markdown_table(results.training_seed_groups(), spec.columns or SEED_COLUMNS)
     if spec.table == "pairs":
-        return markdown_pairs(results.pairs())
+        pairs = results.pairs()
+        if not pairs:  # one run per attack so far: nothing to pair, rather than an empty table
+            return "_No two runs of one attack on the same examples yet._\n"
+        return markdown_pairs(pairs)
     return markdown_table(results.rows, spec.columns)
 
 
