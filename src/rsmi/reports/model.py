@@ -479,21 +479,20 @@ class ResultSet:
     def pairs(self) -> list[stats.PairedComparison]:
         """Exact McNemar of every two attack runs on one dataset, under one attack, on the same
         example indices (first attack seed of each run)."""
+        # a run stopped early ("(incomplete)") attacked a prefix of its sample: it pairs with
+        # the finished runs of its attack on the examples it holds
+        same: dict[tuple[str, str], list[ResultRow]] = {}
+        for row in self.attack_rows:
+            if row.records:
+                same.setdefault((row.dataset, row.attack.removesuffix(INCOMPLETE)), []).append(row)
         out = []
-        for _, attacks in self.groups():
-            # a run stopped early attacked a prefix of its sample: it pairs with the finished
-            # runs of its attack on the examples it holds
-            same: dict[str, list[ResultRow]] = {}
-            for attack, rows in attacks:
-                same.setdefault(attack.removesuffix(INCOMPLETE), []).extend(rows)
-            for rows in same.values():
-                runs = [r for r in rows if r.kind == "attack" and r.records]
-                for i, a in enumerate(runs):
-                    for b in runs[i + 1:]:
-                        try:
-                            out.append(compare(a, b)[0])
-                        except ValueError:
-                            continue
+        for runs in same.values():
+            for i, a in enumerate(runs):
+                for b in runs[i + 1:]:
+                    try:
+                        out.append(compare(a, b)[0])
+                    except ValueError:
+                        continue
         return out
 
 
