@@ -13,11 +13,12 @@ attacks the same examples twice with ``rsmi attack`` (subprocesses, the project'
 It reports wall seconds per example, the speed-up of the wall time, the throughput in attack
 queries per busy second (summed over the shards: the wall time of a few examples is the slowest
 shard's, so an uneven split hides the gain that a long run, whose shards stay busy together,
-gets), and whether the two runs gave the same per-example results (they must: every example's randomness derives from its index, see
-``rsmi.attacks.runner``). Needs prepared resources and a trained model, e.g.
+gets), and whether the two runs gave the same per-example results (they must: every example's
+randomness derives from its index, see ``rsmi.attacks.runner``). Needs prepared resources and a
+trained model; the measurement in docs/benchmarks.md (BBC TextFooler, bfloat16, 128 tokens are
+the defaults):
 
-    python benchmarks/bench_shards.py --model runs/study/bbc/base/seed-0 --data bbc \\
-        --max-length 128 --recipe textfooler --num-examples 10 --dtype bfloat16 \\
+    python benchmarks/bench_shards.py --model runs/study/bbc/base/seed-0 --num-examples 10 \\
         --out runs/bench_shards/bbc-base
 """
 
@@ -57,24 +58,43 @@ def run_procs(argvs: list[list[str]], threads: int | None) -> float:
     return wall
 
 
-def throughput(run: Path) -> float:
+def run_records(run: Path) -> list[list[dict]]:
+    """The records of each ``examples.jsonl`` below ``run`` (one list per shard)."""
+    from rsmi.attacks.records import read_records
+
+    return [read_records(f) for f in sorted(run.rglob("examples.jsonl"))]
+
+
+def throughput(shards: list[list[dict]]) -> float:
     """Attack queries per second of attack time (summed over shards running side by side)."""
-    total = 0.0
-    for f in sorted(run.rglob("examples.jsonl")):
-        recs = [json.loads(line) for line in f.read_text().splitlines()]
-        total += sum(r["queries"] for r in recs) / sum(r["wall_s"] for r in recs)
-    return total
+    return sum(sum(r["queries"] for r in recs) / sum(r["wall_s"] for r in recs) for recs in shards)
 
 
-def outcomes(run: Path) -> dict[int, tuple]:
-    """index -> (result type, adversarial text, queries) of every example record of a run."""
-    files = sorted(run.rglob("examples.jsonl"))
-    out = {}
-    for f in files:
-        for line in f.read_text().splitlines():
-            r = json.loads(line)
-            out[r["index"]] = (r["result_type"], r["perturbed_text"], r["queries"])
-    return out
+def outcomes(shards: list[list[dict]]) -> dict[int, tuple]:
+    """index -> (result type, adversarial text, queries) of every example record."""
+    return {r["index"]: (r["result_type"], r["perturbed_text"], r["queries"])
+            for recs in shards for r in recs}
+
+
+def measure(args: argparse.Namespace, out: Path) -> dict[str, float]:
+    """Run the configurations of ``--order`` into ``out``; their wall times."""
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    walls: dict[str, float] = {}
+    for config in args.order.split(","):
+        if config == "single":
+            walls[config] = run_procs([attack_argv(args, out / "single", None)], None)
+        elif config == "shards":
+            n = args.procs
+            walls[config] = run_procs(
+                [attack_argv(args, out / "shards", f"{i}/{n}") for i in range(n)], 1)
+            subprocess.run([sys.executable, "-m", "rsmi.cli.main", "attack", "merge",
+                            str(out / "shards"), "--out", str(out / "merged")], check=True)
+        else:
+            sys.exit(f"unknown configuration {config!r} in --order (single, shards)")
+        print(f"{config}: {walls[config]:.1f} s for {args.num_examples} examples", flush=True)
+    return walls
 
 
 def main() -> None:
@@ -94,46 +114,31 @@ def main() -> None:
     args = p.parse_args()
 
     out = Path(args.out)
-    if args.report_only:
-        old = json.loads((out / "bench.json").read_text())
-        walls = old["wall_s"]
-    elif out.exists():
-        shutil.rmtree(out)
-    if not args.report_only:
-        out.mkdir(parents=True)
-        walls = {}
-    for config in [] if args.report_only else args.order.split(","):
-        if config == "single":
-            walls[config] = run_procs([attack_argv(args, out / "single", None)], None)
-        elif config == "shards":
-            n = args.procs
-            walls[config] = run_procs(
-                [attack_argv(args, out / "shards", f"{i}/{n}") for i in range(n)], 1)
-            subprocess.run([sys.executable, "-m", "rsmi.cli.main", "attack", "merge",
-                            str(out / "shards"), "--out", str(out / "merged")], check=True)
-        else:
-            sys.exit(f"unknown configuration {config!r} in --order (single, shards)")
-        print(f"{config}: {walls[config]:.1f} s for {args.num_examples} examples", flush=True)
-
-    a, b = outcomes(out / "single"), outcomes(out / "merged")
+    if args.report_only:  # keep what the measuring run recorded about itself
+        meta = json.loads((out / "bench.json").read_text())
+    else:
+        meta = {"command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+                "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                "settings": {k: v for k, v in vars(args).items() if k not in ("out", "report_only")},
+                "wall_s": measure(args, out)}
+    walls = meta["wall_s"]
+    single, shards = run_records(out / "single"), run_records(out / "shards")
+    a, b = outcomes(single), outcomes(shards)
+    q = {"single": throughput(single), "shards": throughput(shards)}
     result = {
-        "command": old["command"] if args.report_only else " ".join(
-            [Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
-        "date": old["date"] if args.report_only else datetime.datetime.now(
-            datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": meta["command"],
+        "date": meta["date"],
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                     "processor": platform.processor()},
-        "settings": old["settings"] if args.report_only else {
-            k: v for k, v in vars(args).items() if k not in ("out", "report_only")},
+        "settings": meta["settings"],
         "wall_s": walls,
         "s_per_example": {k: v / args.num_examples for k, v in walls.items()},
         "speedup_shards_vs_single": walls["single"] / walls["shards"],
-        "queries_per_s": {"single": throughput(out / "single"), "shards": throughput(out / "shards")},
+        "queries_per_s": q,
         "same_records": a == b and len(a) == args.num_examples,
         "num_records": {"single": len(a), "shards": len(b)},
+        "throughput_gain_shards_vs_single": q["shards"] / q["single"],
     }
-    q = result["queries_per_s"]
-    result["throughput_gain_shards_vs_single"] = q["shards"] / q["single"]
     (out / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
