@@ -165,6 +165,33 @@ def test_a_run_stopped_early_pairs_with_the_finished_runs_of_its_attack(tmp_path
     assert pair.n == 5
 
 
+def test_an_adaptive_run_pairs_with_the_plain_run_of_its_model(tmp_path):
+    # Transfer / EOT runs are checks of the plain attack on the same model: they pair with it
+    # (is the plain attack the stronger?), and not with other models' plain runs.
+    run = tmp_path / "rsmi-m1-transfer"
+    shutil.copytree(ATTACKS / "rsmi-m1-textfooler", run)
+    summary = json.loads((run / "summary.json").read_text())
+    summary["config"]["transfer"] = summary["transfer"] = True
+    (run / "summary.json").write_text(json.dumps(summary))
+    records = [json.loads(x) for x in (run / "examples.jsonl").read_text().splitlines()]
+    robust = [r["index"] for r in records if r["result_type"] == "failed"]
+    assert robust, "the fixture needs a robust example"
+    for r in records:  # the transfer examples fool the smoothed model where the plain ones did not
+        if r["index"] == robust[0]:
+            r["result_type"] = "successful"
+    (run / "examples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    results = reports.ResultSet.load([ATTACKS / "base-textfooler", ATTACKS / "rsmi-m1-textfooler", run])
+    transfer = [r for r in results if r.attack == "textfooler (transfer)"]
+    assert len(transfer) == 1
+    pairs = [(p.label_a, p.label_b) for p in results.pairs()]
+    plain = next(r for r in results if r.model == transfer[0].model and r.attack == "textfooler")
+    assert (plain.label, transfer[0].label) in pairs
+    base = next(r for r in results if r.model != transfer[0].model)
+    assert all(transfer[0].label not in pair for pair in pairs if base.label in pair)
+    (pair,) = [p for p in results.pairs() if p.label_b == transfer[0].label]
+    assert (pair.n, pair.b, pair.c) == (len(records), 1, 0)
+
+
 def test_paired_comparison_needs_the_same_examples(tmp_path):
     run = tmp_path / "run"
     shutil.copytree(ATTACKS / "base-textfooler", run)

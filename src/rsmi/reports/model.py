@@ -478,22 +478,39 @@ class ResultSet:
 
     def pairs(self) -> list[stats.PairedComparison]:
         """Exact McNemar of every two attack runs on one dataset, under one attack, on the same
-        example indices (first attack seed of each run)."""
+        example indices (first attack seed of each run); then each adaptive run (transfer, EOT)
+        against the plain run of the same model and recipe: is the plain attack the stronger?"""
         # a run stopped early ("(incomplete)") attacked a prefix of its sample: it pairs with
         # the finished runs of its attack on the examples it holds
         same: dict[tuple[str, str], list[ResultRow]] = {}
         for row in self.attack_rows:
             if row.records:
                 same.setdefault((row.dataset, row.attack.removesuffix(INCOMPLETE)), []).append(row)
+        candidates = [(a, b) for runs in same.values()
+                      for i, a in enumerate(runs) for b in runs[i + 1:]]
+        plain = {(r.dataset, r.model, attack): r for (_, attack), runs in same.items()
+                 for r in runs if _plain_attack(attack) == attack}
+        for (dataset, attack), runs in same.items():
+            if _plain_attack(attack) != attack:
+                for row in runs:
+                    base = plain.get((dataset, row.model, _plain_attack(attack)))
+                    if base is not None:
+                        candidates.append((base, row))
         out = []
-        for runs in same.values():
-            for i, a in enumerate(runs):
-                for b in runs[i + 1:]:
-                    try:
-                        out.append(compare(a, b)[0])
-                    except ValueError:
-                        continue
+        for a, b in candidates:
+            try:
+                out.append(compare(a, b)[0])
+            except ValueError:
+                continue
         return out
+
+
+_ADAPTIVE = re.compile(r" \((?:transfer|EOT m=\d+)\)")
+
+
+def _plain_attack(attack: str) -> str:
+    """The attack label without its adaptive part: ``textfooler (EOT m=4)`` -> ``textfooler``."""
+    return _ADAPTIVE.sub("", attack)
 
 
 def aggregate_training_seeds(rows: Sequence[ResultRow]) -> ResultRow:
