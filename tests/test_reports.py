@@ -165,9 +165,9 @@ def test_a_run_stopped_early_pairs_with_the_finished_runs_of_its_attack(tmp_path
     assert pair.n == 5
 
 
-def test_an_adaptive_run_pairs_with_the_plain_run_of_its_model(tmp_path):
-    # Transfer / EOT runs are checks of the plain attack on the same model: they pair with it
-    # (is the plain attack the stronger?), and not with other models' plain runs.
+def test_an_adaptive_run_pairs_with_the_plain_runs_of_its_recipe(tmp_path):
+    # Transfer / EOT runs pair with the plain run of the same model (is the plain attack the
+    # stronger?) and with the other models' plain runs (does the defense still beat them?).
     run = tmp_path / "rsmi-m1-transfer"
     shutil.copytree(ATTACKS / "rsmi-m1-textfooler", run)
     summary = json.loads((run / "summary.json").read_text())
@@ -187,8 +187,9 @@ def test_an_adaptive_run_pairs_with_the_plain_run_of_its_model(tmp_path):
     plain = next(r for r in results if r.model == transfer[0].model and r.attack == "textfooler")
     assert (plain.label, transfer[0].label) in pairs
     base = next(r for r in results if r.model != transfer[0].model)
-    assert all(transfer[0].label not in pair for pair in pairs if base.label in pair)
-    (pair,) = [p for p in results.pairs() if p.label_b == transfer[0].label]
+    assert (base.label, transfer[0].label) in pairs
+    assert len(pairs) == 3  # base-plain, plain-transfer, base-transfer
+    (pair,) = [p for p in results.pairs() if (p.label_a, p.label_b) == (plain.label, transfer[0].label)]
     assert (pair.n, pair.b, pair.c) == (len(records), 1, 0)
 
 

@@ -479,7 +479,9 @@ class ResultSet:
     def pairs(self) -> list[stats.PairedComparison]:
         """Exact McNemar of every two attack runs on one dataset, under one attack, on the same
         example indices (first attack seed of each run); then each adaptive run (transfer, EOT)
-        against the plain run of the same model and recipe: is the plain attack the stronger?"""
+        against the plain runs of its recipe on that dataset: the same model's (is the plain
+        attack the stronger?) and those of deterministic models (base, FreeLB++: their plain
+        attack is already the adaptive one), i.e. does the defense still beat them?"""
         # a run stopped early ("(incomplete)") attacked a prefix of its sample: it pairs with
         # the finished runs of its attack on the examples it holds
         same: dict[tuple[str, str], list[ResultRow]] = {}
@@ -488,14 +490,14 @@ class ResultSet:
                 same.setdefault((row.dataset, row.attack.removesuffix(INCOMPLETE)), []).append(row)
         candidates = [(a, b) for runs in same.values()
                       for i, a in enumerate(runs) for b in runs[i + 1:]]
-        plain = {(r.dataset, r.model, attack): r for (_, attack), runs in same.items()
-                 for r in runs if _plain_attack(attack) == attack}
         for (dataset, attack), runs in same.items():
+            plain = same.get((dataset, _plain_attack(attack)), [])
             if _plain_attack(attack) != attack:
+                # the same model's plain run first, then the other models'
                 for row in runs:
-                    base = plain.get((dataset, row.model, _plain_attack(attack)))
-                    if base is not None:
-                        candidates.append((base, row))
+                    same_model = [r for r in plain if r.model == row.model]
+                    deterministic = [r for r in plain if r.model != row.model and r.method != "rsmi"]
+                    candidates.extend((base, row) for base in same_model + deterministic)
         out = []
         for a, b in candidates:
             try:
