@@ -116,6 +116,7 @@ class ResultRow:
     provenance: dict[str, Any] = field(default_factory=dict)
     training_seeds: list[int] = field(default_factory=list)
     identity_extra: tuple[Any, ...] = ()
+    plain_attack: str | None = None  # the attack label without transfer / EOT (adaptive runs)
 
     def value(self, key: str) -> tuple[float | None, float | None]:
         """``(mean, std)`` of a metric (std ``None`` for a single run)."""
@@ -225,6 +226,7 @@ def _attack_row(data: dict[str, Any], path: Path) -> ResultRow:
         model=_with_overrides(_model_name(model), config.get("model_overrides")),
         method=str(data.get("model_method") or data.get("method") or model_info.get("method") or "?"),
         attack=attack_label(label_config),
+        plain_attack=attack_label({**label_config, "transfer": False, "eot": 1, "complete": True}),
         metrics=dict(data.get("aggregate") or data),
         source=str(path),
         kind="attack",
@@ -491,13 +493,13 @@ class ResultSet:
         candidates = [(a, b) for runs in same.values()
                       for i, a in enumerate(runs) for b in runs[i + 1:]]
         for (dataset, attack), runs in same.items():
-            plain = same.get((dataset, _plain_attack(attack)), [])
-            if _plain_attack(attack) != attack:
-                # the same model's plain run first, then the other models'
-                for row in runs:
-                    same_model = [r for r in plain if r.model == row.model]
-                    deterministic = [r for r in plain if r.model != row.model and r.method != "rsmi"]
-                    candidates.extend((base, row) for base in same_model + deterministic)
+            for row in runs:
+                if (row.plain_attack or attack) == attack:
+                    continue  # not an adaptive run
+                plain = same.get((dataset, row.plain_attack), [])
+                same_model = [r for r in plain if r.model == row.model]
+                deterministic = [r for r in plain if r.model != row.model and r.method != "rsmi"]
+                candidates.extend((base, row) for base in same_model + deterministic)
         out = []
         for a, b in candidates:
             try:
@@ -505,14 +507,6 @@ class ResultSet:
             except ValueError:
                 continue
         return out
-
-
-_ADAPTIVE = re.compile(r" \((?:transfer|EOT m=\d+)\)")
-
-
-def _plain_attack(attack: str) -> str:
-    """The attack label without its adaptive part: ``textfooler (EOT m=4)`` -> ``textfooler``."""
-    return _ADAPTIVE.sub("", attack)
 
 
 def aggregate_training_seeds(rows: Sequence[ResultRow]) -> ResultRow:
