@@ -412,3 +412,59 @@ def test_another_recipe_with_the_same_settings_is_not_a_training_seed(tmp_path):
     assert len(groups) == 1
     assert groups[0].training_seeds == [0, 1, 2]
     assert groups[0].value("clean_accuracy")[0] == pytest.approx(72.333, abs=1e-2)
+
+
+def test_incomplete_run_keeps_its_attack_colour_hollow_and_says_its_n(tmp_path, monkeypatch):
+    # A run stopped at a session's end covers the first N examples of its sample: in the
+    # scatter it is the same attack (same colour and marker), drawn hollow, labelled with N.
+    from matplotlib.colors import to_rgba
+
+    from rsmi.reports.plots import aua_vs_clean, save_figure
+
+    full = _sweep_summary(tmp_path / "full", 0.2, 1, 12.0, 70.0)
+    part = _sweep_summary(tmp_path / "part", 0.6, 1, 30.0, 65.0)
+    data = json.loads((part / "summary.json").read_text())
+    data.update(complete=False, num_examples=45)
+    (part / "summary.json").write_text(json.dumps(data))
+    rows = [reports.load_row(full / "summary.json"), reports.load_row(part / "summary.json")]
+    assert rows[1].attack == "textfooler (incomplete)"
+    fig = aua_vs_clean(rows)
+    ax = fig.get_axes()[0]
+    handles, names = ax.get_legend_handles_labels()
+    assert names == ["textfooler", "textfooler (incomplete)"]
+    solid, hollow = (h.lines[0] for h in handles)
+    assert solid.get_color() == hollow.get_color() and solid.get_marker() == hollow.get_marker()
+    assert to_rgba(solid.get_markerfacecolor()) == to_rgba(solid.get_color())
+    assert to_rgba(hollow.get_markerfacecolor()) == to_rgba("white")
+    notes = sorted(t.get_text() for t in ax.texts)
+    assert notes == ["sweep-0.2 (?)", "sweep-0.6 (?), N = 45"]
+    from matplotlib.figure import Figure
+
+    titles, savefig = [], Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda self, *a, **k: (
+        titles.append(self.get_axes()[0].get_title()), savefig(self, *a, **k))[1])
+    png = save_figure(rows, "aua-vs-clean", tmp_path / "f.png", title="BBC test, 200 documents")
+    save_figure(rows, "aua-vs-clean", tmp_path / "g.png")
+    assert titles == ["BBC test, 200 documents", "Robustness against accuracy"]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_title_names_the_figure(tmp_path, monkeypatch):
+    from rsmi.reports import plots
+
+    seen = {}
+    real = plots.save_figure
+
+    def spy(rows, kind, path, dpi=120, title=None):
+        fig_path = real(rows, kind, path, dpi=dpi, title=title)
+        seen["title"] = title
+        return fig_path
+
+    monkeypatch.setattr(plots, "save_figure", spy)
+    run = _sweep_summary(tmp_path / "a", 0.2, 1, 12.0, 70.0)
+    png = tmp_path / "f.png"
+    assert main(["report", str(run), "--plot", str(png), "--plot-kind", "aua-vs-clean",
+                 "--title", "MR test"]) == 0
+    assert seen["title"] == "MR test" and png.exists()
+    assert main(["report", str(run), "--plot", str(png), "--plot-kind", "aua-vs-clean"]) == 0
+    assert seen["title"] is None  # the figure keeps its own title

@@ -34,7 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="with --plot: bars (clean accuracy and AUA per run, the default), "
                    "aua-vs-clean, aua-vs-cost, aua-vs-settings or distributions (the HTML "
                    "report's figures)")
-    p.add_argument("--title", default="Robustness results")
+    p.add_argument("--title", help="title of the tables, the HTML and Markdown reports and "
+                   "the --plot figure (default: 'Robustness results'; each --plot-kind figure "
+                   "has its own)")
     p.add_argument("--columns", metavar="LIST",
                    help="columns of the terminal and Markdown tables, comma-separated (default: model,method,attack,clean,aua,"
                    "aua_ci,asr,queries,fwd,perturbed,n; also dataset, seeds, training_seeds, dtype, "
@@ -84,8 +86,9 @@ def _report(args: argparse.Namespace) -> None:
     from rsmi import reports
 
     results = reports.ResultSet.load(args.runs)
+    title = args.title or "Robustness results"
     out = console()
-    out.print(reports.rich_table(results.rows, title=args.title, cols=args.columns))
+    out.print(reports.rich_table(results.rows, title=title, cols=args.columns))
     seed_groups = results.training_seed_groups()
     if seed_groups:
         from rsmi.reports.tables import SEED_COLUMNS
@@ -95,23 +98,23 @@ def _report(args: argparse.Namespace) -> None:
     plot_name = None
     if args.plot:
         if args.plot_kind == "bars":
-            reports.plot(results.rows, args.plot, title=args.title)
+            reports.plot(results.rows, args.plot, title=title)
         else:
             from rsmi.reports.plots import save_figure
 
             try:
-                save_figure(results.rows, args.plot_kind, args.plot)
+                save_figure(results.rows, args.plot_kind, args.plot, title=args.title)
             except ValueError as exc:
                 raise CLIError(str(exc)) from None
         plot_name = str(Path(args.plot).resolve())
     if args.markdown:
         text = reports.markdown_report(
-            results.rows, title=args.title, plot_file=plot_name, seed_groups=seed_groups,
+            results.rows, title=title, plot_file=plot_name, seed_groups=seed_groups,
             pairs=results.pairs(), cols=args.columns,
         )
         Path(args.markdown).write_text(text, encoding="utf-8")
     if args.html:
         from rsmi.reports.html import write_html
 
-        path = write_html(results, args.html, title=args.title)
+        path = write_html(results, args.html, title=title)
         out.print(f"HTML report: {path}")

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rsmi.reports.model import RSMI_SETTINGS, ResultRow
+from rsmi.reports.model import INCOMPLETE, RSMI_SETTINGS, ResultRow
 
 
 def _pyplot():
@@ -99,22 +99,43 @@ def _aua_error(r: ResultRow) -> tuple[float, float]:
 
 
 def _scatter(ax: Any, rows: Sequence[ResultRow], xs: Sequence[float], xerr: Sequence[float]) -> None:
-    attacks = sorted({r.attack for r in rows})
+    """One colour and marker per attack; a run stopped early ("(incomplete)") keeps its attack's
+    colour, is drawn hollow and says how many examples it covers."""
+    def series(r: ResultRow) -> str:
+        return r.attack.removesuffix(INCOMPLETE)
+
+    attacks = sorted({series(r) for r in rows})
     markers = "osD^v<>ph*"
     labels: dict[tuple[float, float], list[str]] = {}
     for i, attack in enumerate(attacks):
-        pts = [(x, xe, r) for x, xe, r in zip(xs, xerr, rows, strict=True) if r.attack == attack]
-        errors = [_aua_error(p[2]) for p in pts]
-        ax.errorbar([p[0] for p in pts], [p[2].value("accuracy_under_attack")[0] for p in pts],
-                    xerr=[p[1] for p in pts],
-                    yerr=[[e[0] for e in errors], [e[1] for e in errors]],
-                    fmt=markers[i % len(markers)], capsize=3, label=_text(attack), alpha=0.85)
-        for x, _, r in pts:  # points that coincide share one label
-            labels.setdefault((x, r.value("accuracy_under_attack")[0]), []).append(
-                f"{r.model} ({r.dataset})")
-    for (x, y), names in labels.items():
-        ax.annotate(_text(" = ".join(names)), (x, y), textcoords="offset points", xytext=(5, 4),
-                    fontsize=7)
+        colour = f"C{i % 10}"
+        for partial in (False, True):
+            pts = [(x, xe, r) for x, xe, r in zip(xs, xerr, rows, strict=True)
+                   if series(r) == attack and r.attack.endswith(INCOMPLETE) == partial]
+            if not pts:
+                continue
+            errors = [_aua_error(p[2]) for p in pts]
+            ax.errorbar([p[0] for p in pts], [p[2].value("accuracy_under_attack")[0] for p in pts],
+                        xerr=[p[1] for p in pts],
+                        yerr=[[e[0] for e in errors], [e[1] for e in errors]],
+                        fmt=markers[i % len(markers)], color=colour, capsize=3, alpha=0.85,
+                        markerfacecolor="white" if partial else colour,
+                        label=_text(attack + (INCOMPLETE if partial else "")))
+        for x, _, r in (p for p in zip(xs, xerr, rows, strict=True) if series(p[2]) == attack):
+            name = f"{r.model} ({r.dataset})"
+            if r.attack.endswith(INCOMPLETE):
+                name += f", N = {r.num_examples}"
+            labels.setdefault((x, r.value("accuracy_under_attack")[0]), []).append(name)
+    ys = [y for _, y in labels] or [0.0]
+    close = 0.04 * ((max(ys) - min(ys)) or 1.0)  # labels nearer than this would overprint
+    placed: list[tuple[float, float]] = []
+    for (x, y), names in sorted(labels.items(), key=lambda kv: (kv[0][0], -kv[0][1])):
+        # points that coincide share one label; a point just below another at the same x has
+        # its label below it
+        below = any(px == x and 0 <= py - y < close for px, py in placed)
+        ax.annotate(_text(" = ".join(names)), (x, y), textcoords="offset points",
+                    xytext=(5, -10 if below else 4), fontsize=7)
+        placed.append((x, y))
     ax.set_ylabel("accuracy under attack %\n(bars: ± std over attack seeds, else 95 % Wilson)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, title="attack", title_fontsize=7)
@@ -235,18 +256,28 @@ def report_figures(rows: Sequence[ResultRow]) -> list[dict[str, str]]:
     return out
 
 
-def save_figure(rows: Sequence[ResultRow], kind: str, path: str | Path, dpi: int = 120) -> Path:
-    """One of :data:`FIGURES` (by id) as a PNG; ValueError when the rows hold nothing for it."""
+def save_figure(rows: Sequence[ResultRow], kind: str, path: str | Path, dpi: int = 120,
+                title: str | None = None) -> Path:
+    """One of :data:`FIGURES` (by id) as a PNG; ValueError when the rows hold nothing for it.
+
+    ``title`` replaces the figure's own title (that of its single axes, else the figure's).
+    """
     makers = {fig_id: (make, title) for fig_id, title, make, _ in FIGURES}
     if kind not in makers:
         raise ValueError(f"unknown figure {kind!r}: choose from {', '.join(makers)}")
-    make, title = makers[kind]
+    make, name = makers[kind]
     fig = make(rows)
     if fig is None:
         raise ValueError(
-            f"nothing to plot for {kind!r} ({title}) in these results: it needs attack runs"
+            f"nothing to plot for {kind!r} ({name}) in these results: it needs attack runs"
             + (" of RSMI models whose settings differ" if kind == "aua-vs-settings" else "")
         )
+    if title:
+        axes = fig.get_axes()
+        if len(axes) == 1:
+            axes[0].set_title(_text(title))
+        else:
+            fig.suptitle(_text(title))
     plt = _pyplot()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
