@@ -101,17 +101,16 @@ def _aua_error(r: ResultRow) -> tuple[float, float]:
 def _scatter(ax: Any, rows: Sequence[ResultRow], xs: Sequence[float], xerr: Sequence[float]) -> None:
     """One colour and marker per attack; a run stopped early ("(incomplete)") keeps its attack's
     colour, is drawn hollow and says how many examples it covers."""
-    def series(r: ResultRow) -> str:
-        return r.attack.removesuffix(INCOMPLETE)
-
-    attacks = sorted({series(r) for r in rows})
+    groups: dict[tuple[str, bool], list[tuple[float, float, ResultRow]]] = {}
+    for x, xe, r in zip(xs, xerr, rows, strict=True):  # (attack, stopped early) -> points
+        attack = r.attack.removesuffix(INCOMPLETE)
+        groups.setdefault((attack, attack != r.attack), []).append((x, xe, r))
     markers = "osD^v<>ph*"
     labels: dict[tuple[float, float], list[str]] = {}
-    for i, attack in enumerate(attacks):
+    for i, attack in enumerate(sorted({a for a, _ in groups})):
         colour = f"C{i % 10}"
         for partial in (False, True):
-            pts = [(x, xe, r) for x, xe, r in zip(xs, xerr, rows, strict=True)
-                   if series(r) == attack and r.attack.endswith(INCOMPLETE) == partial]
+            pts = groups.get((attack, partial))
             if not pts:
                 continue
             errors = [_aua_error(p[2]) for p in pts]
@@ -121,11 +120,9 @@ def _scatter(ax: Any, rows: Sequence[ResultRow], xs: Sequence[float], xerr: Sequ
                         fmt=markers[i % len(markers)], color=colour, capsize=3, alpha=0.85,
                         markerfacecolor="white" if partial else colour,
                         label=_text(attack + (INCOMPLETE if partial else "")))
-        for x, _, r in (p for p in zip(xs, xerr, rows, strict=True) if series(p[2]) == attack):
-            name = f"{r.model} ({r.dataset})"
-            if r.attack.endswith(INCOMPLETE):
-                name += f", N = {r.num_examples}"
-            labels.setdefault((x, r.value("accuracy_under_attack")[0]), []).append(name)
+            for x, _, r in pts:
+                name = f"{r.model} ({r.dataset})" + (f", N = {r.num_examples}" if partial else "")
+                labels.setdefault((x, r.value("accuracy_under_attack")[0]), []).append(name)
     ys = [y for _, y in labels] or [0.0]
     close = 0.04 * ((max(ys) - min(ys)) or 1.0)  # labels nearer than this would overprint
     placed: list[tuple[float, float]] = []
@@ -267,7 +264,7 @@ def save_figure(rows: Sequence[ResultRow], kind: str, path: str | Path, dpi: int
 
     ``title`` replaces the figure's own title (that of its single axes, else the figure's).
     """
-    makers = {fig_id: (make, title) for fig_id, title, make, _ in FIGURES}
+    makers = {fig_id: (make, name) for fig_id, name, make, _ in FIGURES}
     if kind not in makers:
         raise ValueError(f"unknown figure {kind!r}: choose from {', '.join(makers)}")
     make, name = makers[kind]
