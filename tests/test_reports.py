@@ -468,3 +468,25 @@ def test_cli_title_names_the_figure(tmp_path, monkeypatch):
     assert seen["title"] == "MR test" and png.exists()
     assert main(["report", str(run), "--plot", str(png), "--plot-kind", "aua-vs-clean"]) == 0
     assert seen["title"] is None  # the figure keeps its own title
+
+
+def test_runs_of_one_model_on_two_training_seeds_name_their_seed(tmp_path):
+    # rsmi-paper trained on seeds 0 and 1, both attacked on the same examples: their labels (pairs
+    # table, plots) must tell them apart; a model with one training seed keeps its plain name.
+    for seed in (0, 1):
+        run = tmp_path / "rsmi-paper" / f"seed-{seed}" / "textfooler"
+        shutil.copytree(ATTACKS / "rsmi-m1-textfooler", run)
+        summary = json.loads((run / "summary.json").read_text())
+        summary.setdefault("config", {})["model"] = f"runs/rsmi-paper/seed-{seed}"
+        summary["model"]["metadata"]["training"]["seed"] = seed
+        (run / "summary.json").write_text(json.dumps(summary))
+    results = reports.ResultSet.load([tmp_path / "rsmi-paper", ATTACKS / "base-textfooler"])
+    labels = sorted(r.label for r in results)
+    assert labels == ["base · textfooler", "rsmi-paper (seed 0) · textfooler",
+                      "rsmi-paper (seed 1) · textfooler"]
+    pair_labels = {(p.label_a, p.label_b) for p in results.pairs()}
+    assert ("rsmi-paper (seed 0) · textfooler", "rsmi-paper (seed 1) · textfooler") in pair_labels
+    assert all(a != b for a, b in pair_labels)
+    # the model column keeps the name; the training seed is a column of its own
+    table = reports.markdown_table(results.rows, "model,training_seeds")
+    assert "| rsmi-paper | 1 |" in table and "(seed" not in table

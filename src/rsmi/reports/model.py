@@ -117,6 +117,7 @@ class ResultRow:
     training_seeds: list[int] = field(default_factory=list)
     identity_extra: tuple[Any, ...] = ()
     plain_attack: str | None = None  # the attack label without transfer / EOT (adaptive runs)
+    seed_shown: bool = False  # the set holds other training seeds of this model: name the seed
 
     def value(self, key: str) -> tuple[float | None, float | None]:
         """``(mean, std)`` of a metric (std ``None`` for a single run)."""
@@ -143,9 +144,17 @@ class ResultRow:
         return stats.wilson(round(mean * n / 100.0), n)
 
     @property
+    def shown_model(self) -> str:
+        """The model's name, with its training seed where the result set holds other training
+        seeds of the same model (``rsmi-paper (seed 1)``), so that labels stay unique."""
+        if self.seed_shown and self.training_seed is not None:
+            return f"{self.model} (seed {self.training_seed})"
+        return self.model
+
+    @property
     def label(self) -> str:
-        """A short unique-ish name: model and attack."""
-        return f"{self.model} · {self.attack}"
+        """A short unique-ish name: model (with its training seed where needed) and attack."""
+        return f"{self.shown_model} · {self.attack}"
 
     @property
     def identity(self) -> tuple[Any, ...]:
@@ -420,6 +429,16 @@ class ResultSet:
     """Every row of a report, in display order, with the groupings renderers need."""
 
     rows: list[ResultRow]
+
+    def __post_init__(self) -> None:
+        # One model trained on several seeds: its rows name their seed (labels, plots, pairs).
+        seeds: dict[tuple[str, str], set[int]] = {}
+        for row in self.rows:
+            if row.training_seed is not None:
+                seeds.setdefault((row.dataset, row.model), set()).add(row.training_seed)
+        for row in self.rows:
+            if len(seeds.get((row.dataset, row.model), ())) > 1:
+                row.seed_shown = True
 
     @classmethod
     def load(cls, paths: Iterable[str | Path], *, sort: bool = True) -> ResultSet:

@@ -37,7 +37,7 @@ def plot(
 ) -> Path:
     """A bar chart: clean accuracy and AUA (with std error bars) per model and attack (PNG)."""
     plt = _pyplot()
-    labels = [_text(f"{r.model}\n{r.attack}") for r in rows]
+    labels = [_text(f"{r.shown_model}\n{r.attack}") for r in rows]
     clean = [r.value("clean_accuracy") for r in rows]
     aua = [r.value("accuracy_under_attack") for r in rows]
     xs = range(len(rows))
@@ -121,7 +121,7 @@ def _scatter(ax: Any, rows: Sequence[ResultRow], xs: Sequence[float], xerr: Sequ
                         markerfacecolor="white" if partial else colour,
                         label=_text(attack + (INCOMPLETE if partial else "")))
             for x, _, r in pts:
-                name = f"{r.model} ({r.dataset})" + (f", N = {r.num_examples}" if partial else "")
+                name = f"{r.shown_model} ({r.dataset})" + (f", N = {r.num_examples}" if partial else "")
                 labels.setdefault((x, r.value("accuracy_under_attack")[0]), []).append(name)
     ys = [y for _, y in labels] or [0.0]
     close = 0.04 * ((max(ys) - min(ys)) or 1.0)  # labels nearer than this would overprint
@@ -217,7 +217,7 @@ def distributions(rows: Sequence[ResultRow]) -> Any | None:
                     if x.get("result_type") == "successful"] or [float("nan")])
         queries.append([float(x.get("queries") or 0) for x in recs
                         if x.get("result_type") in ("successful", "failed")] or [float("nan")])
-        labels.append(_text(f"{r.model} · {r.attack} ({r.dataset})"))
+        labels.append(_text(f"{r.shown_model} · {r.attack} ({r.dataset})"))
     plt = _pyplot()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10.0, 0.55 * len(runs) + 1.6), sharey=True)
     horizontal = _horizontal()
