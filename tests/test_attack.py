@@ -367,6 +367,19 @@ def test_resume_after_a_kill_gives_the_same_records(resources, tokenizer_module,
         _rsmi_run(resources, tokenizer_module, killed, resume=True, eot=2)
 
 
+def test_the_run_records_the_cpu_its_model_was_trained_on(resources, tokenizer_module, tmp_path):
+    # Resuming needs the same weights, and bfloat16 training gives other weights on another kind
+    # of CPU: the run records where its model was trained, to name it when a resume is refused.
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "training_config.json").write_text(json.dumps(
+        {"provenance": {"machine": {"cpu": "AMD EPYC"}}}))
+    out = tmp_path / "run"
+    summary = _rsmi_run(resources, tokenizer_module, out, model=str(model), num_examples=1)
+    assert json.loads((out / "run.json").read_text())["trained_on"] == "AMD EPYC"
+    assert summary["model"]["trained_on"] == "AMD EPYC"
+
+
 def test_a_stopped_run_leaves_a_partial_summary_that_resume_completes(
     resources, tokenizer_module, tmp_path, monkeypatch
 ):

@@ -610,6 +610,32 @@ def test_attack_resume_identifies_the_model_by_its_weights(tmp_path):
     _check_run_dir(run, cfg.replace(model="moved/m"), True, "a" * 64)  # same weights, new path
 
 
+def test_attack_resume_with_weights_retrained_on_another_cpu_says_so(tmp_path):
+    # bfloat16 training from one seed gives other weights on another kind of CPU: a resume that
+    # meets such weights names both CPUs (from the model's training_config.json) and what to do.
+    from rsmi.attacks import AttackConfig
+    from rsmi.attacks.runner import _check_run_dir, training_cpu
+
+    model = tmp_path / "model"
+    model.mkdir()
+    assert training_cpu(model) is None  # nothing recorded: no guess
+    (model / "training_config.json").write_text(json.dumps(
+        {"seed": 0, "provenance": {"machine": {"cpu": "Intel(R) Xeon(R) Processor"}}}))
+    assert training_cpu(model) == "Intel(R) Xeon(R) Processor"
+    run = tmp_path / "attack"
+    run.mkdir()
+    cfg = AttackConfig(recipe="deepwordbug", preset="recipe", num_examples=3, model=str(model))
+    (run / "run.json").write_text(json.dumps({"config": cfg.to_dict(), "num_selected": 3,
+                                              "weights_sha256": "a" * 64, "trained_on": "AMD EPYC"}))
+    (run / "examples.jsonl").write_text(json.dumps({"index": 0, "result_type": "failed"}) + "\n")
+    with pytest.raises(ValueError, match=r"trained on 'AMD EPYC', these on 'Intel\(R\) Xeon") as err:
+        _check_run_dir(run, cfg, True, "b" * 64, trained_on=training_cpu(model))
+    assert "retrain on the first kind of machine" in str(err.value)
+    # the same CPU (or none recorded): the weights were replaced or retrained; still refused
+    with pytest.raises(ValueError, match="other model weights.*new --out"):
+        _check_run_dir(run, cfg, True, "b" * 64, trained_on="AMD EPYC")
+
+
 def test_a_model_that_learned_nothing_is_flagged(tiny_encoder, tmp_path, monkeypatch):
     rows = toy_rows(80, 0, random_labels=True)
     data = write_csv(tmp_path / "noise.csv", rows)

@@ -257,6 +257,9 @@ def _run_attack(
     todo = shard_examples(selected, config.shard)
     info = {**describe_model(classifier), **dict(model_info or {})}
     info["weights_sha256"] = state_digest(classifier.model)
+    trained_on = training_cpu(config.model)
+    if trained_on:
+        info.setdefault("trained_on", trained_on)
     summaries = []
     for seed in config.seeds:
         run_dir = seed_dir(out, config, seed)
@@ -293,7 +296,8 @@ def _run_seed(
 ) -> dict[str, Any]:
     started = time.perf_counter()
     run_cfg = config.replace(seeds=(seed,))
-    _check_run_dir(run_dir, run_cfg, resume, model_info.get("weights_sha256"))
+    _check_run_dir(run_dir, run_cfg, resume, model_info.get("weights_sha256"),
+                   trained_on=model_info.get("trained_on"))
     path = run_dir / EXAMPLES_FILE
     repair(path)
     records = read_records(path)
@@ -303,7 +307,9 @@ def _run_seed(
     if on_start is not None:
         on_start(seed, len(todo), len(records))
     write_json(run_dir / RUN_FILE, {"config": run_cfg.to_dict(), "num_selected": num_selected,
-                                    "weights_sha256": model_info.get("weights_sha256")})
+                                    "weights_sha256": model_info.get("weights_sha256"),
+                                    **({"trained_on": model_info["trained_on"]}
+                                       if model_info.get("trained_on") else {})})
     def write_summary() -> dict[str, Any]:
         summary = build_summary(records, run_cfg, num_selected=num_selected,
                                 model_info=model_info, wall_time_s=time.perf_counter() - started)
@@ -357,8 +363,25 @@ def _sigterm_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGTERM, restore)
 
 
+def training_cpu(model: str | os.PathLike[str] | None) -> str | None:
+    """The CPU a saved model was trained on (``training_config.json`` beside its weights, as
+    ``rsmi train`` writes it), or ``None`` when not recorded: bfloat16 training from one seed
+    gives other weights on another kind of CPU, so a resumed attack names both."""
+    if not model:
+        return None
+    import json
+
+    try:
+        data = json.loads((Path(model) / "training_config.json").read_text(encoding="utf-8"))
+        cpu = data["provenance"]["machine"]["cpu"]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+        return None
+    return cpu if isinstance(cpu, str) and cpu else None
+
+
 def _check_run_dir(
-    run_dir: Path, cfg: AttackConfig, resume: bool, weights: str | None = None
+    run_dir: Path, cfg: AttackConfig, resume: bool, weights: str | None = None,
+    *, trained_on: str | None = None,
 ) -> None:
     existing = read_records(run_dir / EXAMPLES_FILE)
     if existing and not resume:
@@ -380,10 +403,20 @@ def _check_run_dir(
             ) from exc
         recorded = meta.get("weights_sha256")
         if existing and recorded and weights and recorded != weights:
+            before = meta.get("trained_on")
+            if before and trained_on and before != trained_on:
+                why = (f"those weights were trained on {before!r}, these on {trained_on!r}: "
+                       "training from the same seed gives other weights on another kind of CPU "
+                       "(docs/training.md); retrain on the first kind of machine to resume, or "
+                       "attack this model in a new --out")
+            else:
+                why = ("the model at that path was replaced, or retrained: training from the same "
+                       "seed gives other weights on another kind of CPU (docs/training.md); "
+                       "attack this model in a new --out")
             raise ValueError(
                 f"cannot resume {run_dir}: its {len(existing)} records were made with other model "
-                f"weights (sha256 {recorded[:12]}…, now {weights[:12]}…; the model at "
-                f"{cfg.model or 'that path'} was replaced); attack this model in a new --out"
+                f"weights (sha256 {recorded[:12]}…, now {weights[:12]}…, model "
+                f"{cfg.model or '?'}); {why}"
             )
         old, new = previous.identity(), cfg.identity()
         if recorded and weights and recorded == weights:  # the same weights, wherever they are
