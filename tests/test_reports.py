@@ -490,3 +490,6 @@ def test_runs_of_one_model_on_two_training_seeds_name_their_seed(tmp_path):
     # the model column keeps the name; the training seed is a column of its own
     table = reports.markdown_table(results.rows, "model,training_seeds")
     assert "| rsmi-paper | 1 |" in table and "(seed" not in table
+    # ... and without that column, the model column names the seed instead
+    table = reports.markdown_table(results.rows, "model,aua")
+    assert "| rsmi-paper (seed 1) |" in table and "| base |" in table

@@ -116,13 +116,24 @@ def columns(names: Sequence[str] | str | None = None) -> list[Column]:
     return [COLUMNS[n] for n in names]
 
 
+def _table_columns(cols: Sequence[str] | str | None) -> list[Column]:
+    """The columns of a table; without a training-seeds column, the model column names the
+    training seed of a model whose runs on several seeds are in the table (``rsmi-paper (seed 1)``),
+    so that no two rows read alike."""
+    chosen = columns(cols)
+    if any(c.name == "training_seeds" for c in chosen):
+        return chosen
+    return [Column("model", "model", lambda r: r.shown_model, numeric=False) if c.name == "model"
+            else c for c in chosen]
+
+
 def rich_table(rows: Sequence[ResultRow], title: str = "Robustness results",
                cols: Sequence[str] | str | None = None):
     """A ``rich.table.Table`` of the rows."""
     from rich.table import Table
 
     table = Table(title=title)
-    chosen = columns(cols)
+    chosen = _table_columns(cols)
     for col in chosen:
         table.add_column(col.header, justify="right" if col.numeric else "left")
     for row in rows:
@@ -136,7 +147,7 @@ def _md_cell(text: str) -> str:
 
 def markdown_table(rows: Sequence[ResultRow], cols: Sequence[str] | str | None = None) -> str:
     """The rows as a GitHub Markdown table."""
-    chosen = columns(cols)
+    chosen = _table_columns(cols)
     lines = [
         "| " + " | ".join(c.header for c in chosen) + " |",
         "|" + "".join("---:|" if c.numeric else "---|" for c in chosen),
