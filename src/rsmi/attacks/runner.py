@@ -59,6 +59,7 @@ from rsmi.attacks.records import (
 from rsmi.noise import row_seed
 from rsmi.provenance import provenance
 from rsmi.rundir import check_run_dir, claim_run
+from rsmi.training.config import CONFIG_FILE as TRAINING_CONFIG_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -257,9 +258,7 @@ def _run_attack(
     todo = shard_examples(selected, config.shard)
     info = {**describe_model(classifier), **dict(model_info or {})}
     info["weights_sha256"] = state_digest(classifier.model)
-    trained_on = training_cpu(config.model)
-    if trained_on:
-        info.setdefault("trained_on", trained_on)
+    info.setdefault("trained_on", training_cpu(config.model))
     summaries = []
     for seed in config.seeds:
         run_dir = seed_dir(out, config, seed)
@@ -308,8 +307,7 @@ def _run_seed(
         on_start(seed, len(todo), len(records))
     write_json(run_dir / RUN_FILE, {"config": run_cfg.to_dict(), "num_selected": num_selected,
                                     "weights_sha256": model_info.get("weights_sha256"),
-                                    **({"trained_on": model_info["trained_on"]}
-                                       if model_info.get("trained_on") else {})})
+                                    "trained_on": model_info.get("trained_on")})
     def write_summary() -> dict[str, Any]:
         summary = build_summary(records, run_cfg, num_selected=num_selected,
                                 model_info=model_info, wall_time_s=time.perf_counter() - started)
@@ -372,7 +370,7 @@ def training_cpu(model: str | os.PathLike[str] | None) -> str | None:
     import json
 
     try:
-        data = json.loads((Path(model) / "training_config.json").read_text(encoding="utf-8"))
+        data = json.loads((Path(model) / TRAINING_CONFIG_FILE).read_text(encoding="utf-8"))
         cpu = data["provenance"]["machine"]["cpu"]
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
         return None
