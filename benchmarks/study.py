@@ -16,8 +16,10 @@ order (phases below), so a study cut short still has the most important rows:
    attacked on the **dev** split; the best by the chosen metric (ties: clean accuracy, then
    fewer forward passes) becomes the model ``sweep.name`` (``selection.json``);
 5. the selected model: evaluation and main attacks (its first seed is the sweep's run);
-6. ``extra`` rows (transfer, EOT, authors' preset and masking, inference ablations); a row
-   with inference ``overrides`` also gets its clean evaluation (``eval/.../test-<row>/``);
+6. ``extra`` rows (transfer, EOT, authors' preset and masking, inference ablations), on the
+   first training seed unless a row lists ``train_seeds`` and on every dataset unless it lists
+   ``datasets``; a row with inference ``overrides`` also gets its clean evaluation
+   (``eval/.../test-<row>/``);
 7. the other training seeds: training, evaluation, main attacks.
 
 Models and checkpoints go under ``runs_dir`` (git-ignored); what may be committed goes under
@@ -341,6 +343,26 @@ def applies(row: dict[str, Any], model: str) -> bool:
     return models == "all" or model in models
 
 
+def extra_datasets(study: Study, row: dict[str, Any]) -> list[str]:
+    """The datasets an extra row runs on: ``datasets:`` (names of the study's), else all."""
+    names = [str(d) for d in row.get("datasets", list(study.datasets))]
+    unknown = sorted(set(names) - set(study.datasets))
+    if unknown:
+        raise ValueError(f"attacks.extra row {row.get('name', row.get('recipe'))!r}: unknown "
+                         f"dataset(s) {unknown}; the study has {sorted(study.datasets)}")
+    return names
+
+
+def extra_seeds(study: Study, row: dict[str, Any], first: int) -> list[int]:
+    """The training seeds an extra row attacks: ``train_seeds:`` (study seeds), else the first."""
+    seeds = [int(s) for s in row.get("train_seeds", [first])]
+    unknown = sorted(set(seeds) - set(study.seeds))
+    if unknown:
+        raise ValueError(f"attacks.extra row {row.get('name', row.get('recipe'))!r}: training "
+                         f"seed(s) {unknown} are not in train.seeds {study.seeds}")
+    return seeds
+
+
 def plan(study: Study) -> list[Job]:
     """Every job of the study, in priority order, with its status on disk."""
     jobs: list[Job] = []
@@ -398,17 +420,21 @@ def plan(study: Study) -> list[Job]:
                 jobs.append(train_job(study, ds, name, first, sel))
             jobs.append(evaluate_job(study, ds, name, first, sel))
         main_attacks([name], [first])
-    # 6: extra rows on the first seed.
+    # 6: extra rows, on the first seed unless the row names its ``train_seeds`` (and on every
+    # dataset unless it names its ``datasets``).
     for ds in study.datasets:
         sel = selections[ds][0]
         for row in extra_rows:
-            for model in row.get("models", []):
-                if model == name and sel is None:
+            if ds not in extra_datasets(study, row):
+                continue
+            for model, seed in itertools.product(row.get("models", []),
+                                                 extra_seeds(study, row, first)):
+                if (model == name and sel is None) or seed not in study.model_seeds(model):
                     continue
                 if row.get("overrides"):  # the same inference setting's clean accuracy
-                    jobs.append(evaluate_job(study, ds, model, first, sel, row["overrides"],
+                    jobs.append(evaluate_job(study, ds, model, seed, sel, row["overrides"],
                                              row.get("name", row["recipe"])))
-                jobs.append(attack_job(study, ds, model, first, row, sel))
+                jobs.append(attack_job(study, ds, model, seed, row, sel))
     # 7: the other seeds.
     rest = [s for s in study.seeds if s != first]
     models = fixed + ([name] if name else [])
