@@ -343,24 +343,21 @@ def applies(row: dict[str, Any], model: str) -> bool:
     return models == "all" or model in models
 
 
-def extra_datasets(study: Study, row: dict[str, Any]) -> list[str]:
-    """The datasets an extra row runs on: ``datasets:`` (names of the study's), else all."""
+def extra_scope(study: Study, row: dict[str, Any], first: int) -> tuple[list[str], list[int]]:
+    """Where an extra row runs: its ``datasets:`` (else all) and ``train_seeds:`` (else the
+    first), each checked against the study's."""
+    what = f"attacks.extra row {row.get('name', row.get('recipe'))!r}"
     names = [str(d) for d in row.get("datasets", list(study.datasets))]
     unknown = sorted(set(names) - set(study.datasets))
     if unknown:
-        raise ValueError(f"attacks.extra row {row.get('name', row.get('recipe'))!r}: unknown "
-                         f"dataset(s) {unknown}; the study has {sorted(study.datasets)}")
-    return names
-
-
-def extra_seeds(study: Study, row: dict[str, Any], first: int) -> list[int]:
-    """The training seeds an extra row attacks: ``train_seeds:`` (study seeds), else the first."""
+        raise ValueError(f"{what}: unknown dataset(s) {unknown}; the study has "
+                         f"{sorted(study.datasets)}")
     seeds = [int(s) for s in row.get("train_seeds", [first])]
-    unknown = sorted(set(seeds) - set(study.seeds))
-    if unknown:
-        raise ValueError(f"attacks.extra row {row.get('name', row.get('recipe'))!r}: training "
-                         f"seed(s) {unknown} are not in train.seeds {study.seeds}")
-    return seeds
+    unknown_seeds = sorted(set(seeds) - set(study.seeds))
+    if unknown_seeds:
+        raise ValueError(f"{what}: training seed(s) {unknown_seeds} are not in train.seeds "
+                         f"{study.seeds}")
+    return names, seeds
 
 
 def plan(study: Study) -> list[Job]:
@@ -422,13 +419,13 @@ def plan(study: Study) -> list[Job]:
         main_attacks([name], [first])
     # 6: extra rows, on the first seed unless the row names its ``train_seeds`` (and on every
     # dataset unless it names its ``datasets``).
+    scopes = [extra_scope(study, row, first) for row in extra_rows]
     for ds in study.datasets:
         sel = selections[ds][0]
-        for row in extra_rows:
-            if ds not in extra_datasets(study, row):
+        for row, (row_datasets, row_seeds) in zip(extra_rows, scopes, strict=True):
+            if ds not in row_datasets:
                 continue
-            for model, seed in itertools.product(row.get("models", []),
-                                                 extra_seeds(study, row, first)):
+            for model, seed in itertools.product(row.get("models", []), row_seeds):
                 if (model == name and sel is None) or seed not in study.model_seeds(model):
                     continue
                 if row.get("overrides"):  # the same inference setting's clean accuracy
