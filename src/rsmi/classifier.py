@@ -36,6 +36,7 @@ from statsmodels.stats.proportion import proportion_confint
 from torch import nn
 
 from rsmi.config import RSMIConfig
+from rsmi.errors import InputError
 from rsmi.integrity import (
     ModelLoadError,
     check_finite,
@@ -70,7 +71,7 @@ PASS_SALIENCY, PASS_STEP1, PASS_STEP2, PASS_MASKS, PASS_CERTIFY_SELECT, PASS_CER
 PASS_SALIENCY_STEP2 = 6  # step 2's recomputed saliency (``step2_resample``)
 
 
-class EmptyTextError(ValueError):
+class EmptyTextError(InputError):
     """An input has no content: empty, whitespace, or only characters the tokenizer drops."""
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from rsmi.errors import ConfigError
 
-class HomeError(ValueError):
+
+class HomeError(ConfigError):
     """RSMI_HOME cannot be used (a file, not writable)."""
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from rsmi.errors import ModelLoadError, NumericalError
 from rsmi.packages import sha256_file
 
 logger = logging.getLogger(__name__)
@@ -26,12 +27,8 @@ logger = logging.getLogger(__name__)
 WEIGHT_SUFFIX = ".safetensors"
 
 
-class NonFiniteOutputError(ArithmeticError):
+class NonFiniteOutputError(NumericalError):
     """The model produced NaN or infinite logits: its weights are corrupt or diverged."""
-
-
-class ModelLoadError(ValueError):
-    """A model directory is incomplete, or a file in it cannot be read or was altered."""
 
 
 class IntegrityError(ModelLoadError):

@@ -15,11 +15,8 @@ import zipfile
 import zlib
 from pathlib import Path
 
+from rsmi.errors import ResourceError
 from rsmi.home import rsmi_home
-
-
-class ResourceError(RuntimeError):
-    """A resource is missing or corrupt; the message says how to get it."""
 
 
 def sha256_file(path: str | Path) -> str:

@@ -26,31 +26,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-MARKER = ".rsmi-run.json"
-LOCK = ".rsmi-run.lock"
-HOLDER = ".rsmi-run.holder.json"
+from rsmi.errors import RunDirError, RunLockedError
+from rsmi.store.atomic import atomic_write_text
+from rsmi.store.names import RUN_HOLDER_FILE as HOLDER
+from rsmi.store.names import RUN_LOCK_FILE as LOCK
+from rsmi.store.names import RUN_MARKER_FILE as MARKER
+
 _OWN = (MARKER, LOCK, HOLDER)
-
-
-class RunDirError(ValueError):
-    """An output directory cannot be used for this run; the message says what to do."""
-
-
-class RunLockedError(RunDirError):
-    """Another process is writing this run."""
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file and a rename (never half a file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+__all__ = ["RunDirError", "RunLockedError", "atomic_write_text", "check_run_dir", "check_writable",
+           "claim_run", "read_marker"]
 
 
 def check_writable(path: str | os.PathLike[str], what: str = "--out") -> None:

@@ -7,11 +7,13 @@ import importlib
 import logging
 import sys
 
+from rsmi.errors import RSMIError
+
 # Sub-command modules, in the order of `rsmi --help`.
 COMMANDS = ("pipeline", "data", "train", "evaluate", "predict", "attack", "report", "resources")
 
 
-class CLIError(Exception):
+class CLIError(RSMIError):
     """A user error: printed as one line, exit status 2."""
 
 
@@ -38,11 +40,7 @@ def _debug(args: argparse.Namespace) -> bool:
 
 def _expected(exc: BaseException) -> bool:
     """A failure the user can fix (bad input, file, setting): one line, exit 2."""
-    from rsmi.packages import ResourceError
-
-    if isinstance(exc, (CLIError, ValueError, OSError, ResourceError)):
-        return True
-    return type(exc).__name__ in ("NonFiniteOutputError", "WordNetMissingError")
+    return isinstance(exc, (RSMIError, ValueError, OSError))
 
 
 def error_message(exc: BaseException) -> str:
@@ -84,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         if _expected(exc):
             print(f"rsmi {args.command}: error: {error_message(exc)}", file=sys.stderr)
-            return 2
+            return exc.exit_code if isinstance(exc, RSMIError) else 2
         print(
             f"rsmi {args.command}: error: unexpected {type(exc).__name__}: {error_message(exc)} "
             "— this is a bug in rsmi: rerun with --debug for the traceback and report it",

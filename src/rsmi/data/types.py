@@ -5,11 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from rsmi.errors import DataError
+
 SPLIT_NAMES = ("train", "dev", "test")
-
-
-class DataError(ValueError):
-    """Bad or unavailable data; the message names the file/row and says what to do."""
 
 
 class DatasetUnavailableError(DataError):

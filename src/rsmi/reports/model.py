@@ -22,6 +22,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from rsmi.errors import StoreError
 from rsmi.reports import stats
 
 SUMMARY_FILE, EVALUATION_FILE, EXAMPLES_FILE = "summary.json", "evaluation.json", "examples.jsonl"
@@ -363,7 +364,7 @@ def load_row(path: str | Path) -> ResultRow:
     raise ValueError(f"{path} is neither an attack summary nor an evaluation result")
 
 
-class NoResultsYet(ValueError):
+class NoResultsYet(StoreError):
     """Every path given was a glob, and none matched a run with results (runs not made yet)."""
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from rsmi.errors import ResourceError
+
 DEFAULT_WORDNET_DIR = Path("/usr/share/wordnet")
 INSTALL_HINT = (
     "install the Debian packages with `apt-get install -y wordnet-base wordnet-sense-index` "
@@ -43,7 +45,7 @@ LEXNAMES: tuple[tuple[str, int], ...] = (
 )
 
 
-class WordNetMissingError(FileNotFoundError):
+class WordNetMissingError(ResourceError, FileNotFoundError):
     """The system WordNet files are not installed; the message says what to install."""
 
 

@@ -1,0 +1,28 @@
+"""What rsmi writes to disk, owned in one place.
+
+* :mod:`rsmi.store.atomic` — the one atomic writer (text, JSON, bytes: temporary file, fsync,
+  rename) and the one durable JSON-lines appender; checks that an output path is a regular file
+  that may be replaced.
+* :mod:`rsmi.store.names` — the name of every file a model directory or a run holds.
+
+Every other module imports these instead of re-declaring a name or writing a file by hand.
+File formats and metric keys are described in docs/protocol.md.
+"""
+
+from rsmi.store.atomic import (
+    JsonlWriter,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    check_output_file,
+    dump_json,
+)
+
+__all__ = [
+    "JsonlWriter",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "check_output_file",
+    "dump_json",
+]
