@@ -23,7 +23,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rsmi.reports.model import NoResultsYet, ResultSet
+from rsmi.reports.discovery import NoResultsYet
+from rsmi.reports.grouping import ResultSet
 from rsmi.reports.tables import SEED_COLUMNS, markdown_pairs, markdown_table
 
 OPEN = "<!-- rsmi-report:"

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from rsmi.reports import plots
-from rsmi.reports.model import ResultRow, ResultSet
+from rsmi.reports.grouping import ResultSet
+from rsmi.reports.rows import ResultRow
 from rsmi.reports.tables import COLUMNS, SEED_COLUMNS, columns, fmt, pair_cells
 from rsmi.reports.tables import PAIR_HEADERS as PAIR_HEADERS
 

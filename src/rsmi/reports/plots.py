@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rsmi.reports.model import INCOMPLETE, RSMI_SETTINGS, ResultRow
+from rsmi.reports.rows import INCOMPLETE, RSMI_SETTINGS, ResultRow
 
 
 def _pyplot():

@@ -10,7 +10,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from rsmi.reports.model import ResultRow
+from rsmi.reports.rows import ResultRow
 from rsmi.reports.stats import PairedComparison
 
 DASH = "–"
