@@ -11,19 +11,10 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from rsmi.store.metric_keys import COUNT_KEYS, METRIC_KEYS  # the one declaration
+
 SUCCESSFUL, FAILED, SKIPPED = "successful", "failed", "skipped"
 RESULT_TYPES = (SUCCESSFUL, FAILED, SKIPPED)
-
-METRIC_KEYS = (
-    "clean_accuracy",
-    "accuracy_under_attack",
-    "attack_success_rate",
-    "avg_queries",
-    "avg_queries_successful",
-    "avg_queries_failed",
-    "avg_forward_passes",
-    "avg_perturbed_word_pct",
-)
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -79,7 +70,7 @@ def compute_metrics(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
 def aggregate_seeds(per_seed: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Mean and sample standard deviation (ddof = 1; 0 for one seed) of each metric over seeds."""
     out: dict[str, Any] = {"num_seeds": len(per_seed)}
-    for key in (*METRIC_KEYS, "num_examples", "num_successful", "num_failed", "num_skipped"):
+    for key in (*METRIC_KEYS, *COUNT_KEYS):
         values = [float(m[key]) for m in per_seed if m.get(key) is not None]
         if not values:
             out[key] = {"mean": None, "std": None}

@@ -30,6 +30,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="write one self-contained HTML page: results, plots, every example")
     p.add_argument("--markdown", metavar="FILE", help="write a Markdown report")
     p.add_argument("--plot", metavar="FILE", help="write a PNG figure (--plot-kind)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --markdown/--html/--plot FILE that rsmi report did "
+                   "not write (without it such a file is left alone: rsmi replaces only files "
+                   "carrying its generator mark, and empty files)")
     p.add_argument("--plot-kind", default="bars", choices=PLOT_KINDS,
                    help="with --plot: bars (clean accuracy and AUA per run, the default), "
                    "aua-vs-clean, aua-vs-cost, aua-vs-settings or distributions (the HTML "
@@ -59,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError("give RUN_OR_DIR, --compare RUN_A RUN_B or --update-docs FILE (see --help)")
     if args.check and not args.update_docs:
         raise CLIError("--check goes with --update-docs FILE ...")
+    _check_outputs(args)  # before any result is read
     status = 0
     if args.update_docs:
         status = _update_docs(args.update_docs, check=args.check)
@@ -69,6 +74,17 @@ def run(args: argparse.Namespace) -> int:
     if args.runs:
         _report(args)
     return status
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse output paths rsmi may not write (rsmi.reports.outputs), before any work."""
+    from rsmi.reports.outputs import check_outputs
+    from rsmi.store.atomic import check_output_file
+
+    outputs = {"--markdown": args.markdown, "--html": args.html, "--plot": args.plot}
+    check_outputs(outputs if args.runs else {}, overwrite=args.overwrite)
+    for doc in args.update_docs or ():
+        check_output_file(doc, "--update-docs file")
 
 
 def _update_docs(files: list[str], *, check: bool) -> int:
@@ -102,17 +118,16 @@ def _report(args: argparse.Namespace) -> None:
         else:
             from rsmi.reports.plots import save_figure
 
-            try:
-                save_figure(results.rows, args.plot_kind, args.plot, title=args.title)
-            except ValueError as exc:
-                raise CLIError(str(exc)) from None
+            save_figure(results.rows, args.plot_kind, args.plot, title=args.title)
         plot_name = str(Path(args.plot).resolve())
     if args.markdown:
         text = reports.markdown_report(
             results.rows, title=title, plot_file=plot_name, seed_groups=seed_groups,
             pairs=results.pairs(), cols=args.columns,
         )
-        Path(args.markdown).write_text(text, encoding="utf-8")
+        from rsmi.reports.outputs import write_markdown
+
+        write_markdown(args.markdown, text)
     if args.html:
         from rsmi.reports.html import write_html
 

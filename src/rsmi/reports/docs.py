@@ -23,8 +23,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rsmi.reports.model import NoResultsYet, ResultSet
+from rsmi.errors import ConfigError, OutputError
+from rsmi.reports.discovery import NoResultsYet
+from rsmi.reports.grouping import ResultSet
 from rsmi.reports.tables import SEED_COLUMNS, markdown_pairs, markdown_table
+from rsmi.store.atomic import atomic_write_text, check_output_file
 
 OPEN = "<!-- rsmi-report:"
 CLOSE = "<!-- /rsmi-report -->"
@@ -71,11 +74,11 @@ def parse_spec(text: str) -> BlockSpec:
             name, _, value = word[2:].partition("=")
             if not value:
                 if i + 1 >= len(words):
-                    raise ValueError(f"rsmi-report block '{text.strip()}': {word} needs a value")
+                    raise ConfigError(f"rsmi-report block '{text.strip()}': {word} needs a value")
                 i += 1
                 value = words[i]
             if name not in ("columns", "table"):
-                raise ValueError(
+                raise ConfigError(
                     f"rsmi-report block '{text.strip()}': unknown option --{name} "
                     "(use --columns, --table)"
                 )
@@ -84,10 +87,10 @@ def parse_spec(text: str) -> BlockSpec:
             paths.append(word)
         i += 1
     if not paths:
-        raise ValueError(f"rsmi-report block '{text.strip()}' names no results path")
+        raise ConfigError(f"rsmi-report block '{text.strip()}' names no results path")
     table = options.get("table", "results")
     if table not in TABLES:
-        raise ValueError(f"rsmi-report block '{text.strip()}': --table must be one of {TABLES}")
+        raise ConfigError(f"rsmi-report block '{text.strip()}': --table must be one of {TABLES}")
     return BlockSpec(paths=tuple(paths), columns=options.get("columns"), table=table)
 
 
@@ -131,7 +134,7 @@ def blocks(text: str, source: str = "<text>") -> list[re.Match[str]]:
     found = list(BLOCK.finditer(visible))
     opens, closes = len(OPEN_AT_LINE.findall(visible)), len(CLOSE_AT_LINE.findall(visible))
     if opens != closes or opens != len(found):
-        raise ValueError(
+        raise ConfigError(
             f"{source}: every '{OPEN} ... -->' needs its own closing '{CLOSE}' after it"
         )
     return found
@@ -157,18 +160,25 @@ def refresh(text: str, root: str | Path, source: str = "<text>") -> tuple[str, l
 def update_docs(files: Iterable[str | Path], *, check: bool = False) -> list[StaleBlock]:
     """Regenerate the blocks of ``files`` (with ``check``: only report the stale ones).
 
-    Returns the blocks that were (or, with ``check``, would be) rewritten.
+    Returns the blocks that were (or, with ``check``, would be) rewritten. Only the text
+    between a block's markers changes; a file without a stale block is not written at all, and
+    a file that changes is replaced atomically (a kill or a full disk leaves it as it was). A
+    path that is not a regular file (a directory, a device, a FIFO) is refused before any file
+    is read or written.
     """
+    paths = [Path(f) for f in files]
+    for f in paths:
+        check_output_file(f, "docs file")
     stale: list[StaleBlock] = []
-    for f in map(Path, files):
+    for f in paths:
         try:
             text = f.read_text(encoding="utf-8")
         except OSError as exc:
-            raise ValueError(f"cannot read {f}: {exc}") from exc
+            raise OutputError(f"cannot read {f}: {exc}") from exc
         new, changed = refresh(text, repo_root(f), source=str(f))
         specs = {text.count("\n", 0, m.start()) + 1: text[m.start("args"):m.end("args")]
                  for m in blocks(text, str(f))}
         stale.extend(StaleBlock(f, line, specs[line]) for line in changed)
         if changed and not check:
-            f.write_text(new, encoding="utf-8")
+            atomic_write_text(f.resolve(), new)  # through a symlink: the file it names
     return stale

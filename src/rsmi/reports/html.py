@@ -22,9 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from rsmi.reports import plots
-from rsmi.reports.model import ResultRow, ResultSet
+from rsmi.reports.grouping import ResultSet
+from rsmi.reports.outputs import GENERATOR
+from rsmi.reports.rows import ResultRow
 from rsmi.reports.tables import COLUMNS, SEED_COLUMNS, columns, fmt, pair_cells
 from rsmi.reports.tables import PAIR_HEADERS as PAIR_HEADERS
+from rsmi.store.atomic import atomic_write_text, check_output_file
 
 PAGE_SIZE = 25
 HTML_COLUMNS = (
@@ -163,6 +166,7 @@ def render_html(results: ResultSet, *, title: str = "Robustness results") -> str
     models = sorted({v.row.model for v in runs})
     return _environment().get_template("report.html").render(
         title=title,
+        generator=GENERATOR,
         generated=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         nonce=secrets.token_urlsafe(16),
         groups=results.groups(),
@@ -181,8 +185,13 @@ def render_html(results: ResultSet, *, title: str = "Robustness results") -> str
 
 
 def write_html(results: ResultSet, path: str | Path, *, title: str = "Robustness results") -> Path:
-    """Write the report page to ``path``."""
+    """Write the report page to ``path`` atomically (a kill never leaves half a page).
+
+    A ``path`` that is not a regular file (a directory, a device, a FIFO) is refused before the
+    page is rendered; whether an existing file may be replaced is the caller's rule
+    (:func:`rsmi.reports.outputs.check_replaceable` for ``rsmi report --html``).
+    """
+    check_output_file(path, "HTML report")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(results, title=title), encoding="utf-8")
+    atomic_write_text(path.resolve(), render_html(results, title=title))
     return path

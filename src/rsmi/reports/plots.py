@@ -14,7 +14,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rsmi.reports.model import INCOMPLETE, RSMI_SETTINGS, ResultRow
+from rsmi.errors import ConfigError
+from rsmi.reports.outputs import PNG_METADATA
+from rsmi.reports.rows import INCOMPLETE, RSMI_SETTINGS, ResultRow
+from rsmi.store.atomic import atomic_write_bytes, check_output_file
 
 
 def _pyplot():
@@ -30,12 +33,26 @@ def _text(s: Any) -> str:
     return str(s).replace("$", r"\$")
 
 
+def _write_png(fig: Any, path: str | Path, **savefig: Any) -> Path:
+    """Render ``fig`` as PNG in memory (rsmi's generator mark in its metadata), close it, and
+    write the bytes to ``path`` atomically: a kill or a full disk never leaves half a PNG."""
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", metadata=dict(PNG_METADATA), **savefig)
+    finally:
+        _pyplot().close(fig)
+    path = Path(path)
+    atomic_write_bytes(path.resolve(), buf.getvalue())
+    return path
+
+
 def plot(
     rows: Sequence[ResultRow],
     path: str | Path,
     title: str = "Clean accuracy and accuracy under attack",
 ) -> Path:
     """A bar chart: clean accuracy and AUA (with std error bars) per model and attack (PNG)."""
+    check_output_file(path, "plot")
     plt = _pyplot()
     labels = [_text(f"{r.shown_model}\n{r.attack}") for r in rows]
     clean = [r.value("clean_accuracy") for r in rows]
@@ -54,11 +71,7 @@ def plot(
     ax.set_title(_text(title))
     ax.legend(fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _write_png(fig, path, dpi=120)
 
 
 def svg(fig: Any, salt: str) -> str:
@@ -260,17 +273,18 @@ def report_figures(rows: Sequence[ResultRow]) -> list[dict[str, str]]:
 
 def save_figure(rows: Sequence[ResultRow], kind: str, path: str | Path, dpi: int = 120,
                 title: str | None = None) -> Path:
-    """One of :data:`FIGURES` (by id) as a PNG; ValueError when the rows hold nothing for it.
+    """One of :data:`FIGURES` (by id) as a PNG; ConfigError when the rows hold nothing for it.
 
     ``title`` replaces the figure's own title (that of its single axes, else the figure's).
     """
+    check_output_file(path, "plot")
     makers = {fig_id: (make, name) for fig_id, name, make, _ in FIGURES}
     if kind not in makers:
-        raise ValueError(f"unknown figure {kind!r}: choose from {', '.join(makers)}")
+        raise ConfigError(f"unknown figure {kind!r}: choose from {', '.join(makers)}")
     make, name = makers[kind]
     fig = make(rows)
     if fig is None:
-        raise ValueError(
+        raise ConfigError(
             f"nothing to plot for {kind!r} ({name}) in these results: it needs attack runs"
             + (" of RSMI models whose settings differ" if kind == "aua-vs-settings" else "")
         )
@@ -280,9 +294,4 @@ def save_figure(rows: Sequence[ResultRow], kind: str, path: str | Path, dpi: int
             axes[0].set_title(_text(title))
         else:
             fig.suptitle(_text(title))
-    plt = _pyplot()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
-    return path
+    return _write_png(fig, path, dpi=dpi, bbox_inches="tight")

@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rsmi.errors import StoreError
+
 FAILED, SKIPPED = "failed", "skipped"
 
 
@@ -108,14 +110,14 @@ def compare_records(
     """Exact McNemar of two runs' per-example records, matched by example index.
 
     When one run attacked a prefix of the other's sample (100 of the same seeded 300, say),
-    the test runs on the examples both attacked, and ``n`` says how many. Raises ValueError
+    the test runs on the examples both attacked, and ``n`` says how many. Raises StoreError
     when neither run's examples contain the other's, or when a shared index holds a different
     text (another sample, data or cut): a paired test on different examples means nothing.
     """
     ra, rb = robust_by_index(records_a), robust_by_index(records_b)
     if not ra or not rb or not (set(ra) <= set(rb) or set(rb) <= set(ra)):
         only_a, only_b = sorted(set(ra) - set(rb)), sorted(set(rb) - set(ra))
-        raise ValueError(
+        raise StoreError(
             f"{label_a} and {label_b} were not attacked on the same examples "
             f"({len(ra)} vs {len(rb)} records; only in A: {only_a[:5]}, only in B: {only_b[:5]}): "
             "a paired comparison needs the same sample (same data, split, sample seed; one N "
@@ -125,7 +127,7 @@ def compare_records(
     ta, tb = _texts_by_index(records_a), _texts_by_index(records_b)
     differ = [i for i in idx if i in ta and i in tb and ta[i] != tb[i]]
     if differ:
-        raise ValueError(
+        raise StoreError(
             f"{label_a} and {label_b} hold different texts at example indices {differ[:5]}: "
             "they attacked different samples (data, split, sample seed or word cut); a paired "
             "comparison needs the same examples"

@@ -10,7 +10,8 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from rsmi.reports.model import ResultRow
+from rsmi.errors import ConfigError
+from rsmi.reports.rows import ResultRow
 from rsmi.reports.stats import PairedComparison
 
 DASH = "–"
@@ -110,7 +111,7 @@ def columns(names: Sequence[str] | str | None = None) -> list[Column]:
         names = [n.strip() for n in names.split(",") if n.strip()]
     unknown = [n for n in names if n not in COLUMNS]
     if unknown:
-        raise ValueError(
+        raise ConfigError(
             f"unknown column(s) {', '.join(unknown)}: choose from {', '.join(COLUMNS)}"
         )
     return [COLUMNS[n] for n in names]
