@@ -99,17 +99,36 @@ def check_resume(run_dir: Path, wanted: RunIdentity, resume: bool) -> None:
         return
     meta, previous = _read_run_file(run_dir, run_file)
     _check_weights(run_dir, meta, wanted, len(existing))
-    old, new = previous.identity(), wanted.config.identity()
-    recorded, weights = meta.get("weights_sha256"), wanted.weights_sha256
-    if recorded and weights and recorded == weights:  # the same weights, wherever they are
-        old.pop("model", None)
+    old, new = _identity(meta, previous), _identity(wanted.to_dict(), wanted.config)
+    if meta.get("weights_sha256") and meta.get("weights_sha256") == wanted.weights_sha256:
+        old.pop("model", None)  # the same weights, wherever they are
         new.pop("model", None)
-    old.update(seeds=list(previous.seeds), shard=list(previous.shard))
-    new.update(seeds=list(wanted.config.seeds), shard=list(wanted.config.shard))
+    if old.get("examples_sha256") and old.get("examples_sha256") == new.get("examples_sha256"):
+        old.pop("data", None)  # the same examples, wherever the data file is
+        new.pop("data", None)
     check_resumable(f"{run_dir}: it was run with other settings", old, new,
                     sorted(set(old) | set(new)),
-                    advice="repeat the original arguments or choose another --out")
-    _check_examples_and_model(run_dir, meta, wanted, bool(existing))
+                    advice="repeat the original arguments, with the same data file and model, "
+                    "or choose another --out")
+    unchecked = [name for name in LATER_FIELDS if meta.get(name) is None]
+    if existing and unchecked:
+        logger.warning(
+            "%s: %s (written by an older rsmi) records no %s: resuming without checking that "
+            "the examples (data file, split, sample) and the model's RSMI settings are those of "
+            "its records", run_dir, RUN_FILE, " or ".join(unchecked),
+        )
+
+
+def _identity(meta: Mapping[str, Any], config: AttackConfig) -> dict[str, Any]:
+    """What a resume compares: the settings, seeds and shard, the examples digest and the
+    model's RSMI settings (one key per field); what is not recorded is left out."""
+    out = config.identity()
+    out.update(seeds=list(config.seeds), shard=list(config.shard))
+    if meta.get("examples_sha256") is not None:
+        out["examples_sha256"] = meta["examples_sha256"]
+    for name, value in (meta.get("rsmi_config") or {}).items():
+        out[f"rsmi_config.{name}"] = value
+    return out
 
 
 def _read_run_file(run_dir: Path, run_file: Path) -> tuple[dict[str, Any], AttackConfig]:
@@ -142,33 +161,6 @@ def _check_weights(run_dir: Path, meta: Mapping[str, Any], wanted: RunIdentity, 
         f"weights (sha256 {recorded[:12]}…, now {weights[:12]}…, model "
         f"{wanted.config.model or '?'}); {why}"
     )
-
-
-def _check_examples_and_model(
-    run_dir: Path, meta: Mapping[str, Any], wanted: RunIdentity, has_records: bool
-) -> None:
-    """The sample (data file, split, cut) and the model's effective RSMI settings."""
-    saved: dict[str, Any] = {"examples_sha256": meta.get("examples_sha256")}
-    now: dict[str, Any] = {"examples_sha256": wanted.examples_sha256}
-    for name, value in (meta.get("rsmi_config") or {}).items():
-        saved[f"rsmi_config.{name}"] = value
-    for name, value in (wanted.rsmi_config or {}).items():
-        now[f"rsmi_config.{name}"] = value
-    saved = {k: v for k, v in saved.items() if v is not None}
-    now = {k: v for k, v in now.items() if v is not None}
-    check_resumable(
-        f"{run_dir}: its records were made on other examples or with other model settings",
-        saved, now,
-        advice="the data file or the model's rsmi.json changed since the run started; resume "
-        "with the original data and model, or start a new run in another --out",
-    )
-    unchecked = [name for name in LATER_FIELDS if meta.get(name) is None]
-    if has_records and unchecked:
-        logger.warning(
-            "%s: %s (written by an older rsmi) records no %s: resuming without checking that "
-            "the examples (data file, split, sample) and the model's RSMI settings are those of "
-            "its records", run_dir, RUN_FILE, " or ".join(unchecked),
-        )
 
 
 def _check_run_dir(
