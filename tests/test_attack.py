@@ -554,11 +554,11 @@ def test_authors_preset_settings_and_recorded_switches():
 
 
 def test_authors_sample_keeps_short_texts():
-    from rsmi.attacks.runner import select_examples
+    from rsmi.attacks.runner import sample_examples
 
     short = DATA.index(("short", 1))
-    assert short in {ex.data_index for ex in select_examples(DATA, 10, 0, min_words=0)}
-    assert short not in {ex.data_index for ex in select_examples(DATA, 10, 0, min_words=4)}
+    assert short in {ex.data_index for ex in sample_examples(DATA, 10, 0, min_words=0)}
+    assert short not in {ex.data_index for ex in sample_examples(DATA, 10, 0, min_words=4)}
 
 
 def test_cut_words_is_the_authors_space_split():

@@ -25,7 +25,7 @@ from rsmi.attacks.runner import (
     merge_runs,
     recompute_summary,
     run_attack,
-    select_examples,
+    sample_examples,
     shard_from_accelerate,
 )
 
@@ -44,6 +44,6 @@ __all__ = [
     "recompute_summary",
     "render_summary",
     "run_attack",
-    "select_examples",
+    "sample_examples",
     "shard_from_accelerate",
 ]

@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from rsmi.errors import ConfigError
+
 RECIPES: dict[str, str] = {
     "textfooler": "TextFooler (Jin et al. 2020): counter-fitted embedding swap, delete-importance "
     "greedy search, POS + embedding-cosine ≥ 0.5 + sentence-similarity constraints",
@@ -145,37 +147,37 @@ class AttackConfig:
 
     def __post_init__(self) -> None:
         if self.recipe not in RECIPES:
-            raise ValueError(
+            raise ConfigError(
                 f"unknown recipe {self.recipe!r}: choose one of {', '.join(RECIPES)}"
             )
         if self.preset not in PRESETS:
-            raise ValueError(f"unknown preset {self.preset!r}: choose one of {', '.join(PRESETS)}")
+            raise ConfigError(f"unknown preset {self.preset!r}: choose one of {', '.join(PRESETS)}")
         # Unset switches take the preset's value: the recorded config says what ran.
         for name in ("cache", "cut_to_max_length"):
             if getattr(self, name) is None:
                 object.__setattr__(self, name, getattr(PRESET_SETTINGS[self.preset], name))
         if self.recipe in MLM_RECIPES and not self.mlm:
-            raise ValueError(
+            raise ConfigError(
                 f"recipe {self.recipe} draws its candidates from a masked language model and no "
                 "masked LM is packaged offline: pass --mlm PATH, a local directory holding a "
                 "BERT-style masked LM (e.g. bert-base-uncased saved with save_pretrained)"
             )
         if self.num_examples < 1:
-            raise ValueError(f"num_examples={self.num_examples} is invalid: it must be ≥ 1")
+            raise ConfigError(f"num_examples={self.num_examples} is invalid: it must be ≥ 1")
         if not self.seeds:
-            raise ValueError("seeds is empty: give at least one attack seed")
+            raise ConfigError("seeds is empty: give at least one attack seed")
         if len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"seeds {list(self.seeds)} repeat a seed: give distinct seeds")
+            raise ConfigError(f"seeds {list(self.seeds)} repeat a seed: give distinct seeds")
         if self.eot < 1:
-            raise ValueError(f"eot={self.eot} is invalid: it must be ≥ 1 (1 = plain queries)")
+            raise ConfigError(f"eot={self.eot} is invalid: it must be ≥ 1 (1 = plain queries)")
         if self.transfer and self.eot > 1:
-            raise ValueError(
+            raise ConfigError(
                 "--eot has no effect with --transfer (the surrogate is deterministic): drop one"
             )
         if self.batch_size < 1:
-            raise ValueError(f"batch_size={self.batch_size} is invalid: it must be ≥ 1")
+            raise ConfigError(f"batch_size={self.batch_size} is invalid: it must be ≥ 1")
         if self.dtype not in ("float32", "bfloat16", "float16"):
-            raise ValueError(
+            raise ConfigError(
                 f"dtype={self.dtype!r} is invalid: an attack config records the effective "
                 "compute dtype (float32, bfloat16 or float16; resolve 'auto' first)"
             )
@@ -184,13 +186,13 @@ class AttackConfig:
         known = {f.name for f in dataclasses.fields(RSMIConfig)}
         unknown = sorted(set(self.model_overrides) - known)
         if unknown:
-            raise ValueError(
+            raise ConfigError(
                 f"model_overrides {unknown} are not RSMIConfig fields: use some of "
                 f"{', '.join(sorted(known))}"
             )
         i, n = self.shard
         if n < 1 or not 0 <= i < n:
-            raise ValueError(f"shard {i}/{n} is invalid: use i/n with 0 ≤ i < n")
+            raise ConfigError(f"shard {i}/{n} is invalid: use i/n with 0 ≤ i < n")
 
     @property
     def preset_settings(self) -> Preset:
@@ -229,9 +231,9 @@ def parse_shard(text: str) -> tuple[int, int]:
         i_text, n_text = text.split("/")
         i, n = int(i_text), int(n_text)
     except ValueError:
-        raise ValueError(f"--shard {text!r} is invalid: write i/n, e.g. 0/4") from None
+        raise ConfigError(f"--shard {text!r} is invalid: write i/n, e.g. 0/4") from None
     if n < 1 or not 0 <= i < n:
-        raise ValueError(f"--shard {text!r} is invalid: use i/n with 0 ≤ i < n")
+        raise ConfigError(f"--shard {text!r} is invalid: use i/n with 0 ≤ i < n")
     return i, n
 
 
@@ -240,9 +242,9 @@ def parse_seeds(text: str) -> tuple[int, ...]:
     try:
         seeds = tuple(int(s) for s in text.split(",") if s.strip())
     except ValueError:
-        raise ValueError(f"--seeds {text!r} is invalid: write integers separated by commas") from None
+        raise ConfigError(f"--seeds {text!r} is invalid: write integers separated by commas") from None
     if not seeds:
-        raise ValueError("--seeds is empty: write e.g. 0,1,2")
+        raise ConfigError("--seeds is empty: write e.g. 0,1,2")
     return seeds
 
 

@@ -11,6 +11,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from rsmi.errors import StoreError
 from rsmi.store.metric_keys import COUNT_KEYS, METRIC_KEYS  # the one declaration
 
 SUCCESSFUL, FAILED, SKIPPED = "successful", "failed", "skipped"
@@ -35,15 +36,25 @@ def compute_metrics(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
       successful and failed attacks apart.
     * avg_perturbed_word_pct: mean share of words changed in successful attacks.
 
-    Averages over an empty set are ``None``.
+    Averages over an empty set are ``None``. An example (``seed``, ``index``) given twice is a
+    :class:`~rsmi.errors.StoreError`: no metric counts one twice.
     """
     recs = list(records)
     for rec in recs:
         if rec.get("result_type") not in RESULT_TYPES:
-            raise ValueError(
+            raise StoreError(
                 f"record {rec.get('index')} has result_type {rec.get('result_type')!r}; "
                 f"expected one of {', '.join(RESULT_TYPES)}"
             )
+    seen: set[tuple[Any, Any]] = set()
+    for rec in recs:
+        key = (rec.get("seed"), rec.get("index"))
+        if key[1] is not None and key in seen:
+            raise StoreError(
+                f"example {key[1]} of seed {key[0]} appears twice among the records: each "
+                "example counts once; remove the repeated record (see rsmi.attacks.read_records)"
+            )
+        seen.add(key)
     by_type = {t: [r for r in recs if r["result_type"] == t] for t in RESULT_TYPES}
     n = len(recs)
     n_succ, n_fail, n_skip = (len(by_type[t]) for t in RESULT_TYPES)

@@ -24,6 +24,7 @@ from typing import Any
 
 from rsmi.attacks._textattack import require_textattack
 from rsmi.attacks.config import AttackConfig, Preset
+from rsmi.errors import ConfigError, ModelLoadError
 
 require_textattack()
 from textattack import Attack  # noqa: E402
@@ -66,7 +67,7 @@ class OfflineWordSwapWordNet(WordSwapWordNet):
         from nltk.corpus import wordnet
 
         if language not in wordnet.langs():
-            raise ValueError(f"WordNet language {language!r} is not among {wordnet.langs()}")
+            raise ConfigError(f"WordNet language {language!r} is not among {wordnet.langs()}")
         self.language = language
 
 
@@ -104,7 +105,7 @@ def _load_mlm(path: str) -> tuple[Any, Any]:
         model = AutoModelForMaskedLM.from_pretrained(path, local_files_only=True)
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, use_fast=True)
     except OSError as exc:
-        raise ValueError(
+        raise ModelLoadError(
             f"cannot load a masked language model from {path!r} ({exc}): give --mlm a local "
             "directory with a masked-LM checkpoint (config.json, weights, tokenizer files)"
         ) from exc

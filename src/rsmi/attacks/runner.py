@@ -1,4 +1,4 @@
-"""Run an attack over a dataset sample: per-example records, resume, shards, seeds, merge.
+"""Run an attack over a dataset sample: the seed loop, resume, shards, partial summaries.
 
 ``run_attack`` is the library entry point behind ``rsmi attack``. For each attack seed it
 attacks the sampled examples one by one with TextAttack's ``Attack.attack(text, label)``,
@@ -13,163 +13,70 @@ Layout of ``out``: one seed → ``out/{examples.jsonl,summary.json,run.json}``; 
 ``out/seed-<s>/...`` plus ``out/summary.json`` with per-seed results and mean ± std; a shard
 ``i/n`` writes below ``.../shard-<i>-of-<n>/`` (combine with :func:`merge_runs`).
 
+The jobs around the loop live in their own modules: the sample (:mod:`rsmi.attacks.sampling`),
+one example → one record (:mod:`rsmi.attacks.example`), summaries
+(:mod:`rsmi.attacks.summary`), the resume check and ``run.json`` (:mod:`rsmi.attacks.resume`),
+shard merge (:mod:`rsmi.attacks.merge`).
+
 Reproducibility: the example sample depends only on ``sample_seed``; everything random while
-attacking example ``index`` under seed ``s`` (the model's noise and masks, TextAttack's random
-character edits) derives from ``row_seed(s, index)``. An example's record therefore does not
-depend on which other examples ran before it, so a resumed run, a sharded run and an
-uninterrupted run give the same records.
+attacking example ``index`` under seed ``s`` derives from ``row_seed(s, index)``, so a resumed
+run, a sharded run and an uninterrupted run give the same records.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import logging
 import os
-import random
-import re
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 
 from rsmi.attacks.config import AttackConfig, default_max_length
-from rsmi.attacks.metrics import (
-    FAILED,
-    METRIC_KEYS,
-    SKIPPED,
-    SUCCESSFUL,
-    aggregate_seeds,
-    compute_metrics,
-)
+from rsmi.attacks.example import attack_example
+from rsmi.attacks.merge import merge_runs, recompute_summary
+from rsmi.attacks.metrics import FAILED, SKIPPED, SUCCESSFUL
 from rsmi.attacks.records import (
+    ATTACK_RUN_EVIDENCE,
+    ATTACK_RUN_FILES,
     EXAMPLES_FILE,
-    RUN_FILE,
     SUMMARY_FILE,
     RecordWriter,
     read_records,
     repair,
     write_json,
 )
-from rsmi.noise import row_seed
-from rsmi.provenance import provenance
+from rsmi.attacks.resume import RunIdentity, _check_run_dir, check_resume, training_cpu
+from rsmi.attacks.sampling import (
+    AttackExample,
+    cut_texts,
+    cut_to_max_length,
+    cut_words,
+    examples_digest,
+    sample_examples,
+    shard_examples,
+)
+from rsmi.attacks.summary import build_summary, combine_seeds, describe_model
+from rsmi.runctl import stop_on_signals
 from rsmi.rundir import check_run_dir, claim_run
-from rsmi.training.config import CONFIG_FILE as TRAINING_CONFIG_FILE
 
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
-# What an attack run writes (a run from before run markers is adopted when it holds only these).
 PARTIAL_SUMMARY_EVERY_S = 60.0  # how often a running seed rewrites its partial summary.json
-RUN_FILES = (EXAMPLES_FILE, RUN_FILE, SUMMARY_FILE, "seed-*", "shard-*-of-*")
-RUN_EVIDENCE = (EXAMPLES_FILE, RUN_FILE, "seed-*", "shard-*-of-*")
 
 ResultCallback = Callable[[dict[str, Any], dict[str, int]], None]
 StartCallback = Callable[[int, int, int], None]
 
 
-@dataclass(frozen=True)
-class AttackExample:
-    """One example of the attack sample.
+class AttackHooks(TypedDict, total=False):
+    """What :func:`run_attack` calls or records besides the attack itself, by event name."""
 
-    Attributes:
-        index: position in the sample (the key of resume, shards and merge).
-        data_index: position in the dataset split.
-        text, label: the example (as attacked: after any cut, see :func:`cut_texts`).
-        words_cut: whitespace-separated words removed from the end of the text by the cut.
-    """
-
-    index: int
-    data_index: int
-    text: str
-    label: int
-    words_cut: int = 0
-
-
-def select_examples(
-    examples: Sequence[Any], num_examples: int, sample_seed: int, min_words: int = 0
-) -> list[AttackExample]:
-    """A seeded random sample of ``num_examples`` examples with more than ``min_words`` words.
-
-    ``examples`` are ``rsmi.data.Example`` objects or ``(text, label)`` pairs. The sample is a
-    prefix of one seeded permutation, so a smaller sample is a prefix of a larger one.
-    """
-    pairs = [(e.text, int(e.label)) if hasattr(e, "text") else (e[0], int(e[1])) for e in examples]
-    eligible = [i for i, (text, _) in enumerate(pairs) if len(text.split()) > min_words]
-    if not eligible:
-        raise ValueError(
-            f"no example of the split has more than {min_words} words: nothing to attack"
-        )
-    order = np.random.default_rng(sample_seed).permutation(len(eligible))[:num_examples]
-    return [
-        AttackExample(index=k, data_index=eligible[j], text=pairs[eligible[j]][0], label=pairs[eligible[j]][1])
-        for k, j in enumerate(order.tolist())
-    ]
-
-
-def cut_words(text: str, num_words: int) -> str:
-    """The first ``num_words`` tokens of ``text`` split on single spaces (the RSMI authors' cut).
-
-    ``" ".join(text.split(" ")[:num_words])``, as in their ``textattack_main.py``; a text with
-    no more tokens than that is returned unchanged.
-    """
-    tokens = text.split(" ")
-    return text if len(tokens) <= num_words else " ".join(tokens[:num_words])
-
-
-def cut_to_max_length(text: str, tokenizer: Any, max_length: int) -> str:
-    """The longest whitespace-word prefix of ``text`` whose tokenization fits ``max_length``.
-
-    Special tokens count. The model reads only the first ``max_length`` tokens, so words past
-    that prefix can never change its output: an attacker who sees them spends queries on them
-    and a cap on modified words or a query budget counted in words grows with them. At least
-    one word is kept (the model then truncates it, as it would any input).
-    """
-    ends = [m.end() for m in re.finditer(r"\S+", text)]
-
-    def fits(k: int) -> bool:
-        ids = tokenizer(text[: ends[k - 1]], truncation=False, verbose=False)["input_ids"]
-        return len(ids) <= max_length
-
-    if not ends or fits(len(ends)):
-        return text
-    best, lo, hi = 1, 1, len(ends) - 1
-    while lo <= hi:  # the token count grows with the prefix: binary search on the word count
-        mid = (lo + hi) // 2
-        if fits(mid):
-            best, lo = mid, mid + 1
-        else:
-            hi = mid - 1
-    return text[: ends[best - 1]]
-
-
-def cut_texts(
-    selected: Sequence[AttackExample], config: AttackConfig, tokenizer: Any, max_length: int
-) -> list[AttackExample]:
-    """The sample with each text cut as the preset and ``config.cut_to_max_length`` say."""
-    preset = config.preset_settings
-    if preset.cut_words is None and not config.cut_to_max_length:
-        return list(selected)
-    out = []
-    for ex in selected:
-        text = ex.text
-        if preset.cut_words is not None:
-            text = cut_words(text, preset.cut_words)
-        if config.cut_to_max_length:
-            text = cut_to_max_length(text, tokenizer, max_length)
-        cut = len(ex.text.split()) - len(text.split())
-        out.append(dataclasses.replace(ex, text=text, words_cut=cut))
-    return out
-
-
-def shard_examples(selected: Sequence[AttackExample], shard: tuple[int, int]) -> list[AttackExample]:
-    """Examples ``i, i + n, i + 2n, ...`` of the sample for shard ``(i, n)``."""
-    i, n = shard
-    return [ex for ex in selected if ex.index % n == i]
+    on_start: StartCallback | None  # (seed, total, already_done) before each seed's loop
+    on_result: ResultCallback | None  # (record, counts so far) after each example
+    model_info: Mapping[str, Any] | None  # extra model description for the summary
 
 
 def seed_dir(out: Path, cfg: AttackConfig, seed: int) -> Path:
@@ -188,9 +95,7 @@ def run_attack(
     resources: Any | None = None,
     resume: bool = False,
     overwrite: bool = False,
-    on_start: StartCallback | None = None,
-    on_result: ResultCallback | None = None,
-    model_info: Mapping[str, Any] | None = None,
+    **hooks: Unpack[AttackHooks],
 ) -> dict[str, Any]:
     """Attack a sample of ``examples`` with ``config``; write records and summaries to ``out``.
 
@@ -201,38 +106,42 @@ def run_attack(
         out: output directory.
         resources: prepared offline resources (default ``rsmi.resources.Resources.load()``).
         resume: continue the records already in ``out`` (without it, existing records are
-            an error, never overwritten); the model must be the same weights (by digest).
+            an error, never overwritten); the model must be the same weights (by digest), the
+            examples the same (by digest) and the settings the same.
         overwrite: write into an ``out`` that holds files this command did not write.
-        on_start: ``(seed, total, already_done)`` before each seed's loop (progress display).
-        on_result: ``(record, counts)`` after each example (counts of the seed so far).
-        model_info: extra model description for the summary.
+        **hooks: by name (:class:`AttackHooks`): ``on_start`` ``(seed, total, already_done)``
+            before each seed's loop (progress display); ``on_result`` ``(record, counts)``
+            after each example (counts of the seed so far); ``model_info``, extra model
+            description for the summary.
 
     Returns:
         the summary (also written to ``out/summary.json``): per-seed when one seed, else with
         ``per_seed`` results and the mean ± std ``aggregate``.
     """
+    unknown = sorted(set(hooks) - set(AttackHooks.__annotations__))
+    if unknown:
+        raise TypeError(f"run_attack() got an unexpected keyword argument {unknown[0]!r}")
     out = Path(out)
-    owned = {"overwrite": overwrite, "legacy": RUN_FILES, "evidence": RUN_EVIDENCE}
+    owned = {"overwrite": overwrite, "legacy": ATTACK_RUN_FILES, "evidence": ATTACK_RUN_EVIDENCE}
     check_run_dir(out, "attack", **owned)  # before any work: never write into the user's files
     whole = config.shard[1] == 1  # shards of one run write side by side: each holds its own
-    with _sigterm_interrupts(), claim_run(out, "attack", enabled=whole, **owned):
-        return _run_attack(classifier, examples, config, out, resources=resources,
-                           resume=resume, owned=owned, on_start=on_start, on_result=on_result,
-                           model_info=model_info)
+    # SIGTERM stops the run as Ctrl-C does (KeyboardInterrupt), so that the records and the
+    # partial summary on disk agree and locks are released; a second SIGTERM kills at once.
+    with stop_on_signals(), claim_run(out, "attack", enabled=whole, **owned):
+        run = _prepare(classifier, examples, config, resources, hooks.get("model_info"))
+        run.resume, run.on_start, run.on_result = resume, hooks.get("on_start"), hooks.get("on_result")
+        return run.run(out, owned)
 
 
-def _run_attack(
-    classifier: Any, examples: Sequence[Any], config: AttackConfig, out: Path, *,
-    resources: Any | None, resume: bool, owned: dict[str, Any],
-    on_start: StartCallback | None, on_result: ResultCallback | None,
-    model_info: Mapping[str, Any] | None,
-) -> dict[str, Any]:
-    from rsmi.attacks._textattack import load_textattack
-    from rsmi.integrity import state_digest
+def _configure_classifier(
+    classifier: Any, config: AttackConfig, selected: Sequence[AttackExample]
+) -> tuple[Any, AttackConfig]:
+    """The classifier as attacked (overrides, dtype, max length) and the config recording it.
 
-    started = time.perf_counter()
+    Sets the classifier's config and dtype in place (the caller's classifier is changed); the
+    returned config carries the effective ``max_length``.
+    """
     preset = config.preset_settings
-    selected = select_examples(examples, config.num_examples, config.sample_seed, preset.min_words)
     if config.model_overrides:
         classifier.set_config(classifier.config.replace(**config.model_overrides))
     classifier.set_dtype(config.dtype)
@@ -243,7 +152,21 @@ def _run_attack(
     if max_length is not None:
         limit = getattr(classifier.model.config, "max_position_embeddings", max_length)
         classifier.set_config(classifier.config.replace(max_length=min(max_length, limit)))
-    config = config.replace(max_length=classifier.config.max_length)
+    return classifier, config.replace(max_length=classifier.config.max_length)
+
+
+def _prepare(
+    classifier: Any, examples: Sequence[Any], config: AttackConfig, resources: Any | None,
+    model_info: Mapping[str, Any] | None,
+) -> _AttackRun:
+    """Sample, configure the model, build the attack: everything the seed loop needs."""
+    from rsmi.attacks._textattack import load_textattack
+    from rsmi.integrity import state_digest
+
+    started = time.perf_counter()
+    selected = sample_examples(examples, config.num_examples, config.sample_seed,
+                               config.preset_settings.min_words)
+    classifier, config = _configure_classifier(classifier, config, selected)
     selected = cut_texts(selected, config, classifier.tokenizer, classifier.config.max_length)
     if resources is None:
         from rsmi.resources import Resources
@@ -255,472 +178,105 @@ def _run_attack(
 
     wrapper = RSMIModelWrapper(classifier, batch_size=config.batch_size, eot=config.eot)
     attack = build_attack(wrapper, config, resources)
-    todo = shard_examples(selected, config.shard)
     info = {**describe_model(classifier), **dict(model_info or {})}
     info["weights_sha256"] = state_digest(classifier.model)
     info.setdefault("trained_on", training_cpu(config.model))
-    summaries = []
-    for seed in config.seeds:
-        run_dir = seed_dir(out, config, seed)
-        with claim_run(run_dir, "attack", enabled=run_dir != out, **owned):
-            summaries.append(
-                _run_seed(
-                    attack, wrapper, classifier, todo, config, seed, run_dir,
-                    num_selected=len(selected), resume=resume, on_start=on_start,
-                    on_result=on_result, model_info=info,
-                )
-            )
-    if len(config.seeds) == 1:
-        return summaries[0]
-    summary = combine_seeds(summaries, config, time.perf_counter() - started)
-    if config.shard[1] == 1:  # a shard's seeds are combined by merge_runs
-        write_json(out / SUMMARY_FILE, summary)
-    return summary
+    return _AttackRun(attack=attack, wrapper=wrapper, classifier=classifier, config=config,
+                      todo=shard_examples(selected, config.shard), num_selected=len(selected),
+                      examples_sha256=examples_digest(selected), model_info=info,
+                      started=started)
 
 
-def _run_seed(
-    attack: Any,
-    wrapper: Any,
-    classifier: Any,
-    todo: Sequence[AttackExample],
-    config: AttackConfig,
-    seed: int,
-    run_dir: Path,
-    *,
-    num_selected: int,
-    resume: bool,
-    on_start: StartCallback | None,
-    on_result: ResultCallback | None,
-    model_info: Mapping[str, Any],
-) -> dict[str, Any]:
-    started = time.perf_counter()
-    run_cfg = config.replace(seeds=(seed,))
-    _check_run_dir(run_dir, run_cfg, resume, model_info.get("weights_sha256"),
-                   trained_on=model_info.get("trained_on"))
-    path = run_dir / EXAMPLES_FILE
-    repair(path)
-    records = read_records(path)
-    done = {int(r["index"]) for r in records}
-    counts = {t: sum(r["result_type"] == t for r in records) for t in (SUCCESSFUL, FAILED, SKIPPED)}
-    counts.update(done=len(records), total=len(todo))
-    if on_start is not None:
-        on_start(seed, len(todo), len(records))
-    write_json(run_dir / RUN_FILE, {"config": run_cfg.to_dict(), "num_selected": num_selected,
-                                    "weights_sha256": model_info.get("weights_sha256"),
-                                    "trained_on": model_info.get("trained_on")})
-    def write_summary() -> dict[str, Any]:
-        summary = build_summary(records, run_cfg, num_selected=num_selected,
-                                model_info=model_info, wall_time_s=time.perf_counter() - started)
-        write_json(run_dir / SUMMARY_FILE, summary)
+@dataclass
+class _AttackRun:
+    """One attack run, prepared: the attack, the model, the examples to attack, what it records.
+
+    :meth:`run` loops over the seeds; :meth:`run_seed` attacks this run's examples under one
+    seed into one directory (records, ``run.json``, summaries).
+    """
+
+    attack: Any
+    wrapper: Any
+    classifier: Any
+    config: AttackConfig
+    todo: Sequence[AttackExample]
+    num_selected: int
+    examples_sha256: str
+    model_info: dict[str, Any]
+    started: float = field(default_factory=time.perf_counter)
+    resume: bool = False
+    on_start: StartCallback | None = None
+    on_result: ResultCallback | None = None
+
+    def run(self, out: Path, owned: Mapping[str, Any]) -> dict[str, Any]:
+        summaries = []
+        for seed in self.config.seeds:
+            run_dir = seed_dir(out, self.config, seed)
+            with claim_run(run_dir, "attack", enabled=run_dir != out, **owned):
+                summaries.append(self.run_seed(seed, run_dir))
+        if len(self.config.seeds) == 1:
+            return summaries[0]
+        summary = combine_seeds(summaries, self.config, time.perf_counter() - self.started)
+        if self.config.shard[1] == 1:  # a shard's seeds are combined by merge_runs
+            write_json(out / SUMMARY_FILE, summary)
         return summary
 
-    # A run stopped before its end (killed, out of time) still leaves a summary of what it
-    # finished, marked ``"complete": false``: rewritten every PARTIAL_SUMMARY_EVERY_S, and once
-    # more when the run is stopped (Ctrl-C, SIGTERM) so that it matches the records on disk.
-    last_partial, partial = time.monotonic(), False
-    try:
-        with RecordWriter(path) as writer:
-            for ex in todo:
-                if ex.index in done:
-                    continue
-                record = attack_example(attack, wrapper, classifier, ex, seed, config)
-                writer.write(record)
-                records.append(record)
-                counts[record["result_type"]] += 1
-                counts["done"] += 1
-                if time.monotonic() - last_partial >= PARTIAL_SUMMARY_EVERY_S:
-                    write_summary()
-                    last_partial, partial = time.monotonic(), True
-                if on_result is not None:
-                    on_result(record, dict(counts))
-    except BaseException:
-        if partial:  # a seed stopped within its first minute leaves its records only
-            write_summary()
-        raise
-    return write_summary()
-
-
-@contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM stops the run as Ctrl-C does (``KeyboardInterrupt``), so that the records and the
-    partial summary on disk agree and locks are released; a second SIGTERM kills at once."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.getsignal(signal.SIGTERM)
-    restore = previous if previous is not None else signal.SIG_DFL
-
-    def handler(signum: int, frame: Any) -> None:
-        signal.signal(signal.SIGTERM, restore)
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, restore)
-
-
-def training_cpu(model: str | os.PathLike[str] | None) -> str | None:
-    """The CPU a saved model was trained on (``training_config.json`` beside its weights, as
-    ``rsmi train`` writes it), or ``None`` when not recorded: bfloat16 training from one seed
-    gives other weights on another kind of CPU, so a resumed attack names both."""
-    if not model:
-        return None
-    import json
-
-    try:
-        data = json.loads((Path(model) / TRAINING_CONFIG_FILE).read_text(encoding="utf-8"))
-        cpu = data["provenance"]["machine"]["cpu"]
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
-        return None
-    return cpu if isinstance(cpu, str) and cpu else None
-
-
-def _check_run_dir(
-    run_dir: Path, cfg: AttackConfig, resume: bool, weights: str | None = None,
-    *, trained_on: str | None = None,
-) -> None:
-    existing = read_records(run_dir / EXAMPLES_FILE)
-    if existing and not resume:
-        raise ValueError(
-            f"{run_dir} already holds {len(existing)} attacked examples: pass --resume to "
-            "continue that run, or choose another --out"
+    def identity(self, seed: int) -> RunIdentity:
+        """What ``run.json`` of ``seed`` records (and a resume must match)."""
+        return RunIdentity(
+            config=self.config.replace(seeds=(seed,)), num_selected=self.num_selected,
+            weights_sha256=self.model_info.get("weights_sha256"),
+            trained_on=self.model_info.get("trained_on"),
+            examples_sha256=self.examples_sha256, rsmi_config=self.classifier.config.to_dict(),
         )
-    run_file = run_dir / RUN_FILE
-    if resume and run_file.exists():
-        import json
 
-        try:
-            meta = json.loads(run_file.read_text(encoding="utf-8"))
-            previous = AttackConfig.from_dict(meta["config"])
-        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
-            raise ValueError(
-                f"cannot resume {run_dir}: {run_file} cannot be read ({exc}); start a new run in "
-                "another --out"
-            ) from exc
-        recorded = meta.get("weights_sha256")
-        if existing and recorded and weights and recorded != weights:
-            before = meta.get("trained_on")
-            if before and trained_on and before != trained_on:
-                why = (f"those weights were trained on {before!r}, these on {trained_on!r}: "
-                       "training from the same seed gives other weights on another kind of CPU "
-                       "(docs/training.md); retrain on the first kind of machine to resume, or "
-                       "attack this model in a new --out")
-            else:
-                why = ("the model at that path was replaced, or retrained: training from the same "
-                       "seed gives other weights on another kind of CPU (docs/training.md); "
-                       "attack this model in a new --out")
-            raise ValueError(
-                f"cannot resume {run_dir}: its {len(existing)} records were made with other model "
-                f"weights (sha256 {recorded[:12]}…, now {weights[:12]}…, model "
-                f"{cfg.model or '?'}); {why}"
-            )
-        old, new = previous.identity(), cfg.identity()
-        if recorded and weights and recorded == weights:  # the same weights, wherever they are
-            old.pop("model", None)
-            new.pop("model", None)
-        diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-        if diff or previous.seeds != cfg.seeds or previous.shard != cfg.shard:
-            raise ValueError(
-                f"cannot resume {run_dir}: it was run with other settings "
-                f"({', '.join(f'{k}={old.get(k)!r}' for k in diff) or 'seeds/shard'}); "
-                "repeat the original arguments or choose another --out"
-            )
-
-
-def _seed_everything(example_seed: int) -> None:
-    """TextAttack's random transformations draw from the global RNGs: seed them per example."""
-    import torch
-
-    random.seed(example_seed)
-    np.random.seed(example_seed % 2**32)
-    torch.manual_seed(example_seed)
-
-
-def attack_example(
-    attack: Any, wrapper: Any, classifier: Any, ex: AttackExample, seed: int, config: AttackConfig
-) -> dict[str, Any]:
-    """Attack one example; its record for ``examples.jsonl``."""
-    from textattack.shared import AttackedText
-
-    from rsmi.attacks.recipes import set_query_budget
-
-    example_seed = row_seed(seed, ex.index)
-    _seed_everything(example_seed)
-    wrapper.start_example(example_seed)
-    if config.cache:
-        attack.goal_function.clear_cache()  # results must not depend on earlier examples
-    original = AttackedText(ex.text)
-    budget = set_query_budget(attack, config.preset_settings, original.num_words)
-    started = time.perf_counter()
-    if config.transfer:
-        record = _transfer_attack(attack, wrapper, classifier, ex, original)
-    else:
-        record = _direct_attack(attack, wrapper, ex)
-    record.update(
-        queries=int(wrapper.queries) if "queries" not in record else record["queries"],
-        forward_passes=int(wrapper.forward_passes),
-        query_budget=None if budget == float("inf") else int(budget),
-        num_words=original.num_words,
-        wall_s=round(time.perf_counter() - started, 4),
-    )
-    return {
-        "index": ex.index, "data_index": ex.data_index, "seed": seed, **record,
-        "words_cut": ex.words_cut,
-    }
-
-
-def _result_type(result: Any) -> str:
-    from textattack.attack_results import (
-        FailedAttackResult,
-        SkippedAttackResult,
-        SuccessfulAttackResult,
-    )
-
-    if isinstance(result, SuccessfulAttackResult):
-        return SUCCESSFUL
-    if isinstance(result, SkippedAttackResult):
-        return SKIPPED
-    if isinstance(result, FailedAttackResult):
-        return FAILED
-    raise TypeError(f"unexpected TextAttack result {type(result).__name__}")
-
-
-def _probs_list(raw: Any) -> list[float]:
-    return [round(float(p), 6) for p in np.asarray(raw, dtype=np.float64).ravel()]
-
-
-def _direct_attack(attack: Any, wrapper: Any, ex: AttackExample) -> dict[str, Any]:
-    result = attack.attack(ex.text, int(ex.label))
-    orig, pert = result.original_result, result.perturbed_result
-    kind = _result_type(result)
-    changed = len(orig.attacked_text.all_words_diff(pert.attacked_text)) if kind == SUCCESSFUL else 0
-    return {
-        "original_text": ex.text,
-        "perturbed_text": pert.attacked_text.text,
-        "ground_truth": int(ex.label),
-        "original_output": int(orig.output),
-        "original_score": float(orig.score),
-        "original_probs": _probs_list(orig.raw_output),
-        "perturbed_output": int(pert.output),
-        "perturbed_score": float(pert.score),
-        "perturbed_probs": _probs_list(pert.raw_output),
-        "result_type": kind,
-        "num_words_perturbed": changed,
-        "perturbed_word_pct": 100.0 * changed / max(orig.attacked_text.num_words, 1),
-        "goal_function_queries": int(attack.goal_function.num_queries),
-    }
-
-
-def _transfer_attack(
-    attack: Any, wrapper: Any, classifier: Any, ex: AttackExample, original: Any
-) -> dict[str, Any]:
-    """Attack the noise-off surrogate, then score clean and adversarial text with the smoothed model."""
-    from textattack.shared import AttackedText
-
-    from rsmi.attacks.wrapper import deterministic
-
-    label = int(ex.label)
-    p_clean = wrapper.predict_probs([ex.text])[0]
-    base = {
-        "original_text": ex.text,
-        "ground_truth": label,
-        "original_output": int(np.argmax(p_clean)),
-        "original_score": float(1.0 - p_clean[label]),
-        "original_probs": _probs_list(p_clean),
-    }
-    if int(np.argmax(p_clean)) != label:
-        return {**base, "perturbed_text": ex.text, "perturbed_output": base["original_output"],
-                "perturbed_score": base["original_score"], "perturbed_probs": base["original_probs"],
-                "result_type": SKIPPED, "surrogate_result_type": None, "num_words_perturbed": 0,
-                "perturbed_word_pct": 0.0, "queries": 0, "goal_function_queries": 0}
-    before = wrapper.queries
-    with deterministic(classifier):
-        result = attack.attack(ex.text, label)
-    surrogate_queries = wrapper.queries - before
-    adv_text = result.perturbed_result.attacked_text.text
-    p_adv = wrapper.predict_probs([adv_text])[0]
-    fooled = int(np.argmax(p_adv)) != label
-    changed = len(original.all_words_diff(AttackedText(adv_text))) if fooled else 0
-    return {
-        **base,
-        "perturbed_text": adv_text,
-        "perturbed_output": int(np.argmax(p_adv)),
-        "perturbed_score": float(1.0 - p_adv[label]),
-        "perturbed_probs": _probs_list(p_adv),
-        "result_type": SUCCESSFUL if fooled else FAILED,
-        "surrogate_result_type": _result_type(result),
-        "num_words_perturbed": changed,
-        "perturbed_word_pct": 100.0 * changed / max(original.num_words, 1),
-        "queries": int(surrogate_queries),
-        "goal_function_queries": int(attack.goal_function.num_queries),
-    }
-
-
-# ---------------------------------------------------------------------------- summaries
-def describe_model(classifier: Any) -> dict[str, Any]:
-    """What the summary records about the attacked model."""
-    return {
-        "method": getattr(classifier, "method", None),
-        "rsmi_config": classifier.config.to_dict(),
-        "label_names": list(classifier.label_names),
-        "metadata": dict(getattr(classifier, "metadata", {}) or {}),
-    }
-
-
-def _run_fields(config: AttackConfig, wall_time_s: float | None) -> dict[str, Any]:
-    """What every summary records about the run: settings and provenance."""
-    return {
-        "recipe": config.recipe,
-        "preset": config.preset,
-        "eot": config.eot,
-        "transfer": config.transfer,
-        "cache": config.cache,
-        "dtype": config.dtype,
-        "cut_to_max_length": config.cut_to_max_length,
-        "preset_settings": dataclasses.asdict(config.preset_settings),
-        "config": config.to_dict(),
-        "wall_time_s": None if wall_time_s is None else round(wall_time_s, 3),
-        **provenance(),
-    }
-
-
-def build_summary(
-    records: Iterable[Mapping[str, Any]],
-    config: AttackConfig,
-    *,
-    num_selected: int,
-    model_info: Mapping[str, Any] | None = None,
-    wall_time_s: float | None = None,
-) -> dict[str, Any]:
-    """``summary.json`` of one seed: metrics from the records, plus provenance."""
-    recs = list(records)
-    metrics = compute_metrics(recs)
-    return {
-        **metrics,
-        "num_selected": num_selected,
-        "complete": metrics["num_examples"] == len(range(config.shard[0], num_selected, config.shard[1])),
-        "seed": config.seeds[0],
-        "seeds": list(config.seeds),
-        "model": dict(model_info or {}),
-        "method": (model_info or {}).get("method"),
-        "attack_time_s": round(float(sum(r.get("wall_s", 0.0) for r in recs)), 3),
-        **_run_fields(config, wall_time_s),
-    }
-
-
-def combine_seeds(
-    summaries: Sequence[Mapping[str, Any]], config: AttackConfig, wall_time_s: float | None
-) -> dict[str, Any]:
-    """The multi-seed summary: per-seed results, mean ± std, and the means at top level."""
-    agg = aggregate_seeds(summaries)
-    top = {key: agg[key]["mean"] for key in METRIC_KEYS}
-    for key in ("num_examples", "num_successful", "num_failed", "num_skipped"):
-        top[key] = agg[key]["mean"]
-    first = summaries[0]
-    return {
-        **top,
-        "aggregate": agg,
-        "per_seed": [dict(s) for s in summaries],
-        "seeds": [s["seed"] for s in summaries],
-        "model": first.get("model", {}),
-        "method": first.get("method"),
-        "complete": all(s.get("complete") for s in summaries),
-        "attack_time_s": round(sum(float(s.get("attack_time_s") or 0.0) for s in summaries), 3),
-        **_run_fields(config, wall_time_s),
-    }
-
-
-# ---------------------------------------------------------------------------- merge
-def _find_runs(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    runs: list[Path] = []
-    for p in map(Path, paths):
-        if not p.exists():
-            raise FileNotFoundError(f"{p} does not exist")
-        found = sorted({f.parent for f in p.rglob(RUN_FILE)})
-        if not found:
-            raise ValueError(f"{p} holds no attack run (no {RUN_FILE} below it)")
-        runs.extend(found)
-    return sorted(set(runs))
-
-
-def _is_merge_output(run: Path, out: Path) -> bool:
-    """Whether ``run`` was written by an earlier merge into ``out`` (not an input shard)."""
-    if run.name.startswith("shard-"):
-        return False
-    run, out = run.resolve(), out.resolve()
-    return run == out or (run.parent == out and run.name.startswith("seed-"))
-
-
-def merge_runs(
-    paths: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str]
-) -> dict[str, Any]:
-    """Combine shard (or partial) runs into one run in ``out`` and recompute the summary.
-
-    The runs must share their settings (all but shard and batch size); an example attacked
-    twice under one seed is an error. Returns the summary written to ``out/summary.json``.
-    """
-    import json
-
-    out = Path(out)
-    check_run_dir(out, "attack", legacy=RUN_FILES, evidence=RUN_EVIDENCE)
-    by_seed: dict[int, dict[int, dict[str, Any]]] = {}
-    base: AttackConfig | None = None
-    num_selected = 0
-    model_info: dict[str, Any] = {}
-    for run in _find_runs(paths):
-        if _is_merge_output(run, out):
-            continue
-        meta = json.loads((run / RUN_FILE).read_text())
-        cfg = AttackConfig.from_dict(meta["config"])
-        if base is None:
-            base = cfg
-        elif cfg.identity() != base.identity():
-            diff = sorted(k for k, v in cfg.identity().items() if base.identity().get(k) != v)
-            raise ValueError(f"{run} was run with other settings ({', '.join(diff)}): cannot merge")
-        num_selected = max(num_selected, int(meta.get("num_selected", 0)))
-        summary_path = run / SUMMARY_FILE
-        if summary_path.exists() and not model_info:
-            model_info = json.loads(summary_path.read_text()).get("model", {})
-        seed = cfg.seeds[0]
-        bucket = by_seed.setdefault(seed, {})
-        for rec in read_records(run / EXAMPLES_FILE):
-            index = int(rec["index"])
-            if index in bucket:
-                raise ValueError(
-                    f"example {index} of seed {seed} appears twice (again in {run}): "
-                    "merge each shard once"
-                )
-            bucket[index] = rec
-    if base is None:
-        raise ValueError("nothing to merge")
-    seeds = tuple(sorted(by_seed))
-    merged_cfg = base.replace(seeds=seeds, shard=(0, 1))
-    summaries = []
-    for seed in seeds:
-        run_dir = out / f"seed-{seed}" if len(seeds) > 1 else out
-        recs = [by_seed[seed][i] for i in sorted(by_seed[seed])]
+    def run_seed(self, seed: int, run_dir: Path) -> dict[str, Any]:
+        started = time.perf_counter()
+        identity = self.identity(seed)
+        run_cfg = identity.config
+        check_resume(run_dir, identity, self.resume)
         path = run_dir / EXAMPLES_FILE
-        run_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs), encoding="utf-8")
-        tmp.replace(path)
-        seed_cfg = merged_cfg.replace(seeds=(seed,))
-        write_json(run_dir / RUN_FILE, {"config": seed_cfg.to_dict(), "num_selected": num_selected})
-        summary = build_summary(recs, seed_cfg, num_selected=num_selected, model_info=model_info)
-        write_json(run_dir / SUMMARY_FILE, summary)
-        summaries.append(summary)
-    if len(seeds) == 1:
-        return summaries[0]
-    summary = combine_seeds(summaries, merged_cfg, None)
-    write_json(out / SUMMARY_FILE, summary)
-    return summary
+        repair(path)
+        records = read_records(path)
+        done = {int(r["index"]) for r in records}
+        counts = {t: sum(r["result_type"] == t for r in records) for t in (SUCCESSFUL, FAILED, SKIPPED)}
+        counts.update(done=len(records), total=len(self.todo))
+        if self.on_start is not None:
+            self.on_start(seed, len(self.todo), len(records))
+        identity.write(run_dir)
 
+        def write_summary() -> dict[str, Any]:
+            summary = build_summary(records, run_cfg, num_selected=self.num_selected,
+                                    model_info=self.model_info,
+                                    wall_time_s=time.perf_counter() - started)
+            write_json(run_dir / SUMMARY_FILE, summary)
+            return summary
 
-def recompute_summary(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """Metrics of a run directory recomputed from its ``examples.jsonl``."""
-    return compute_metrics(read_records(Path(run_dir) / EXAMPLES_FILE))
+        # A run stopped before its end (killed, out of time) still leaves a summary of what it
+        # finished, marked ``"complete": false``: rewritten every PARTIAL_SUMMARY_EVERY_S, and
+        # once more when the run is stopped (Ctrl-C, SIGTERM) so that it matches the records.
+        last_partial, partial = time.monotonic(), False
+        try:
+            with RecordWriter(path) as writer:
+                for ex in self.todo:
+                    if ex.index in done:
+                        continue
+                    record = attack_example(self.attack, self.wrapper, self.classifier, ex, seed,
+                                            self.config)
+                    writer.write(record)
+                    records.append(record)
+                    counts[record["result_type"]] += 1
+                    counts["done"] += 1
+                    if time.monotonic() - last_partial >= PARTIAL_SUMMARY_EVERY_S:
+                        write_summary()
+                        last_partial, partial = time.monotonic(), True
+                    if self.on_result is not None:
+                        self.on_result(record, dict(counts))
+        except BaseException:
+            if partial:  # a seed stopped within its first minute leaves its records only
+                write_summary()
+            raise
+        return write_summary()
 
 
 def shard_from_accelerate() -> tuple[int, int] | None:
@@ -736,7 +292,14 @@ def shard_from_accelerate() -> tuple[int, int] | None:
     return int(state.process_index), int(state.num_processes)
 
 
+# The names this module has always offered (their owners are the modules named above).
+_REEXPORTED = (AttackExample, attack_example, build_summary, combine_seeds, cut_texts,
+               cut_to_max_length, cut_words, merge_runs, recompute_summary, shard_examples,
+               _check_run_dir, training_cpu)
+
 __all__ = [
+    "ATTACK_RUN_EVIDENCE",
+    "ATTACK_RUN_FILES",
     "AttackExample",
     "attack_example",
     "build_summary",
@@ -747,7 +310,7 @@ __all__ = [
     "merge_runs",
     "recompute_summary",
     "run_attack",
-    "select_examples",
+    "sample_examples",
     "shard_examples",
     "shard_from_accelerate",
 ]

@@ -17,6 +17,7 @@ from rsmi.attacks.config import (
 )
 from rsmi.cli._common import add_dtype_flag, add_inference_flags, inference_overrides
 from rsmi.cli.main import CLIError
+from rsmi.store.names import SUMMARY_FILE
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -108,11 +109,11 @@ def run(args: argparse.Namespace) -> int:
 
     shard = parse_shard(args.shard) if args.shard else (shard_from_accelerate() or (0, 1))
     config = _config(args, shard)  # validate before loading anything heavy
-    from rsmi.attacks.runner import RUN_EVIDENCE, RUN_FILES
+    from rsmi.attacks.records import ATTACK_RUN_EVIDENCE, ATTACK_RUN_FILES
     from rsmi.rundir import check_run_dir
 
-    check_run_dir(Path(args.out), "attack", overwrite=args.overwrite, legacy=RUN_FILES,
-                  evidence=RUN_EVIDENCE)
+    check_run_dir(Path(args.out), "attack", overwrite=args.overwrite, legacy=ATTACK_RUN_FILES,
+                  evidence=ATTACK_RUN_EVIDENCE)
     from rsmi import RSMIClassifier
     from rsmi.data import load_dataset
 
@@ -130,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
     resources = _resources(args.resources)
     summary = _attack_with_progress(clf, examples, config, args, resources)
     _print_summary(summary)
-    print(f"results: {Path(args.out) / 'summary.json'}", file=sys.stderr)
+    print(f"results: {Path(args.out) / SUMMARY_FILE}", file=sys.stderr)
     return 0
 
 

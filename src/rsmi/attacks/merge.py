@@ -1,0 +1,142 @@
+"""Combine shard (or partial) attack runs into one run, and recompute a run's metrics.
+
+Shards of one run share their settings (all but shard and batch size) and their example sample
+(``examples_sha256`` in ``run.json``, where recorded); an example attacked twice under one seed
+is an error, never counted twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from rsmi.attacks.config import AttackConfig
+from rsmi.attacks.metrics import compute_metrics
+from rsmi.attacks.records import (
+    ATTACK_RUN_EVIDENCE,
+    ATTACK_RUN_FILES,
+    EXAMPLES_FILE,
+    RUN_FILE,
+    SUMMARY_FILE,
+    read_records,
+    write_json,
+)
+from rsmi.attacks.summary import build_summary, combine_seeds
+from rsmi.errors import StoreError
+from rsmi.rundir import check_run_dir
+from rsmi.store.atomic import atomic_write_text
+
+
+def _find_runs(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    runs: list[Path] = []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise FileNotFoundError(f"{p} does not exist")
+        found = sorted({f.parent for f in p.rglob(RUN_FILE)})
+        if not found:
+            raise StoreError(f"{p} holds no attack run (no {RUN_FILE} below it)")
+        runs.extend(found)
+    return sorted(set(runs))
+
+
+def _is_merge_output(run: Path, out: Path) -> bool:
+    """Whether ``run`` was written by an earlier merge into ``out`` (not an input shard)."""
+    if run.name.startswith("shard-"):
+        return False
+    run, out = run.resolve(), out.resolve()
+    return run == out or (run.parent == out and run.name.startswith("seed-"))
+
+
+class _Collected:
+    """The records of the runs to merge, by seed and example index, and what they share."""
+
+    def __init__(self) -> None:
+        self.by_seed: dict[int, dict[int, dict[str, Any]]] = {}
+        self.base: AttackConfig | None = None
+        self.num_selected = 0
+        self.model_info: dict[str, Any] = {}
+        self.digest: tuple[str, Path] | None = None  # the sample's digest and a run recording it
+
+    def add(self, run: Path) -> None:
+        meta = json.loads((run / RUN_FILE).read_text())
+        cfg = AttackConfig.from_dict(meta["config"])
+        if self.base is None:
+            self.base = cfg
+        elif cfg.identity() != self.base.identity():
+            base = self.base.identity()
+            diff = sorted(k for k, v in cfg.identity().items() if base.get(k) != v)
+            raise StoreError(f"{run} was run with other settings ({', '.join(diff)}): cannot merge")
+        digest = meta.get("examples_sha256")
+        if digest and self.digest is None:
+            self.digest = (digest, run)
+        elif digest and self.digest is not None and digest != self.digest[0]:
+            raise StoreError(
+                f"{run} attacked other examples than {self.digest[1]} (examples_sha256 "
+                f"{digest[:12]}… vs {self.digest[0][:12]}…: the data file changed between the "
+                "shards): cannot merge; rerun the shards on the same data"
+            )
+        self.num_selected = max(self.num_selected, int(meta.get("num_selected", 0)))
+        summary_path = run / SUMMARY_FILE
+        if summary_path.exists() and not self.model_info:
+            self.model_info = json.loads(summary_path.read_text()).get("model", {})
+        seed = cfg.seeds[0]
+        bucket = self.by_seed.setdefault(seed, {})
+        for rec in read_records(run / EXAMPLES_FILE):
+            index = int(rec["index"])
+            if index in bucket:
+                raise StoreError(
+                    f"example {index} of seed {seed} appears twice (again in {run}): "
+                    "merge each shard once"
+                )
+            bucket[index] = rec
+
+
+def merge_runs(
+    paths: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str]
+) -> dict[str, Any]:
+    """Combine shard (or partial) runs into one run in ``out`` and recompute the summary.
+
+    The runs must share their settings (all but shard and batch size); an example attacked
+    twice under one seed is an error. Returns the summary written to ``out/summary.json``.
+    """
+    out = Path(out)
+    check_run_dir(out, "attack", legacy=ATTACK_RUN_FILES, evidence=ATTACK_RUN_EVIDENCE)
+    runs = _Collected()
+    for run in _find_runs(paths):
+        if not _is_merge_output(run, out):
+            runs.add(run)
+    if runs.base is None:
+        raise StoreError("nothing to merge")
+    seeds = tuple(sorted(runs.by_seed))
+    merged_cfg = runs.base.replace(seeds=seeds, shard=(0, 1))
+    summaries = []
+    for seed in seeds:
+        run_dir = out / f"seed-{seed}" if len(seeds) > 1 else out
+        recs = [runs.by_seed[seed][i] for i in sorted(runs.by_seed[seed])]
+        atomic_write_text(run_dir / EXAMPLES_FILE,
+                          "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs))
+        seed_cfg = merged_cfg.replace(seeds=(seed,))
+        meta: dict[str, Any] = {"config": seed_cfg.to_dict(), "num_selected": runs.num_selected}
+        if runs.digest is not None:
+            meta["examples_sha256"] = runs.digest[0]
+        write_json(run_dir / RUN_FILE, meta)
+        summary = build_summary(recs, seed_cfg, num_selected=runs.num_selected,
+                                model_info=runs.model_info)
+        write_json(run_dir / SUMMARY_FILE, summary)
+        summaries.append(summary)
+    if len(seeds) == 1:
+        return summaries[0]
+    summary = combine_seeds(summaries, merged_cfg, None)
+    write_json(out / SUMMARY_FILE, summary)
+    return summary
+
+
+def recompute_summary(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """Metrics of a run directory recomputed from its ``examples.jsonl``."""
+    return compute_metrics(read_records(Path(run_dir) / EXAMPLES_FILE))
+
+
+__all__ = ["merge_runs", "recompute_summary"]

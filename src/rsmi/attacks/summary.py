@@ -1,0 +1,91 @@
+"""``summary.json``: one seed's summary from its records, and the summary over several seeds.
+
+The metrics come from :func:`rsmi.attacks.metrics.compute_metrics` alone (each example counted
+once); the rest records the run's settings, the attacked model and provenance.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from rsmi.attacks.config import AttackConfig
+from rsmi.attacks.metrics import METRIC_KEYS, aggregate_seeds, compute_metrics
+from rsmi.provenance import provenance
+
+
+def describe_model(classifier: Any) -> dict[str, Any]:
+    """What the summary records about the attacked model."""
+    return {
+        "method": getattr(classifier, "method", None),
+        "rsmi_config": classifier.config.to_dict(),
+        "label_names": list(classifier.label_names),
+        "metadata": dict(getattr(classifier, "metadata", {}) or {}),
+    }
+
+
+def _run_fields(config: AttackConfig, wall_time_s: float | None) -> dict[str, Any]:
+    """What every summary records about the run: settings and provenance."""
+    return {
+        "recipe": config.recipe,
+        "preset": config.preset,
+        "eot": config.eot,
+        "transfer": config.transfer,
+        "cache": config.cache,
+        "dtype": config.dtype,
+        "cut_to_max_length": config.cut_to_max_length,
+        "preset_settings": dataclasses.asdict(config.preset_settings),
+        "config": config.to_dict(),
+        "wall_time_s": None if wall_time_s is None else round(wall_time_s, 3),
+        **provenance(),
+    }
+
+
+def build_summary(
+    records: Iterable[Mapping[str, Any]],
+    config: AttackConfig,
+    *,
+    num_selected: int,
+    model_info: Mapping[str, Any] | None = None,
+    wall_time_s: float | None = None,
+) -> dict[str, Any]:
+    """``summary.json`` of one seed: metrics from the records, plus provenance."""
+    recs = list(records)
+    metrics = compute_metrics(recs)
+    return {
+        **metrics,
+        "num_selected": num_selected,
+        "complete": metrics["num_examples"] == len(range(config.shard[0], num_selected, config.shard[1])),
+        "seed": config.seeds[0],
+        "seeds": list(config.seeds),
+        "model": dict(model_info or {}),
+        "method": (model_info or {}).get("method"),
+        "attack_time_s": round(float(sum(r.get("wall_s", 0.0) for r in recs)), 3),
+        **_run_fields(config, wall_time_s),
+    }
+
+
+def combine_seeds(
+    summaries: Sequence[Mapping[str, Any]], config: AttackConfig, wall_time_s: float | None
+) -> dict[str, Any]:
+    """The multi-seed summary: per-seed results, mean ± std, and the means at top level."""
+    agg = aggregate_seeds(summaries)
+    top = {key: agg[key]["mean"] for key in METRIC_KEYS}
+    for key in ("num_examples", "num_successful", "num_failed", "num_skipped"):
+        top[key] = agg[key]["mean"]
+    first = summaries[0]
+    return {
+        **top,
+        "aggregate": agg,
+        "per_seed": [dict(s) for s in summaries],
+        "seeds": [s["seed"] for s in summaries],
+        "model": first.get("model", {}),
+        "method": first.get("method"),
+        "complete": all(s.get("complete") for s in summaries),
+        "attack_time_s": round(sum(float(s.get("attack_time_s") or 0.0) for s in summaries), 3),
+        **_run_fields(config, wall_time_s),
+    }
+
+
+__all__ = ["build_summary", "combine_seeds", "describe_model"]
