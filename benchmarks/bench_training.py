@@ -34,6 +34,7 @@ import torch
 
 from rsmi import RSMIClassifier, RSMIConfig
 from rsmi.training import TrainConfig, evaluate, train
+from rsmi.training.config import SETTINGS
 from rsmi.training.trainer import LOG_FILE, select_examples
 
 
@@ -95,7 +96,7 @@ _FIXED = {"method", "model", "data", "out", "epochs", "seed", "max_length", "bat
 
 def _parse_overrides(parser: argparse.ArgumentParser, items: list[str], rsmi_only: bool) -> dict:
     """``["num_masks=1", "lr=1e-4"]`` → typed TrainConfig keyword arguments."""
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    fields = set(SETTINGS)
     allowed = fields & {f.name for f in dataclasses.fields(RSMIConfig)} if rsmi_only else fields
     allowed = allowed - _FIXED
     flag = "--rsmi-set" if rsmi_only else "--set"

@@ -9,12 +9,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from dataclasses import fields
 from typing import Any
 
 from rsmi.config import CANDIDATE_RULES
 from rsmi.precision import DTYPES
-from rsmi.training.config import FREELB_PRESETS, METHODS, RSMI_FIELDS, TrainConfig
+from rsmi.training.config import FREELB_PRESETS, METHODS, RSMI_FIELDS, TrainConfig, setting_fields
 
 # Flags whose value may be absent (None) and their element type.
 _OPTIONAL = {"data": str, "max_examples": int, "max_eval_examples": int, "text_column": str,
@@ -61,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "rsmi": p.add_argument_group("RSMI hyperparameters (RSMIConfig; saved with rsmi models)"),
         "run": p.add_argument_group("training settings"),
     }
-    for f in fields(TrainConfig):
+    for f in setting_fields():
         flag = "--" + f.name.replace("-", "_").replace("_", "-")
         group = groups["rsmi" if f.name in RSMI_FIELDS else "run"]
         default = getattr(reference, f.name)
@@ -91,7 +90,7 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
     from rsmi.training.config import load_config_file
 
     settings: dict[str, Any] = load_config_file(args.config) if args.config else {}
-    for f in fields(TrainConfig):
+    for f in setting_fields():
         value = getattr(args, f.name, None)
         if value is not None:
             settings[f.name] = value

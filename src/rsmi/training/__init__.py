@@ -7,13 +7,15 @@ prediction for RSMI).
 
 from rsmi.training.config import TrainConfig, load_config_file
 from rsmi.training.evaluate import evaluate
+from rsmi.training.run import StepInfo, TrainingInterrupted, TrainingRun
 from rsmi.training.steps import freelb_step, rsmi_inputs, rsmi_training_step
-from rsmi.training.trainer import StepInfo, TrainingInterrupted, train
+from rsmi.training.trainer import train
 
 __all__ = [
     "StepInfo",
     "TrainConfig",
     "TrainingInterrupted",
+    "TrainingRun",
     "evaluate",
     "freelb_step",
     "load_config_file",

@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from rsmi.errors import ConfigError, DataError
+
 # Examples per "mega-batch" (in batches) that is sorted by length before being cut into
 # batches: large enough for little padding, small enough to keep the order random.
 GROUP_BATCHES = 50
@@ -52,9 +54,9 @@ class LengthGroupedBatches:
 
     def __init__(self, lengths: Sequence[int], batch_size: int, seed: int) -> None:
         if batch_size < 1:
-            raise ValueError(f"batch_size={batch_size} is invalid: it must be ≥ 1")
+            raise ConfigError(f"batch_size={batch_size} is invalid: it must be ≥ 1")
         if not lengths:
-            raise ValueError("no training examples: the training split is empty")
+            raise DataError("no training examples: the training split is empty")
         self.lengths = torch.tensor(list(lengths))
         self.size = batch_size
         self.seed = seed

@@ -10,8 +10,9 @@ A checkpoint is a directory ``<out>/checkpoint`` with
   the FreeLB generator of each process;
 * ``state.json``: epoch, batches done in it, optimizer steps, best dev accuracy, history.
 
-It is written to ``checkpoint.tmp`` and renamed, so a kill while saving leaves the previous
-checkpoint intact.
+The directory is written as ``checkpoint.tmp`` and renamed (a directory rename), so a kill while
+saving leaves the previous checkpoint intact; ``state.json`` itself is written with
+:func:`rsmi.store.atomic.atomic_write_json`. File names: :mod:`rsmi.store.names`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,20 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-CHECKPOINT_DIR = "checkpoint"
+from rsmi.errors import ResumeError
+from rsmi.store.atomic import atomic_write_json
+from rsmi.store.names import CHECKPOINT_DIR, CHECKPOINT_STATE_FILE, WEIGHTS_FILE
+
+__all__ = ["CHECKPOINT_DIR", "TrainState", "checkpoint_path", "load_checkpoint", "save_checkpoint"]
+
+# Names of the checkpoint's own files (inside CHECKPOINT_DIR only).
+_OPTIMIZER = "optimizer.pt"
+_SCHEDULER = "scheduler.pt"
+_SCALER = "scaler.pt"
+
+
+def _rng_file(process: int) -> str:
+    return f"rng_{process}.pt"
 
 
 @dataclass
@@ -79,7 +93,8 @@ def set_rng_states(states: dict[str, torch.Tensor], generators: dict[str, torch.
     for name, gen in generators.items():
         key = f"generator_{name}"
         if key not in states:
-            raise ValueError(f"the checkpoint has no state for the {name} generator: it is from another run")
+            raise ResumeError(f"the checkpoint has no state for the {name} generator: it is from another "
+                              "run; remove it (or the whole output directory) and train again without --resume")
         gen.set_state(states[key])
 
 
@@ -99,17 +114,17 @@ def save_checkpoint(
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     accelerator.wait_for_everyone()
-    torch.save(rng_states(generators), tmp / f"rng_{accelerator.process_index}.pt")
+    torch.save(rng_states(generators), tmp / _rng_file(accelerator.process_index))
     if accelerator.is_main_process:
         weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-        save_file(weights, str(tmp / "model.safetensors"))
-        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-        torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+        save_file(weights, str(tmp / WEIGHTS_FILE))
+        torch.save(optimizer.state_dict(), tmp / _OPTIMIZER)
+        torch.save(scheduler.state_dict(), tmp / _SCHEDULER)
         scaler = getattr(accelerator, "scaler", None)
         if scaler is not None:
-            torch.save(scaler.state_dict(), tmp / "scaler.pt")
+            torch.save(scaler.state_dict(), tmp / _SCALER)
         meta = {**asdict(state), "num_processes": accelerator.num_processes}
-        (tmp / "state.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        atomic_write_json(tmp / CHECKPOINT_STATE_FILE, meta)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         old = final.with_name(CHECKPOINT_DIR + ".old")
@@ -133,22 +148,22 @@ def load_checkpoint(
     """Restore weights, optimizer, scheduler and RNG states; return where the run stood."""
     path = checkpoint_path(out)
     try:
-        meta = json.loads((path / "state.json").read_text(encoding="utf-8"))
+        meta = json.loads((path / CHECKPOINT_STATE_FILE).read_text(encoding="utf-8"))
         processes = int(meta.pop("num_processes", 1))
         if processes != accelerator.num_processes:
-            raise ValueError(
+            raise ResumeError(
                 f"the checkpoint in {path} was written by {processes} processes but this run has "
                 f"{accelerator.num_processes}: resume with the same number of processes"
             )
-        model.load_state_dict(load_file(str(path / "model.safetensors")))
-        optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
-        scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
+        model.load_state_dict(load_file(str(path / WEIGHTS_FILE)))
+        optimizer.load_state_dict(torch.load(path / _OPTIMIZER, weights_only=True))
+        scheduler.load_state_dict(torch.load(path / _SCHEDULER, weights_only=True))
         scaler = getattr(accelerator, "scaler", None)
-        if scaler is not None and (path / "scaler.pt").exists():
-            scaler.load_state_dict(torch.load(path / "scaler.pt", weights_only=True))
-        rng = torch.load(path / f"rng_{accelerator.process_index}.pt", weights_only=True)
+        if scaler is not None and (path / _SCALER).exists():
+            scaler.load_state_dict(torch.load(path / _SCALER, weights_only=True))
+        rng = torch.load(path / _rng_file(accelerator.process_index), weights_only=True)
     except (OSError, KeyError, json.JSONDecodeError, RuntimeError) as exc:
-        raise ValueError(
+        raise ResumeError(
             f"cannot resume from the checkpoint in {path}: {exc}. Remove it (or the whole output "
             "directory) and train again without --resume"
         ) from exc

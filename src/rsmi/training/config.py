@@ -6,18 +6,20 @@ The same names are used for the CLI flags (``--noise-std``), the YAML/JSON confi
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
-from dataclasses import dataclass, fields
+from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from rsmi.config import RSMIConfig
+from rsmi.errors import ConfigError
 from rsmi.precision import normalize_dtype
+from rsmi.store.atomic import atomic_write_text
+from rsmi.store.names import TRAINING_CONFIG_FILE
 
 METHODS = ("base", "rsmi", "freelb")
-CONFIG_FILE = "training_config.json"
+CONFIG_FILE = TRAINING_CONFIG_FILE  # the name other modules import from here
 
 # Learning rate used when --lr is not given: the reference 1e-5 is for base-size (768-d)
 # encoders; small ones such as MiniLM (384-d) learn far too slowly with it.
@@ -36,7 +38,22 @@ FREELB_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-@dataclass
+class _FromRSMI:
+    """An :class:`RSMIConfig` field read (and set) through a :class:`TrainConfig`."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: TrainConfig | None, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        return getattr(obj.rsmi, self.name)
+
+    def __set__(self, obj: TrainConfig, value: Any) -> None:
+        obj.rsmi = _rsmi_config(obj.rsmi, {self.name: value})
+
+
+@dataclass(init=False)
 class TrainConfig:
     """Settings of one ``rsmi train`` run.
 
@@ -53,9 +70,10 @@ class TrainConfig:
         seed: seeds data order, dropout, RSMI noise, FreeLB initialisation and model head.
         split_seed: seed of the dataset's train/dev/test split (datasets without official splits).
         text_column, label_column: columns of a local/HF dataset file.
-        noise_std ... max_length: the :class:`rsmi.RSMIConfig` fields (used by ``rsmi`` and
-            saved with the model; ``base``/``freelb`` models are saved with
-            ``RSMIConfig.plain(max_length)``).
+        rsmi: the :class:`rsmi.RSMIConfig` of the run (used by ``rsmi`` and saved with the
+            model; ``base``/``freelb`` models are saved with ``RSMIConfig.plain(max_length)``).
+            Its fields are also settings of their own here: ``TrainConfig(noise_std=0.3)``,
+            ``cfg.noise_std``, the flags and the flat keys of ``training_config.json``.
         lr: AdamW learning rate; ``None`` = 5e-5 for hidden size ≤ 512, else 1e-5.
         batch_size: examples per forward pass (per process); eval_batch_size for evaluation.
         weight_decay: AdamW weight decay (not applied to biases and LayerNorm weights).
@@ -89,19 +107,8 @@ class TrainConfig:
     split_seed: int = 0
     text_column: str | None = None
     label_column: str | None = None
-    # RSMIConfig fields
-    noise_std: float = 0.2
-    noise_every: int = 3
-    num_masks: int = 2
-    saliency_top_k: int = 5
-    candidate_rule: str = "content"
-    step2_resample: bool = False
-    grad_noise_weight: float = 1.0
-    k0: int = 5
-    k1: int = 50
-    alpha: float = 0.98
-    vote: str = "avg"
-    max_length: int = 128
+    # The RSMI hyperparameters; flattened into their own keys, in this place, on disk.
+    rsmi: RSMIConfig = field(default_factory=RSMIConfig)
     # optimiser
     lr: float | None = None
     batch_size: int = 32
@@ -121,9 +128,37 @@ class TrainConfig:
     checkpoint_every: int = 0
     keep_checkpoint: bool = False
 
-    def __post_init__(self) -> None:
+    # The RSMIConfig fields, read and set through ``rsmi`` (``cfg.noise_std``).
+    noise_std = _FromRSMI()
+    noise_every = _FromRSMI()
+    num_masks = _FromRSMI()
+    saliency_top_k = _FromRSMI()
+    candidate_rule = _FromRSMI()
+    step2_resample = _FromRSMI()
+    grad_noise_weight = _FromRSMI()
+    k0 = _FromRSMI()
+    k1 = _FromRSMI()
+    alpha = _FromRSMI()
+    vote = _FromRSMI()
+    max_length = _FromRSMI()
+
+    def __init__(self, *, rsmi: RSMIConfig | None = None, **settings: Any) -> None:
+        """Keyword arguments: the fields above, and the ``RSMIConfig`` fields flat
+        (``TrainConfig(method="rsmi", noise_std=0.3)``), which change ``rsmi``."""
+        changes = {name: settings.pop(name) for name in RSMI_FIELDS if name in settings}
+        unknown = set(settings) - _OWN_FIELDS
+        if unknown:
+            raise TypeError(f"TrainConfig got unexpected keyword argument(s): {', '.join(sorted(unknown))}")
+        for f in fields(self):
+            if f.name != "rsmi":
+                setattr(self, f.name, settings.get(f.name, f.default))
+        self._check_run_settings()
+        self.rsmi = _rsmi_config(rsmi, changes)  # validated by RSMIConfig's own checks
+        self._check_freelb_preset()
+
+    def _check_run_settings(self) -> None:
         if self.method not in METHODS:
-            raise ValueError(f"method={self.method!r} is invalid: choose one of {', '.join(METHODS)}")
+            raise ConfigError(f"method={self.method!r} is invalid: choose one of {', '.join(METHODS)}")
         self.dtype = normalize_dtype(self.dtype)
         for name in ("epochs", "batch_size", "eval_batch_size", "grad_accum", "adv_steps"):
             _check_int(name, getattr(self, name), minimum=1)
@@ -138,30 +173,32 @@ class TrainConfig:
             _check_float(name, getattr(self, name), minimum=0.0)
         _check_float("warmup_ratio", self.warmup_ratio, minimum=0.0)
         if self.warmup_ratio >= 1.0:
-            raise ValueError(f"warmup_ratio={self.warmup_ratio} is invalid: it must lie in [0, 1)")
-        self.rsmi_config()  # validates the RSMI fields with RSMIConfig's own checks
-        if self.freelb_preset is not None:
-            if self.freelb_preset not in FREELB_PRESETS:
-                raise ValueError(
-                    f"freelb_preset={self.freelb_preset!r} is invalid: choose one of "
-                    f"{', '.join(FREELB_PRESETS)}"
-                )
-            wrong = {k: getattr(self, k) for k, v in FREELB_PRESETS[self.freelb_preset].items()
-                     if getattr(self, k) != v}
-            if wrong:
-                raise ValueError(
-                    f"freelb_preset={self.freelb_preset} sets {FREELB_PRESETS[self.freelb_preset]} "
-                    f"but {wrong} were given: drop those settings or the preset"
-                )
+            raise ConfigError(f"warmup_ratio={self.warmup_ratio} is invalid: it must lie in [0, 1)")
+
+    def _check_freelb_preset(self) -> None:
+        if self.freelb_preset is None:
+            return
+        if self.freelb_preset not in FREELB_PRESETS:
+            raise ConfigError(
+                f"freelb_preset={self.freelb_preset!r} is invalid: choose one of "
+                f"{', '.join(FREELB_PRESETS)}"
+            )
+        wrong = {k: getattr(self, k) for k, v in FREELB_PRESETS[self.freelb_preset].items()
+                 if getattr(self, k) != v}
+        if wrong:
+            raise ConfigError(
+                f"freelb_preset={self.freelb_preset} sets {FREELB_PRESETS[self.freelb_preset]} "
+                f"but {wrong} were given: drop those settings or the preset"
+            )
 
     def rsmi_config(self) -> RSMIConfig:
         """The RSMI hyperparameters of this run (what an ``rsmi`` model is saved with)."""
-        return RSMIConfig(**{name: getattr(self, name) for name in RSMI_FIELDS})
+        return self.rsmi
 
     def saved_config(self) -> RSMIConfig:
         """The configuration the trained model is saved with (plain for base/freelb)."""
         if self.method == "rsmi":
-            return self.rsmi_config()
+            return self.rsmi
         return RSMIConfig.plain(self.max_length)
 
     def resolved_lr(self, hidden_size: int) -> float:
@@ -171,15 +208,24 @@ class TrainConfig:
         return SMALL_MODEL_LR if hidden_size <= SMALL_MODEL_HIDDEN_SIZE else BASE_MODEL_LR
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The flat settings in their on-disk order (``rsmi``'s fields in its place)."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name == "rsmi":
+                out.update(self.rsmi.to_dict())
+            else:
+                out[f.name] = getattr(self, f.name)
+        return out
 
     def replace(self, **changes: Any) -> TrainConfig:
-        _check_keys(changes)
-        return dataclasses.replace(self, **changes)
+        """A copy with some settings changed (flat names, or ``rsmi=``), validated again."""
+        _check_keys({k: v for k, v in changes.items() if k != "rsmi"})
+        current = {f.name: getattr(self, f.name) for f in fields(self)}
+        return TrainConfig(**{**current, **changes})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Build from a mapping; unknown keys are an error (a typo must not pass silently).
+        """Build from a flat mapping; unknown keys are an error (a typo must not pass silently).
 
         A ``freelb_preset`` fills the ``adv_*`` settings the mapping does not give.
         """
@@ -195,13 +241,40 @@ class TrainConfig:
 
         ``provenance`` (:func:`rsmi.provenance.provenance`: git revision, package versions,
         machine, date) is recorded under its own key; a config file read back ignores it.
+        The text is ``json.dumps(..., indent=2)`` as runs before rsmi.store wrote it (ASCII
+        escapes included), so a rerun writes the same bytes.
         """
-        from rsmi.rundir import atomic_write_text
-
         payload = {**self.to_dict(), **({"resolved": extra} if extra else {})}
         if provenance is not None:
             payload["provenance"] = provenance
         return atomic_write_text(Path(directory) / CONFIG_FILE, json.dumps(payload, indent=2) + "\n")
+
+
+_OWN_FIELDS = frozenset(f.name for f in fields(TrainConfig) if f.name != "rsmi")
+
+
+def setting_fields() -> tuple[Field[Any], ...]:
+    """Every flat setting (a CLI flag, a config-file key, a ``training_config.json`` key) in its
+    on-disk order: TrainConfig's own fields with ``rsmi`` replaced by RSMIConfig's fields."""
+    out: list[Field[Any]] = []
+    for f in fields(TrainConfig):
+        out.extend(fields(RSMIConfig) if f.name == "rsmi" else (f,))
+    return tuple(out)
+
+
+SETTINGS = tuple(f.name for f in setting_fields())
+
+
+def _rsmi_config(base: RSMIConfig | None, changes: dict[str, Any]) -> RSMIConfig:
+    """``base`` (default ``RSMIConfig()``) with ``changes``; its ValueErrors as ConfigError."""
+    try:
+        if base is None:
+            return RSMIConfig(**changes)
+        return base.replace(**changes) if changes else base
+    except ConfigError:
+        raise
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
@@ -214,18 +287,18 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"config file {file} is not valid JSON: {exc}") from exc
+            raise ConfigError(f"config file {file} is not valid JSON: {exc}") from exc
     else:
         import yaml
 
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise ValueError(f"config file {file} is not valid YAML: {exc}") from exc
+            raise ConfigError(f"config file {file} is not valid YAML: {exc}") from exc
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ValueError(f"config file {file} must hold a mapping of settings, not {type(data).__name__}")
+        raise ConfigError(f"config file {file} must hold a mapping of settings, not {type(data).__name__}")
     out = {str(k).replace("-", "_"): v for k, v in data.items()}
     # A saved training_config.json can be reused as a config file.
     out.pop("resolved", None)
@@ -253,10 +326,10 @@ def _upgrade_keys(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_keys(data: dict[str, Any], source: str = "TrainConfig") -> None:
-    known = {f.name for f in fields(TrainConfig)}
+    known = set(SETTINGS)
     unknown = set(data) - known
     if unknown:
-        raise ValueError(
+        raise ConfigError(
             f"unknown setting(s) in {source}: {', '.join(sorted(unknown))}; known settings: "
             f"{', '.join(sorted(known))}"
         )
@@ -264,7 +337,7 @@ def _check_keys(data: dict[str, Any], source: str = "TrainConfig") -> None:
 
 def _check_int(name: str, value: Any, *, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name}={value!r} is invalid: it must be an integer ≥ {minimum}")
+        raise ConfigError(f"{name}={value!r} is invalid: it must be an integer ≥ {minimum}")
 
 
 def _check_float(name: str, value: Any, *, minimum: float, strict: bool = False) -> None:
@@ -276,4 +349,4 @@ def _check_float(name: str, value: Any, *, minimum: float, strict: bool = False)
     )
     if not ok:
         relation = ">" if strict else "≥"
-        raise ValueError(f"{name}={value!r} is invalid: it must be a finite number {relation} {minimum}")
+        raise ConfigError(f"{name}={value!r} is invalid: it must be a finite number {relation} {minimum}")
