@@ -149,7 +149,6 @@ def build_dataset(
     *,
     split_seed: int,
     split_of: Sequence[str] | None = None,
-    fractions: dict[str, float] | None = None,
     split_info: dict | None = None,
 ) -> TextDataset:
     """Split (by ``split_of`` when given, else stratified and seeded) and record the split.
@@ -160,7 +159,7 @@ def build_dataset(
         chosen = {s: [i for i, v in enumerate(split_of) if v == s] for s in SPLIT_NAMES}
         split_info = split_info or {"method": "given", "column": "split"}
     else:
-        fractions = fractions or DEFAULT_FRACTIONS
+        fractions = DEFAULT_FRACTIONS
         chosen = stratified_split(labels, fractions, split_seed, groups=[
             " ".join(t.split()) for t in texts
         ])
