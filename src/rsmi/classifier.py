@@ -357,14 +357,17 @@ class RSMIClassifier:
         seed: int = 0,
         batch_size: int = 32,
         max_rows: int = 1024,
+        start: int = 0,
     ) -> Prediction:
         """Two-step Monte-Carlo prediction of the smoothed, masked classifier (METHOD.md).
 
         Args:
             texts: input texts (non-empty).
-            seed: all noise and mask draws of input ``i`` derive from ``(seed, i)``.
+            seed: all noise and mask draws of input ``i`` derive from ``(seed, start + i)``.
             batch_size: inputs per batch (length-sorted, padded to the batch's longest).
             max_rows: most rows (input × sample) in one forward call.
+            start: the index of ``texts[0]`` in a longer stream predicted in chunks, so that
+                ``predict(t[k:], start=k)`` answers exactly as the rows ``k:`` of ``predict(t)``.
         """
         texts = self.check_texts(texts)
         n, c = len(texts), self.num_labels
@@ -380,7 +383,7 @@ class RSMIClassifier:
         self.model.eval()
         batches, result.truncated = self.batches(texts, batch_size)
         for idx, inputs in batches:
-            self._predict_batch(idx, inputs, seed, max_rows, result)
+            self._predict_batch(idx + start, inputs, seed, max_rows, result, start)
         return result
 
     def _predict_batch(
@@ -390,6 +393,7 @@ class RSMIClassifier:
         seed: int,
         max_rows: int,
         result: Prediction,
+        start: int = 0,
     ) -> None:
         cfg = self.config
         b = len(idx)
@@ -408,7 +412,7 @@ class RSMIClassifier:
             for u, r in enumerate(uncertain):
                 final_logits[r] = step2[u]
                 votes[r] = self._counts(step2[u])
-        for r, i in enumerate(idx):
+        for r, i in enumerate(idx - start):  # idx: stream indices (seeds); i: row of result
             sample_logits = final_logits[r]
             if cfg.vote == "avg":
                 probs = torch.softmax(sample_logits.mean(dim=0), dim=-1)
@@ -466,6 +470,7 @@ class RSMIClassifier:
         seed: int = 0,
         batch_size: int = 32,
         max_rows: int = 1024,
+        start: int = 0,
     ) -> Certification:
         """Cohen et al. (2019)'s CERTIFY for the noise of the first noised block.
 
@@ -475,6 +480,7 @@ class RSMIClassifier:
         ``radius = noise_std · Φ⁻¹(p_A)`` with ``p_A`` the one-sided Clopper–Pearson lower bound
         on ``P(f = c_A)`` from ``n`` samples; ``c_A`` is chosen from ``n0`` separate samples.
         ABSTAIN when ``p_A ≤ 1/2``. The radius is in hidden space, not a number of words.
+        ``start`` is the index of ``texts[0]`` in a longer stream, as in :meth:`predict`.
         """
         cfg = self.config
         if not cfg.smoothing:
@@ -498,12 +504,13 @@ class RSMIClassifier:
         self.model.eval()
         batches, out.truncated = self.batches(texts, batch_size)
         for idx, inputs in batches:
-            masked, _, spent = self._masked_step1_inputs(inputs, idx, seed)
+            masked, _, spent = self._masked_step1_inputs(inputs, idx + start, seed)
             for r, i in enumerate(idx):
                 one = {k: v[r : r + 1] for k, v in masked.items()}
-                select = self._sample_counts(one, seed, i, PASS_CERTIFY_SELECT, n0, max_rows)
+                key = start + int(i)
+                select = self._sample_counts(one, seed, key, PASS_CERTIFY_SELECT, n0, max_rows)
                 top = int(select.argmax())
-                counts = self._sample_counts(one, seed, i, PASS_CERTIFY_ESTIMATE, n, max_rows)
+                counts = self._sample_counts(one, seed, key, PASS_CERTIFY_ESTIMATE, n, max_rows)
                 n_a = int(counts[top])
                 p_lower = float(proportion_confint(n_a, n, alpha=2 * alpha, method="beta")[0])
                 out.counts[i] = counts.cpu().numpy()

@@ -1,4 +1,4 @@
-"""Shared pieces of the CLI: reading input texts, RSMIConfig flags, JSON output."""
+"""Shared pieces of the CLI: RSMIConfig flags, checked numbers, devices, JSON output."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ import argparse
 import json
 import sys
 from dataclasses import fields
-from pathlib import Path
 from typing import Any, TextIO
 
+from rsmi.cli._input import read_texts as read_texts  # re-exported (the input texts)
 from rsmi.config import CANDIDATE_RULES, VOTES, RSMIConfig
+from rsmi.errors import ConfigError
 
 
 def console() -> Any:
@@ -119,76 +120,18 @@ def resolve_device(name: str | None) -> str:
     try:
         device = torch.device(name)
     except (RuntimeError, ValueError) as exc:
-        raise ValueError(
+        raise ConfigError(
             f"--device {name!r} is not a torch device: use cpu, cuda, cuda:0, mps"
         ) from exc
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available here; use --device cpu")
+        raise ConfigError(f"--device {name}: CUDA is not available here; use --device cpu")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise ValueError(f"--device {name}: there are {torch.cuda.device_count()} CUDA devices")
+        raise ConfigError(f"--device {name}: there are {torch.cuda.device_count()} CUDA devices")
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"--device {name}: MPS is not available here; use --device cpu")
+        raise ConfigError(f"--device {name}: MPS is not available here; use --device cpu")
     if device.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"--device {name!r} is not supported: use cpu, cuda, cuda:N or mps")
+        raise ConfigError(f"--device {name!r} is not supported: use cpu, cuda, cuda:N or mps")
     return str(device)
-
-
-def _decode_lines(data: bytes, source: str) -> list[str]:
-    """UTF-8 lines of ``data``; ValueError naming the line of the first bad byte."""
-    try:
-        return data.decode("utf-8-sig").splitlines()
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise ValueError(
-            f"{source}, line {line}: byte 0x{data[exc.start]:02x} is not UTF-8: re-save the "
-            "text as UTF-8"
-        ) from None
-
-
-def _read_stream(stdin: TextIO, source: str) -> list[str]:
-    buffer = getattr(stdin, "buffer", None)
-    if buffer is not None:
-        return _decode_lines(buffer.read(), source)
-    return stdin.read().splitlines()
-
-
-def read_texts(args: argparse.Namespace, stdin: TextIO | None = None) -> list[str]:
-    """Texts from the arguments, ``--input FILE`` or stdin; blank lines are an error."""
-    stdin = stdin or sys.stdin
-    texts = list(args.texts)
-    for i, text in enumerate(texts, start=1):
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError(
-                f"TEXT argument {i} is not valid UTF-8 (the shell passed undecodable bytes): "
-                "give the text in UTF-8"
-            ) from None
-    source = "argument"
-    if args.input:
-        source = args.input
-        if args.input == "-":
-            texts += _read_stream(stdin, "stdin")
-        else:
-            try:
-                data = Path(args.input).read_bytes()
-            except OSError as exc:
-                raise ValueError(
-                    f"--input {args.input} cannot be read ({exc.strerror or exc}): check the path"
-                ) from None
-            texts += _decode_lines(data, args.input)
-    elif not texts:
-        source = "stdin"
-        texts = _read_stream(stdin, "stdin")
-    if not texts:
-        raise ValueError("no input texts: give TEXT arguments, --input FILE, or lines on stdin")
-    for i, text in enumerate(texts, start=1):
-        if not text.strip():
-            raise ValueError(
-                f"text {i} ({source}) is empty or whitespace only: RSMI cannot classify an "
-                "empty text; remove the blank line"
-            )
-    return texts
 
 
 def print_jsonl(records: list[dict[str, Any]], out: TextIO | None = None) -> None:
@@ -196,3 +139,51 @@ def print_jsonl(records: list[dict[str, Any]], out: TextIO | None = None) -> Non
     for record in records:
         out.write(json.dumps(record, ensure_ascii=False) + "\n")
     out.flush()
+
+
+# ----------------------------------------------------------------------------- checked numbers
+SEED_LIMIT = 2**32
+"""Seeds are 0 ≤ seed < 2**32: what every consumer accepts (numpy's legacy seeding in training
+and attacks takes 32 bits; :func:`rsmi.noise.row_seed` would silently fold larger ones)."""
+MAX_SAMPLES_PER_STEP = 10_000
+"""Most Monte-Carlo samples of one step per input (``--k0``/``--k1``): step 1 and 2 repeat
+each input that many times in memory (the paper uses k0 = 5, k1 = 50)."""
+MAX_CERTIFY_SAMPLES = 10_000_000
+"""Most certification samples per input (``--n0``/``--n``; Cohen et al. use n = 100,000)."""
+MAX_BATCH_SIZE = 65_536
+
+# option dest → (smallest, largest, why the bound): integers, both ends included.
+INT_BOUNDS: dict[str, tuple[int, int, str]] = {
+    "seed": (0, SEED_LIMIT - 1, "seeds are 32-bit unsigned integers"),
+    "batch_size": (1, MAX_BATCH_SIZE, "texts per batch"),
+    "k0": (1, MAX_SAMPLES_PER_STEP, "samples per input of step 1 (the paper uses 5)"),
+    "k1": (1, MAX_SAMPLES_PER_STEP, "samples per input of step 2 (the paper uses 50)"),
+    "n0": (1, MAX_CERTIFY_SAMPLES, "certification samples that select the class"),
+    "n": (1, MAX_CERTIFY_SAMPLES, "certification samples per input (Cohen et al. use 100,000)"),
+}
+# option dest → why it is a probability in the open interval (0, 1).
+OPEN_UNIT: dict[str, str] = {
+    "alpha": "the p-value threshold of step 1",
+    "certify_alpha": "the failure probability of the certificate",
+}
+
+
+def check_numbers(args: argparse.Namespace) -> None:
+    """ConfigError naming the first option given out of its range (those in the tables above).
+
+    An option the command does not have, or left unset (``None``), is skipped.
+    """
+    for dest, (low, high, why) in INT_BOUNDS.items():
+        value = getattr(args, dest, None)
+        if value is not None and not low <= value <= high:
+            raise ConfigError(
+                f"--{dest.replace('_', '-')} {value} is out of range: it must be an integer "
+                f"from {low:,} to {high:,} ({why})"
+            )
+    for dest, why in OPEN_UNIT.items():
+        value = getattr(args, dest, None)
+        if value is not None and not 0.0 < value < 1.0:
+            raise ConfigError(
+                f"--{dest.replace('_', '-')} {value} is out of range: it must lie strictly "
+                f"between 0 and 1 ({why})"
+            )

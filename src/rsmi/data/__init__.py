@@ -21,13 +21,20 @@ from rsmi.data.hf import ALIASES as HF_ALIASES
 from rsmi.data.hf import is_hf_name, load_hf
 from rsmi.data.local import SUFFIXES, is_local_path, load_local
 from rsmi.data.splits import stratified_split
-from rsmi.data.types import DataError, DatasetUnavailableError, Example, TextDataset
+from rsmi.data.types import (
+    DataError,
+    DatasetUnavailableError,
+    Example,
+    TextDataset,
+    check_training_classes,
+)
 
 __all__ = [
     "DataError",
     "DatasetUnavailableError",
     "Example",
     "TextDataset",
+    "check_training_classes",
     "list_datasets",
     "load_dataset",
     "stratified_split",

@@ -258,7 +258,7 @@ def load_builtin(name: str, *, split_seed: int = 0) -> TextDataset:
     source_info.update(facts)
     info = {"source": source_info}
     dataset = build_dataset(name, texts, labels, list(spec.label_names), info,
-                            split_seed=split_seed, fractions=DEFAULT_FRACTIONS)
+                            split_seed=split_seed)
     write_cache(cache_dir, dataset, key)
     dataset.info["cache"] = str(cache_dir)
     return dataset

@@ -15,6 +15,8 @@ from collections.abc import Hashable, Sequence
 
 import numpy as np
 
+from rsmi.errors import ConfigError, DataError
+
 DEFAULT_FRACTIONS: dict[str, float] = {"train": 0.8, "dev": 0.1, "test": 0.1}
 DEV_FROM_TRAIN_FRACTIONS: dict[str, float] = {"train": 0.9, "dev": 0.1}
 
@@ -41,7 +43,7 @@ def stratified_split(
     _check_fractions(fractions)
     keys: Sequence[Hashable] = groups if groups is not None else range(len(labels))
     if len(keys) != len(labels):
-        raise ValueError(f"{len(labels)} labels but {len(keys)} group keys")
+        raise DataError(f"{len(labels)} labels but {len(keys)} group keys")
     members: dict[Hashable, list[int]] = {}
     for index, key in enumerate(keys):
         members.setdefault(key, []).append(index)
@@ -68,9 +70,9 @@ def stratified_split(
 
 def _check_fractions(fractions: dict[str, float]) -> None:
     if "train" not in fractions:
-        raise ValueError(f"split fractions {fractions} must include 'train'")
+        raise ConfigError(f"split fractions {fractions} must include 'train'")
     if any(f < 0 for f in fractions.values()) or not math.isclose(sum(fractions.values()), 1.0):
-        raise ValueError(f"split fractions {fractions} must be non-negative and sum to 1")
+        raise ConfigError(f"split fractions {fractions} must be non-negative and sum to 1")
 
 
 def _held_out_sizes(n: int, fractions: list[float]) -> list[int]:

@@ -90,6 +90,7 @@ def encode_labels(
     all_int = all(isinstance(v, int) for v in normalized)
 
     if label_names is None:
+        _refuse_label_variants(normalized, row_name)
         distinct = sorted(set(normalized), key=(lambda v: v) if all_int else str)
         names = [str(v) for v in distinct]
         index = {v: i for i, v in enumerate(distinct)}
@@ -119,6 +120,26 @@ def encode_labels(
     return labels, names
 
 
+def _refuse_label_variants(values: Sequence[int | str], row_name: RowName) -> None:
+    """DataError when two label values differ only in case or spacing (``pos`` / ``POS``).
+
+    They would silently become two classes; which one was meant is the user's to say. Explicit
+    ``label_names`` (``--label-names``) that list both keep them apart on purpose.
+    """
+    first: dict[str, tuple[str, int]] = {}
+    for i, value in enumerate(values):
+        if not isinstance(value, str):
+            continue
+        key = " ".join(value.split()).casefold()
+        seen = first.setdefault(key, (value, i))
+        if seen[0] != value:
+            raise DataError(
+                f"labels {seen[0]!r} ({row_name(seen[1])}) and {value!r} ({row_name(i)}) differ "
+                "only in case or spacing, so they would become two classes: write each label "
+                "one way in the data, or pass label_names (--label-names) listing both if they are two classes"
+            )
+
+
 def build_dataset(
     name: str,
     texts: list[str],
@@ -128,7 +149,6 @@ def build_dataset(
     *,
     split_seed: int,
     split_of: Sequence[str] | None = None,
-    fractions: dict[str, float] | None = None,
     split_info: dict | None = None,
 ) -> TextDataset:
     """Split (by ``split_of`` when given, else stratified and seeded) and record the split.
@@ -139,7 +159,7 @@ def build_dataset(
         chosen = {s: [i for i, v in enumerate(split_of) if v == s] for s in SPLIT_NAMES}
         split_info = split_info or {"method": "given", "column": "split"}
     else:
-        fractions = fractions or DEFAULT_FRACTIONS
+        fractions = DEFAULT_FRACTIONS
         chosen = stratified_split(labels, fractions, split_seed, groups=[
             " ".join(t.split()) for t in texts
         ])

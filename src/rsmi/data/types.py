@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from rsmi.errors import DataError
@@ -36,9 +37,9 @@ class TextDataset:
     info: dict = field(default_factory=dict)
 
     def split(self, name: str) -> list[Example]:
-        """The examples of split ``name``; ValueError naming the available splits otherwise."""
+        """The examples of split ``name``; DataError naming the available splits otherwise."""
         if name not in self.splits:
-            raise ValueError(
+            raise DataError(
                 f"dataset {self.name!r} has no split {name!r}; available splits: "
                 f"{', '.join(self.splits) or '(none)'}"
             )
@@ -55,3 +56,23 @@ class TextDataset:
             tally = Counter(ex.label for ex in examples)
             out[split_name] = {n: tally.get(i, 0) for i, n in enumerate(self.label_names)}
         return out
+
+
+def check_training_classes(
+    examples: Sequence[Example], label_names: Sequence[str], source: str
+) -> None:
+    """DataError when the examples a model will be trained on hold fewer than two classes.
+
+    A classifier trained on one class learns nothing, and the learning check would only say so
+    after the training, as if the learning rate were to blame. ``source`` names the data.
+    """
+    present = sorted({ex.label for ex in examples})
+    if len(present) >= 2 or not examples:
+        return
+    only = label_names[present[0]] if 0 <= present[0] < len(label_names) else present[0]
+    raise DataError(
+        f"the training split of {source} has only class {only!r} ({len(examples)} examples) "
+        f"of {list(label_names)}: a classifier cannot learn from one class; check the label "
+        "and split columns of the data (a given split column must put every class in train), "
+        "or train on more examples (--max-examples)"
+    )

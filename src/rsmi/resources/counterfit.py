@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rsmi.errors import ResourceError
+
 logger = logging.getLogger(__name__)
 
 WORDLIKE = re.compile(r"^[a-z](?:[a-z'\-]*[a-z])?$")
@@ -70,7 +72,7 @@ def load_glove(
         tokens = index_path.read_text(encoding="utf-8").split("\n")
     matrix = np.load(npy_path, mmap_mode="r")
     if matrix.shape[0] < len(tokens) - 1:
-        raise ValueError(f"{npy_path} has {matrix.shape[0]} rows but {index_path} "
+        raise ResourceError(f"{npy_path} has {matrix.shape[0]} rows but {index_path} "
                          f"lists {len(tokens)} words: the two files do not belong together")
     rows, words = [], []
     for i, tok in enumerate(tokens[: matrix.shape[0]]):

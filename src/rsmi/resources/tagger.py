@@ -13,6 +13,8 @@ import random
 import time
 from pathlib import Path
 
+from rsmi.errors import ConfigError
+
 logger = logging.getLogger(__name__)
 
 Sentence = list[tuple[str, str]]
@@ -62,7 +64,7 @@ def split_sentences(
 ) -> tuple[list[Sentence], list[Sentence]]:
     """Seeded shuffle, then ``(train, heldout)`` with ``heldout_fraction`` of the sentences."""
     if not 0.0 <= heldout_fraction < 1.0:
-        raise ValueError(f"heldout_fraction must be in [0, 1), got {heldout_fraction}")
+        raise ConfigError(f"heldout_fraction must be in [0, 1), got {heldout_fraction}")
     order = list(range(len(sentences)))
     random.Random(seed).shuffle(order)
     n_held = int(round(len(sentences) * heldout_fraction))

@@ -44,6 +44,9 @@ def train_dev_examples(dataset: Any, config: TrainConfig) -> tuple[list[Any], li
             f"dataset {dataset.name!r} gives {len(train)} training and {len(dev)} dev examples: "
             "both must be non-empty"
         )
+    from rsmi.data import check_training_classes
+
+    check_training_classes(train, dataset.label_names, f"dataset {dataset.name!r}")
     return train, dev, source
 
 
