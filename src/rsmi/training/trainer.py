@@ -200,8 +200,9 @@ def _prepare_out(out: Path, resume: bool, overwrite: bool) -> bool:
     if resume:
         if has_checkpoint:
             return True
-        log = out / LOG_FILE
-        if log.exists() and any(json.loads(line).get("event") == "finished" for line in log.read_text().splitlines() if line.strip()):
+        from rsmi.store.model_card import training_finished
+
+        if training_finished(out):
             raise ValueError(f"the run in {out} has already finished: nothing to resume")
         logger.info("no checkpoint in %s: starting from the beginning", out)
         return False
