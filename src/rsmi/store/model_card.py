@@ -235,6 +235,9 @@ def _run_advice(source: Path) -> str:
 
 def _read_hf_config(source: Path) -> dict[str, Any]:
     path = source / HF_CONFIG_FILE
+    if not path.exists():
+        raise ModelLoadError(f"{path} is missing: the model directory is incomplete; restore the "
+                             "file or re-save the model")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -287,9 +290,9 @@ def _warn_unchecked(source: Path, card: Mapping[str, Any]) -> None:
     if not card.get("weights_sha256"):
         unchecked.append("the weights")
     if "files_sha256" not in card:
-        unchecked.append(f"{HF_CONFIG_FILE} and the tokenizer files")
+        unchecked += [HF_CONFIG_FILE, "the tokenizer files"]
     if "card_sha256" not in card:
-        unchecked.append("the label names and RSMI settings in " + MODEL_CARD_FILE)
+        unchecked.append(f"{MODEL_CARD_FILE}'s own fields (label names, RSMI settings)")
     if unchecked:
         logger.warning(
             "%s records no digest of %s (saved by an older rsmi): these cannot be verified; "
