@@ -45,6 +45,8 @@ from typing import Any
 
 import yaml
 
+from rsmi.store.model_card import did_not_learn, training_finished
+
 Executor = Callable[[list[str]], int]
 
 # Training records copied into the results tree (small; never the weights).
@@ -180,32 +182,11 @@ def _train_flags(settings: dict[str, Any]) -> list[str]:
     return _flags({k: v for k, v in settings.items() if v is not False}, skip=("seeds",))
 
 
-def finished_training(out: Path) -> bool:
-    log = out / "log.jsonl"
-    if not log.exists():
-        return False
-    lines = log.read_text(encoding="utf-8").splitlines()
-    return any(json.loads(line).get("event") == "finished" for line in lines if line.strip())
-
-
-def did_not_learn(out: Path) -> str | None:
-    """Why a finished training is not a usable model (the trainer's learning check), else None.
-
-    ``rsmi train`` ends with a binomial test of dev accuracy against the majority-class rate
-    (issue 9); a sweep setting whose model failed it is not eligible for the selection: a
-    near-chance randomized model can look "robust" only because the attacker sees noise.
-    """
-    log = out / "log.jsonl"
-    if not log.exists():
-        return None
-    for line in log.read_text(encoding="utf-8").splitlines():
-        event = json.loads(line) if line.strip() else {}
-        if event.get("event") == "finished" and event.get("learned") is False:
-            acc, p = event.get("best_dev_accuracy"), event.get("learning_p_value")
-            return ("did not learn (dev accuracy "
-                    + ("?" if acc is None else f"{100 * acc:.1f} %")
-                    + ("" if p is None else f", p = {p:.2g} against the majority rate") + ")")
-    return None
+# Whether a training finished, and whether it learned (rsmi train's binomial test of dev
+# accuracy against the majority-class rate, issue 9): read from its records by the store. A
+# sweep setting whose model did not learn is not eligible for the selection: a near-chance
+# randomized model can look "robust" only because the attacker sees noise.
+finished_training = training_finished
 
 
 def complete_summary(out: Path) -> dict[str, Any] | None:

@@ -656,7 +656,7 @@ def test_a_model_that_learned_nothing_is_flagged(tiny_encoder, tmp_path, monkeyp
 
 
 def test_evaluate_prints_the_result_before_a_failed_save(saved_model, tmp_path, monkeypatch):
-    import rsmi.cli.evaluate as ev
+    import rsmi.store.evaluation as ev
 
     def fail(*args, **kwargs):
         raise OSError(28, "No space left on device")

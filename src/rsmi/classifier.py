@@ -21,7 +21,6 @@ do not depend on batch size, batch composition or padding.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -41,11 +40,9 @@ from rsmi.integrity import (
     ModelLoadError,
     check_finite,
     check_loading_info,
-    check_saved_files,
     hub_unreachable,
     looks_local,
     notice_new_weights,
-    weights_digests,
 )
 from rsmi.masking import (
     Candidates,
@@ -56,12 +53,14 @@ from rsmi.masking import (
 )
 from rsmi.noise import HiddenStateNoise, forward_sharing_prefix, row_seed
 from rsmi.precision import autocast, normalize_dtype, resolve_dtype
+from rsmi.store import model_card
+from rsmi.store.model_card import FORMAT_VERSION  # noqa: F401 - re-exported
+from rsmi.store.names import MODEL_CARD_FILE
 
 logger = logging.getLogger(__name__)
 
 ABSTAIN = -1
-RSMI_FILE = "rsmi.json"
-FORMAT_VERSION = 1
+RSMI_FILE = MODEL_CARD_FILE
 MINILM_ALIASES = ("minilm", "all-minilm-l6-v2")
 
 # Pass identifiers mixed into the row seeds: each kind of draw has its own stream.
@@ -542,24 +541,16 @@ class RSMIClassifier:
     def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
         """Write weights (safetensors), HF config, tokenizer, and ``rsmi.json`` to ``directory``."""
         path = Path(directory)
+        model_card.check_label_names(self.label_names, "cannot save the model")
         path.mkdir(parents=True, exist_ok=True)
         self.model.config.id2label = dict(enumerate(self.label_names))
         self.model.config.label2id = {name: i for i, name in enumerate(self.label_names)}
         self.model.save_pretrained(path, safe_serialization=True)
         self.tokenizer.save_pretrained(path)
-        meta = {
-            "format": "rsmi",
-            "format_version": FORMAT_VERSION,
-            "method": self.method,
-            "architecture": type(self.model).__name__,
-            "weights_sha256": weights_digests(path),
-            "config": self.config.to_dict(),
-            "label_names": self.label_names,
-            "metadata": self.metadata,
-        }
-        tmp = path / (RSMI_FILE + ".tmp")
-        tmp.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        tmp.replace(path / RSMI_FILE)
+        model_card.write_card(  # last: it records the digests of the files written above
+            path, method=self.method, architecture=type(self.model).__name__,
+            config=self.config.to_dict(), label_names=self.label_names, metadata=self.metadata,
+        )
         return path
 
     @classmethod
@@ -604,11 +595,8 @@ class RSMIClassifier:
             )
         saved = source / RSMI_FILE if source.is_dir() else None
         if saved is not None and saved.exists():
-            meta = _read_rsmi_json(saved)
+            meta = model_card.load_card(source)  # every file checked against its digest
             weights = source / "model.safetensors"
-            if not weights.exists() and not (source / "model.safetensors.index.json").exists():
-                raise ModelLoadError(f"{weights} is missing: the model directory is incomplete")
-            check_saved_files(source, meta, RSMI_FILE)
             base = RSMIConfig.from_dict(meta.get("config", {})) if config is None else config
             names = label_names if label_names is not None else meta.get("label_names")
             try:
@@ -634,6 +622,7 @@ class RSMIClassifier:
             )
             clf.metadata = dict(meta.get("metadata", {}))
         else:
+            model_card.check_not_incomplete(source)  # a killed save is not a plain encoder
             if (
                 label_names is not None
                 and num_labels is not None
@@ -709,18 +698,3 @@ def resolve_model_path(name_or_path: str | os.PathLike[str]) -> Path:
 
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()).rstrip(".")
-
-
-def _read_rsmi_json(path: Path) -> dict[str, Any]:
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelLoadError(f"{path} is not valid JSON ({exc}): re-save the model") from exc
-    if not isinstance(meta, dict) or meta.get("format") != "rsmi":
-        raise ModelLoadError(f'{path} is not an RSMI model description (no "format": "rsmi")')
-    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
-        raise ModelLoadError(
-            f"{path} has format_version {meta.get('format_version')}, newer than this rsmi "
-            f"({FORMAT_VERSION}): upgrade rsmi"
-        )
-    return meta

@@ -1,15 +1,17 @@
-"""Integrity checks: weight digests, complete loads, where a model comes from, finite outputs.
+"""Integrity checks: file digests, complete loads, where a model comes from, finite outputs.
 
-A saved RSMI model records the sha256 of each weights file in ``rsmi.json``; loading verifies
-it, so flipped bytes in a weights file are an error instead of a model that silently predicts
-NaN. Non-finite logits (NaN/inf, e.g. from corrupted or diverged weights) are an error
-everywhere they come out of the model: never a label, an accuracy or a certificate.
+A saved RSMI model records the sha256 of its weights, ``config.json`` and tokenizer files (and
+of its card's own fields) in ``rsmi.json``; loading verifies them
+(:mod:`rsmi.store.model_card`, which owns the card; the names are re-exported here), so flipped
+bytes in a weights file, an edited config or swapped label names are an error instead of a
+model that silently answers otherwise. Non-finite logits (NaN/inf, e.g. from corrupted or
+diverged weights) are an error everywhere they come out of the model: never a label, an
+accuracy or a certificate.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -20,47 +22,43 @@ import torch
 from torch import nn
 
 from rsmi.errors import ModelLoadError, NumericalError
-from rsmi.packages import sha256_file
+from rsmi.store.model_card import (
+    WEIGHT_SUFFIX,
+    IntegrityError,
+    verify,
+    verify_digests,
+    weight_files,
+    weights_digests,
+)
+from rsmi.store.names import MODEL_CARD_FILE
 
 logger = logging.getLogger(__name__)
 
-WEIGHT_SUFFIX = ".safetensors"
+__all__ = [
+    "WEIGHT_SUFFIX",
+    "IntegrityError",
+    "ModelLoadError",
+    "NonFiniteOutputError",
+    "check_finite",
+    "check_loading_info",
+    "check_saved_files",
+    "hub_unreachable",
+    "looks_local",
+    "notice_new_weights",
+    "state_digest",
+    "verify_weights",
+    "weight_files",
+    "weights_digests",
+]
 
 
 class NonFiniteOutputError(NumericalError):
     """The model produced NaN or infinite logits: its weights are corrupt or diverged."""
 
 
-class IntegrityError(ModelLoadError):
-    """A weights file does not match the digest recorded when it was saved."""
-
-
-def weight_files(directory: Path) -> list[Path]:
-    """The safetensors weight files of a model directory, sorted by name."""
-    return sorted(p for p in Path(directory).iterdir() if p.name.endswith(WEIGHT_SUFFIX))
-
-
-def weights_digests(directory: Path) -> dict[str, str]:
-    """``{file name: sha256}`` of every safetensors weight file in ``directory``."""
-    return {p.name: sha256_file(p) for p in weight_files(directory)}
-
-
 def verify_weights(directory: Path, recorded: Mapping[str, str]) -> None:
     """Raise :class:`IntegrityError` naming the first weights file whose digest differs."""
-    for name, expected in sorted(recorded.items()):
-        path = Path(directory) / name
-        if not path.is_file():
-            raise IntegrityError(
-                f"{path} is missing (rsmi.json records its sha256): restore the file or re-save "
-                "the model"
-            )
-        actual = sha256_file(path)
-        if actual != expected:
-            raise IntegrityError(
-                f"{path} is corrupt: its sha256 is {actual[:16]}…, but {expected[:16]}… was "
-                "recorded when the model was saved; restore the file from a backup or re-save "
-                "(re-train) the model"
-            )
+    verify_digests(Path(directory), recorded, "weights file")
 
 
 def state_digest(model: nn.Module) -> str:
@@ -126,30 +124,9 @@ def hub_unreachable(name: str) -> bool:
         return True
 
 
-def check_saved_files(source: Path, meta: Mapping[str, Any], meta_name: str = "rsmi.json") -> None:
-    """The weights match their recorded digests; config.json names the saved architecture."""
-    recorded = meta.get("weights_sha256")
-    if recorded:
-        verify_weights(source, recorded)
-    else:
-        logger.warning("%s records no weights digest (saved by an older rsmi): the weights "
-                       "cannot be verified; re-save the model to record one", source / meta_name)
-    architecture = meta.get("architecture")
-    if architecture:
-        try:
-            hf_config = json.loads((source / "config.json").read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ModelLoadError(
-                f"{source / 'config.json'} cannot be read ({' '.join(str(exc).split())}): restore the file "
-                "or re-save the model"
-            ) from exc
-        named = (hf_config.get("architectures") or [None])[0] if isinstance(hf_config, dict) else None
-        if named != architecture:
-            raise ModelLoadError(
-                f"{source / 'config.json'} names the architecture {named!r}, but the model was "
-                f"saved as {architecture!r}: the file was replaced or edited; restore it or "
-                "re-save the model"
-            )
+def check_saved_files(source: Path, meta: Mapping[str, Any], meta_name: str = MODEL_CARD_FILE) -> None:
+    """Every file of a saved model matches its card (:func:`rsmi.store.model_card.verify`)."""
+    verify(source, meta)
 
 
 def check_loading_info(source: Path, info: Mapping[str, Any]) -> None:

@@ -17,6 +17,17 @@ from pathlib import Path
 from typing import Any
 
 from rsmi.config import RSMIConfig
+from rsmi.errors import ResumeError, StoreError
+from rsmi.store.atomic import atomic_write_text
+from rsmi.store.names import (
+    EVALUATION_FILE,
+    PIPELINE_FILE,
+    PIPELINE_PLOT_FILE,
+    PIPELINE_REPORT_FILE,
+    PREDICTIONS_FILE,
+    SUMMARY_FILE,
+    TRAINING_CONFIG_FILE,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -75,18 +86,6 @@ class PipelineConfig:
         return resolve_dtype(self.dtype, "cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _finished(model_dir: Path) -> bool:
-    from rsmi.training.trainer import LOG_FILE
-
-    log = model_dir / LOG_FILE
-    if not log.exists():
-        return False
-    for line in log.read_text(encoding="utf-8").splitlines():
-        if line.strip() and json.loads(line).get("event") == "finished":
-            return True
-    return False
-
-
 # Settings that change the trained weights (or, for rsmi, the saved predictor); a reused
 # model must match them.
 _TRAINING_KEYS = (
@@ -104,9 +103,9 @@ def _check_same_training(config: Any, model_dir: Path) -> None:
     import torch
 
     from rsmi.precision import resolve_dtype
-    from rsmi.training.config import CONFIG_FILE, saved_dtype
+    from rsmi.training.config import saved_dtype
 
-    raw = json.loads((model_dir / CONFIG_FILE).read_text(encoding="utf-8"))
+    raw = json.loads((model_dir / TRAINING_CONFIG_FILE).read_text(encoding="utf-8"))
     wanted = config.to_dict()
     # A setting added after the model was trained ran at its default (which is what ran).
     saved = {**type(config)().to_dict(), **raw}
@@ -121,7 +120,7 @@ def _check_same_training(config: Any, model_dir: Path) -> None:
         details = ", ".join(
             f"{k}: saved {saved.get(k)!r} vs asked {wanted.get(k)!r}" for k in differ
         )
-        raise ValueError(
+        raise ResumeError(
             f"{model_dir} holds a model trained with other settings ({details}): "
             "choose another --out, or delete that directory to train again"
         )
@@ -129,6 +128,7 @@ def _check_same_training(config: Any, model_dir: Path) -> None:
 
 def train_stage(cfg: PipelineConfig, method: str, dataset: Any, say: Say) -> Path:
     """Train ``method`` (or resume it, or reuse the finished model)."""
+    from rsmi.store.model_card import training_finished
     from rsmi.training import TrainConfig, train
 
     model_dir = Path(cfg.out) / "models" / method
@@ -144,7 +144,7 @@ def train_stage(cfg: PipelineConfig, method: str, dataset: Any, say: Say) -> Pat
         dtype=cfg.dtype,
         **{**cfg.train_overrides, **(cfg.rsmi_overrides if method == "rsmi" else {})},
     )
-    if _finished(model_dir):
+    if training_finished(model_dir):
         _check_same_training(config, model_dir)
         say(f"[train] {method}: finished model in {model_dir}, reused")
         return model_dir
@@ -157,14 +157,22 @@ def train_stage(cfg: PipelineConfig, method: str, dataset: Any, say: Say) -> Pat
 def evaluate_stage(
     cfg: PipelineConfig, method: str, model_dir: Path, dataset: Any, say: Say
 ) -> Path:
-    """Clean test accuracy (two-step prediction for RSMI), cached in ``eval/<method>.json``."""
-    from rsmi import RSMIClassifier
-    from rsmi.training import evaluate
+    """Clean test accuracy (two-step prediction for RSMI), cached in ``eval/<method>/``.
 
-    path = Path(cfg.out) / "eval" / method / "evaluation.json"
+    Writes ``evaluation.json`` and ``predictions.jsonl`` in the shape ``rsmi evaluate`` writes
+    (:mod:`rsmi.store.evaluation`); an existing evaluation made with the same settings is reused.
+    """
+    from rsmi import RSMIClassifier
+    from rsmi.store import evaluation as store
+    from rsmi.training.evaluate import evaluate_with_predictions
+
+    path = Path(cfg.out) / "eval" / method / EVALUATION_FILE
     clf = RSMIClassifier.from_pretrained(model_dir, dtype=cfg.dtype)
     if path.exists():
-        cached = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            cached = store.read_evaluation(path)
+        except StoreError:
+            cached = {}
         if (
             cached.get("config") == clf.config.to_dict()
             and cached.get("seed") == cfg.seed
@@ -173,15 +181,12 @@ def evaluate_stage(
             say(f"[evaluate] {method}: {path} exists, reused")
             return path
         say(f"[evaluate] {method}: {path} was made with other settings, evaluating again")
-    result = evaluate(clf, dataset.split("test"), seed=cfg.seed)
-    result.update(
-        {"model": str(model_dir), "method": clf.method, "data": cfg.data, "split": "test",
-         "training": clf.metadata.get("training")}
+    measured, records = evaluate_with_predictions(clf, dataset.split("test"), seed=cfg.seed)
+    setup = store.EvaluationSetup(
+        model=str(model_dir), data=cfg.data, split="test", predictions=PREDICTIONS_FILE
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    result = store.build_evaluation(setup, measured, clf.metadata)
+    store.write_evaluation(path, result, records, path.with_name(PREDICTIONS_FILE))
     say(f"[evaluate] {method}: clean accuracy {100 * result['clean_accuracy']:.1f} %")
     return path
 
@@ -198,7 +203,6 @@ def attack_stage(
     """Attack one model with one recipe; resumes an unfinished run."""
     from rsmi import RSMIClassifier
     from rsmi.attacks import AttackConfig, run_attack
-    from rsmi.attacks.records import SUMMARY_FILE
 
     run_dir = Path(cfg.out) / "attacks" / f"{method}-{recipe}"
     summary_path = run_dir / SUMMARY_FILE
@@ -206,7 +210,7 @@ def attack_stage(
     if summary_path.exists() and json.loads(summary_path.read_text()).get("complete"):
         done = json.loads(summary_path.read_text()).get("dtype", "float32")
         if done != dtype:
-            raise ValueError(
+            raise ResumeError(
                 f"{run_dir} holds a finished attack computed in {done}, not {dtype}: choose "
                 "another --out, or use the same --dtype"
             )
@@ -218,7 +222,7 @@ def attack_stage(
         recipe=recipe,
         preset=cfg.preset,
         num_examples=cfg.num_examples,
-        # PROTOCOL.md: a randomized defense is reported as mean ± std over its attack seeds;
+        # docs/protocol.md: a randomized defense is reported as mean ± std over its attack seeds;
         # a deterministic model gives the same result for every seed, so it runs one.
         seeds=cfg.attack_seeds if randomized else cfg.attack_seeds[:1],
         eot=cfg.eot if randomized else 1,
@@ -234,7 +238,7 @@ def attack_stage(
     return run_dir
 
 
-RUN_FILES = ("pipeline.json", "models", "eval", "attacks", "report.md", "results.png")
+RUN_FILES = (PIPELINE_FILE, "models", "eval", "attacks", PIPELINE_REPORT_FILE, PIPELINE_PLOT_FILE)
 
 
 def run_pipeline(
@@ -248,7 +252,7 @@ def run_pipeline(
     from rsmi.rundir import claim_run
 
     with claim_run(cfg.out, "pipeline", overwrite=overwrite, legacy=RUN_FILES,
-                   evidence=("pipeline.json",)):
+                   evidence=(PIPELINE_FILE,)):
         return _run_pipeline(cfg, say)
 
 
@@ -259,10 +263,8 @@ def _run_pipeline(cfg: PipelineConfig, say: Say | None) -> list[Any]:
     from rsmi.resources.prepare import prepare
 
     say = say or (lambda msg: logger.info("%s", msg))
-    from rsmi.rundir import atomic_write_text
-
     out = Path(cfg.out)
-    atomic_write_text(out / "pipeline.json", json.dumps(asdict(cfg), indent=2) + "\n")
+    atomic_write_text(out / PIPELINE_FILE, json.dumps(asdict(cfg), indent=2) + "\n")
     dataset = load_dataset(cfg.data)
     resources = None
     if cfg.recipes:
@@ -276,14 +278,14 @@ def _run_pipeline(cfg: PipelineConfig, say: Say | None) -> list[Any]:
         for recipe in cfg.recipes:
             run_dir = attack_stage(cfg, method, recipe, model_dir, dataset, resources, say)
             rows.append(reports.load_row(run_dir))
-    plot = reports.plot(rows, out / "results.png", title=f"{cfg.data}: clean vs under attack")
+    plot = reports.plot(rows, out / PIPELINE_PLOT_FILE, title=f"{cfg.data}: clean vs under attack")
     notes = (
         f"Data `{cfg.data}`, backbone `{cfg.model}`, {cfg.epochs} epoch(s), max length "
         f"{cfg.max_length}; attacks: {', '.join(cfg.recipes) or 'none'}, preset `{cfg.preset}`, "
         f"{cfg.num_examples} test examples, attack seeds {list(cfg.attack_seeds)}, no output cache."
     )
     atomic_write_text(
-        out / "report.md",
+        out / PIPELINE_REPORT_FILE,
         reports.markdown_report(
             rows, title="rsmi pipeline results", notes=notes, plot_file=plot.name
         ),

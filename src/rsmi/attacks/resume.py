@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ from rsmi.attacks.config import AttackConfig
 from rsmi.attacks.records import EXAMPLES_FILE, RUN_FILE, read_records, write_json
 from rsmi.errors import ResumeError, RunDirError
 from rsmi.runctl import check_resumable
-from rsmi.store.names import TRAINING_CONFIG_FILE
+from rsmi.store.model_card import training_cpu  # the owner: rsmi.store.model_card
 
 logger = logging.getLogger(__name__)
 
@@ -56,20 +55,6 @@ class RunIdentity:
 
     def write(self, run_dir: Path) -> None:
         write_json(run_dir / RUN_FILE, self.to_dict())
-
-
-def training_cpu(model: str | os.PathLike[str] | None) -> str | None:
-    """The CPU a saved model was trained on (``training_config.json`` beside its weights, as
-    ``rsmi train`` writes it), or ``None`` when not recorded: bfloat16 training from one seed
-    gives other weights on another kind of CPU, so a resumed attack names both."""
-    if not model:
-        return None
-    try:
-        data = json.loads((Path(model) / TRAINING_CONFIG_FILE).read_text(encoding="utf-8"))
-        cpu = data["provenance"]["machine"]["cpu"]
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
-        return None
-    return cpu if isinstance(cpu, str) and cpu else None
 
 
 def check_resume(run_dir: Path, wanted: RunIdentity, resume: bool) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -14,10 +13,18 @@ from rsmi.cli._common import (
     resolve_device,
 )
 from rsmi.cli.main import CLIError
-from rsmi.cli.train import metadata_warning
-from rsmi.rundir import atomic_write_text, check_writable
+from rsmi.errors import ConfigError, DataError
+from rsmi.store.evaluation import (
+    EvaluationSetup,
+    build_evaluation,
+    check_outputs,
+    evaluation_text,
+    predictions_path,
+    write_evaluation,
+)
+from rsmi.store.names import PREDICTIONS_FILE
 
-PREDICTIONS_FILE = "predictions.jsonl"
+__all__ = ["predictions_path", "register", "run"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "effective RSMI config, the overrides given and provenance). With --out, one line per "
         "example (index, label, pred, probs, second_step, forward_passes) goes to "
         f"{PREDICTIONS_FILE} beside it (or --predictions FILE): two models evaluated on the same "
-        "split can then be compared pairwise (McNemar).",
+        "split can then be compared pairwise (McNemar). An existing file is replaced only when "
+        "it is an earlier rsmi evaluate output (else --overwrite); file formats: "
+        "docs/protocol.md.",
     )
     p.add_argument("--model", required=True, help="a saved RSMI model directory")
     p.add_argument("--data", required=True, help="dataset name or path (rsmi data list)")
@@ -47,34 +56,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--predictions", metavar="FILE", default=None,
                    help=f"per-example predictions (default: {PREDICTIONS_FILE} beside --out)")
     p.add_argument("--overwrite", action="store_true",
-                   help="replace an --out FILE that is not an earlier rsmi evaluate result")
+                   help="replace --out / --predictions files that are not earlier rsmi evaluate "
+                   "outputs")
     add_inference_flags(p)
     p.set_defaults(func=run)
 
 
-def predictions_path(out: str | None, predictions: str | None) -> Path | None:
-    """Where the per-example predictions go: ``--predictions``, else beside ``--out``."""
-    if predictions:
-        return Path(predictions)
-    if not out:
-        return None
-    out_path = Path(out)
-    name = PREDICTIONS_FILE if out_path.stem == "evaluation" else f"{out_path.stem}.{PREDICTIONS_FILE}"
-    return out_path.with_name(name)
-
-
 def run(args: argparse.Namespace) -> int:
-
     from rsmi import RSMIClassifier
     from rsmi.data import load_dataset
-    from rsmi.provenance import provenance
     from rsmi.training.evaluate import evaluate_with_predictions
     from rsmi.training.trainer import select_examples
 
     if args.max_examples is not None and args.max_examples < 1:
-        raise ValueError(f"--max-examples={args.max_examples} is invalid: it must be ≥ 1")
-    if args.out:  # before the long work: a result that cannot be saved is found out now
-        _check_out(Path(args.out), args.overwrite)
+        raise ConfigError(f"--max-examples={args.max_examples} is invalid: it must be ≥ 1")
+    pred_path = predictions_path(args.out, args.predictions)
+    if args.out and pred_path is not None and Path(args.out).resolve() == pred_path.resolve():
+        raise ConfigError(f"--out and --predictions name the same file {args.out}: give two files")
+    # Before the long work: a result that cannot be saved, or would replace a user's file, is
+    # found out now.
+    check_outputs(args.out, pred_path, overwrite=args.overwrite,
+                  what=("--out", "--predictions" if args.predictions else "the predictions file"))
     overrides = inference_overrides(args)
     clf = RSMIClassifier.from_pretrained(
         args.model, device=resolve_device(args.device), dtype=args.dtype, **overrides
@@ -82,55 +84,29 @@ def run(args: argparse.Namespace) -> int:
     data = load_dataset(args.data, split_seed=args.split_seed, text_column=args.text_column,
                         label_column=args.label_column)
     if list(data.label_names) != list(clf.label_names):
-        raise ValueError(
+        raise DataError(
             f"the model's classes {clf.label_names} differ from the data's {data.label_names}: "
             "evaluate on the dataset (and label set) the model was trained on"
         )
     chosen = select_examples(list(enumerate(data.split(args.split))), args.max_examples, args.seed)
-    result, records = evaluate_with_predictions(
+    measured, records = evaluate_with_predictions(
         clf, [ex for _, ex in chosen], seed=args.seed, batch_size=args.batch_size,
         indices=[i for i, _ in chosen],
     )
-    pred_path = predictions_path(args.out, args.predictions)
-    result = {
-        "model": str(args.model), "data": data.name, "split": args.split,
-        "split_seed": args.split_seed, "max_examples": args.max_examples, **result,
-        "model_overrides": overrides,
-        "training": clf.metadata.get("training"),  # data, seed, lr, epoch of the saved weights
-        "predictions": None if pred_path is None else pred_path.name,
-        **provenance(),
-    }
-    warning = metadata_warning(clf.metadata)
-    if warning:
-        result["warnings"] = [warning]
+    setup = EvaluationSetup(
+        model=str(args.model), data=data.name, split=args.split, split_seed=args.split_seed,
+        max_examples=args.max_examples, model_overrides=overrides,
+        predictions=None if pred_path is None else pred_path.name,
+    )
+    result = build_evaluation(setup, measured, clf.metadata)
+    for warning in result.get("warnings", []):
         print(f"rsmi evaluate: warning: {warning}", file=sys.stderr)
-    text = json.dumps(result, indent=2)
-    print(text, flush=True)  # the result first: a failed save never loses it
-    if args.out or pred_path is not None:
-        try:
-            if args.out:
-                atomic_write_text(args.out, text + "\n")
-            if pred_path is not None:
-                atomic_write_text(pred_path, "".join(json.dumps(r) + "\n" for r in records))
-        except OSError as exc:
-            raise CLIError(
-                f"the result (printed above) could not be saved to {args.out or pred_path} "
-                f"({exc.strerror or exc}): copy it from the output, or fix the path"
-            ) from exc
+    print(evaluation_text(result), flush=True)  # the result first: a failed save never loses it
+    try:
+        write_evaluation(args.out, result, records, pred_path)
+    except OSError as exc:
+        raise CLIError(
+            f"the result (printed above) could not be saved to {args.out or pred_path} "
+            f"({exc.strerror or exc}): copy it from the output, or fix the path"
+        ) from exc
     return 0
-
-
-def _check_out(path: Path, overwrite: bool) -> None:
-    """--out must be writable, and not a file of the user's that evaluate did not write."""
-    check_writable(path)
-    if path.exists() and not overwrite:
-        try:
-            previous = json.loads(path.read_text(encoding="utf-8"))
-            ours = isinstance(previous, dict) and "clean_accuracy" in previous and "model" in previous
-        except (OSError, ValueError):
-            ours = False
-        if not ours:
-            raise CLIError(
-                f"--out {path} exists and is not an rsmi evaluate result: choose another file "
-                "(or --overwrite to replace it)"
-            )

@@ -12,8 +12,12 @@ import sys
 from typing import Any
 
 from rsmi.config import CANDIDATE_RULES
+from rsmi.errors import ConfigError
 from rsmi.precision import DTYPES
+from rsmi.store.model_card import metadata_warning, model_warning
 from rsmi.training.config import FREELB_PRESETS, METHODS, RSMI_FIELDS, TrainConfig, setting_fields
+
+__all__ = ["build_config", "metadata_warning", "model_warning", "register", "run"]
 
 # Flags whose value may be absent (None) and their element type.
 _OPTIONAL = {"data": str, "max_examples": int, "max_eval_examples": int, "text_column": str,
@@ -102,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = build_config(args)
     if config.data is None:
-        raise ValueError("no data: give --data NAME_OR_PATH (see `rsmi data list`) or data: in --config")
+        raise ConfigError("no data: give --data NAME_OR_PATH (see `rsmi data list`) or data: in --config")
     try:
         out = train(config, resume=args.resume, overwrite=args.overwrite, progress=sys.stderr.isatty())
     except TrainingInterrupted as exc:
@@ -114,25 +118,3 @@ def run(args: argparse.Namespace) -> int:
         if warning:
             print(f"rsmi train: warning: {warning}", file=sys.stderr)
     return 0
-
-
-def model_warning(model_dir: Any) -> str | None:
-    """The 'did not learn' warning recorded in a saved model's rsmi.json (None if it learned)."""
-    import json
-    from pathlib import Path
-
-    try:
-        meta = json.loads((Path(model_dir) / "rsmi.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return metadata_warning(meta.get("metadata", {}))
-
-
-def metadata_warning(metadata: dict[str, Any] | None) -> str | None:
-    """The warning for a model whose training check says it did not learn (else None)."""
-    check = ((metadata or {}).get("training") or {}).get("learning_check")
-    if not check or check.get("learned", True):
-        return None
-    from rsmi.training.trainer import not_learned_warning
-
-    return not_learned_warning(check)

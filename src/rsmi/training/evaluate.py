@@ -1,4 +1,8 @@
-"""Clean evaluation of a trained model, as deployed (two-step prediction for RSMI)."""
+"""Clean evaluation of a trained model, as deployed (two-step prediction for RSMI).
+
+The measurements and per-example records here are written to disk by
+:mod:`rsmi.store.evaluation` (``evaluation.json`` + ``predictions.jsonl``; docs/protocol.md).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from rsmi.classifier import RSMIClassifier
+from rsmi.errors import ConfigError, DataError
 
 
 def evaluate(
@@ -51,10 +56,10 @@ def evaluate_with_predictions(
     """
     items = list(examples)
     if not items:
-        raise ValueError("no examples to evaluate: the split (or --max-examples) leaves none")
+        raise DataError("no examples to evaluate: the split (or --max-examples) leaves none")
     labels = np.array([int(e.label) for e in items])
     if labels.min() < 0 or labels.max() >= clf.num_labels:
-        raise ValueError(
+        raise DataError(
             f"labels {sorted(set(labels.tolist()))} do not fit the model's {clf.num_labels} classes "
             f"{clf.label_names}: evaluate on data with the same label set"
         )
@@ -71,7 +76,7 @@ def evaluate_with_predictions(
         }
     index = list(range(len(items))) if indices is None else [int(i) for i in indices]
     if len(index) != len(items):
-        raise ValueError(f"{len(index)} indices for {len(items)} examples: give one per example")
+        raise ConfigError(f"{len(index)} indices for {len(items)} examples: give one per example")
     records = [
         {
             "index": index[i],

@@ -24,13 +24,3 @@ def learning_check(accuracy: float, labels: np.ndarray) -> dict[str, Any]:
     p = float(binomtest(correct, n, min(majority, 1.0), alternative="greater").pvalue) if n else 1.0
     return {"dev_accuracy": accuracy, "majority_rate": majority, "num_dev_examples": n,
             "p_value": p, "learned": bool(p < LEARNING_P_VALUE)}
-
-
-def not_learned_warning(check: dict[str, Any]) -> str:
-    """The one-line warning for a run whose :func:`learning_check` says it did not learn."""
-    return (
-        f"the model did not learn: dev accuracy {check['dev_accuracy']:.3f} is not significantly "
-        f"above the majority-class rate {check['majority_rate']:.3f} (one-sided binomial test, "
-        f"p = {check['p_value']:.3g}, n = {check['num_dev_examples']}); train longer, on more "
-        "data, or with another --lr before using it"
-    )

@@ -38,6 +38,7 @@ from rsmi.classifier import RSMIClassifier
 from rsmi.errors import ConfigError
 from rsmi.runctl import stop_on_signals
 from rsmi.store.atomic import JsonlWriter
+from rsmi.store.model_card import not_learned_warning
 from rsmi.store.names import TRAINING_LOG_FILE
 from rsmi.training.batching import Collator, LengthGroupedBatches, encode
 from rsmi.training.build import (
@@ -49,7 +50,7 @@ from rsmi.training.build import (
 from rsmi.training.checkpoint import TrainState, checkpoint_path, load_checkpoint, save_checkpoint
 from rsmi.training.config import TrainConfig
 from rsmi.training.data import data_digest, load_training_data, train_dev_examples
-from rsmi.training.learning import learning_check, not_learned_warning
+from rsmi.training.learning import learning_check
 from rsmi.training.steps import STEPS, StepContext
 
 logger = logging.getLogger(__name__)

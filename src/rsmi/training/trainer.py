@@ -29,6 +29,7 @@ from rsmi.errors import ResumeError, RunDirError
 from rsmi.precision import accelerate_mixed_precision, resolve_dtype
 from rsmi.runctl import check_resumable
 from rsmi.rundir import claim_run
+from rsmi.store.model_card import not_learned_warning, training_finished
 from rsmi.store.names import (
     CHECKPOINT_DIR,
     HF_CONFIG_FILE,
@@ -48,7 +49,7 @@ from rsmi.training.data import (
     select_examples,
     train_dev_examples,
 )
-from rsmi.training.learning import LEARNING_P_VALUE, learning_check, not_learned_warning
+from rsmi.training.learning import LEARNING_P_VALUE, learning_check
 from rsmi.training.run import StepInfo, TrainingInterrupted, TrainingRun, evaluate_dev
 
 __all__ = [
@@ -139,8 +140,7 @@ def _prepare_out(out: Path, resume: bool, overwrite: bool) -> bool:
     if resume:
         if has_checkpoint:
             return True
-        log = out / LOG_FILE
-        if log.exists() and any(json.loads(line).get("event") == "finished" for line in log.read_text().splitlines() if line.strip()):
+        if training_finished(out):
             raise ResumeError(f"the run in {out} has already finished: nothing to resume")
         logger.info("no checkpoint in %s: starting from the beginning", out)
         return False
