@@ -380,7 +380,7 @@ def check_int(
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ConfigError(f"{name}={value!r} is invalid: it must be an integer ≥ {minimum}")
     if maximum is not None and value > maximum:
-        raise ConfigError(f"{name}={value:,} is invalid: at most {maximum:,}{why}")
+        raise ConfigError(f"{name}={value} is invalid: at most {maximum:,}{why}")
 
 
 def check_sampling(*, seed: Any, batch_size: Any, max_rows: Any) -> None:
