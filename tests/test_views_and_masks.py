@@ -143,9 +143,8 @@ def test_set_config_and_set_dtype_still_work_but_are_deprecated(base):
 @pytest.fixture(scope="module")
 def textattack_offline(tmp_path_factory):
     """TextAttack imported with test_attack's tiny offline resources (no download)."""
-    from test_attack import TinyResources
-
     from rsmi.attacks._textattack import load_textattack
+    from test_attack import TinyResources
 
     return load_textattack(TinyResources(tmp_path_factory.mktemp("resources")))
 
