@@ -105,7 +105,6 @@ class RSMIModelWrapper(ModelWrapper):
             for x in inputs
         ]
 
-
     @contextlib.contextmanager
     def deterministic(self) -> Iterator[RSMIClassifier]:
         """Within the block, queries go to the classifier's plain view (no noise, no masks).
