@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import rsmi.classifier as classifier_module
+import rsmi.inference as classifier_module  # where predict calls saliency
 from rsmi import RSMIClassifier
 from rsmi.testing.reference import reference_predict
 

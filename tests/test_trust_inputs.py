@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from conftest import make_tiny_bert
-from rsmi import RSMIClassifier, RSMIConfig
+from rsmi import RSMIClassifier, RSMIConfig, StreamSeed
 from rsmi.cli._input import CHUNK_LINES, MAX_LINE_BYTES
 from rsmi.cli.main import main
 from rsmi.data import DataError, Example, TextDataset, check_training_classes
@@ -109,7 +109,6 @@ class Case:
     message: str = ""
     stdin: bytes = b""
     check: Callable[[str], None] | None = None
-    seconds: float = 30.0
 
 
 CASES = [
@@ -143,17 +142,16 @@ CASES = [
     # --- unbounded inputs
     Case("a line without newline longer than the bound (like /dev/zero)",
          lambda ctx: predict("--input", ctx.file("zero.bin", b"\0" * (MAX_LINE_BYTES + 10)))(ctx), 2,
-         r"zero\.bin, line 1 is longer than 1,048,576 bytes", seconds=5),
-    Case("--input /dev/zero", predict("--input", "/dev/zero"), 2, r"/dev/zero, line 1 is longer than",
-         seconds=5),
+         r"zero\.bin, line 1 is longer than 1,048,576 bytes"),
+    Case("--input /dev/zero", predict("--input", "/dev/zero"), 2, r"/dev/zero, line 1 is longer than"),
     Case("a long line after good ones", predict(), 2, r"stdin, line 3 is longer than",
-         stdin=b"good\nbad\n" + b"x" * (MAX_LINE_BYTES + 1), seconds=10),
+         stdin=b"good\nbad\n" + b"x" * (MAX_LINE_BYTES + 1)),
     # --- numbers on the command line
     Case("--seed 2**33", predict("--seed", str(2**33), "good"), 2,
          r"--seed 8589934592 is out of range: it must be an integer from 0 to 4,294,967,295"),
     Case("--seed -1", certify("--seed", "-1", "good"), 2, r"--seed -1 is out of range"),
     Case("--k0 100000000", predict("--k0", "100000000", "good"), 2,
-         r"--k0 100000000 is out of range: it must be an integer from 1 to 10,000", seconds=5),
+         r"--k0 100000000 is out of range: it must be an integer from 1 to 10,000"),
     Case("--k1 0", predict("--k1", "0", "good"), 2, r"--k1 0 is out of range"),
     Case("--n 10**9", certify("--n", str(10**9), "good"), 2, r"--n 1000000000 is out of range"),
     Case("--n0 0", certify("--n0", "0", "good"), 2, r"--n0 0 is out of range"),
@@ -188,14 +186,11 @@ CASES = [
 def test_trust_inputs(case: Case, saved_model, tiny_encoder, tmp_path):
     ctx = Ctx(tmp_path, saved_model, tiny_encoder)
     argv = case.argv(ctx)
-    started = time.perf_counter()
     code, out, err = run_cli(argv, case.stdin)
-    seconds = time.perf_counter() - started
     assert code == case.code, (out, err)
     if case.code == 2:
         lines = err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith(f"rsmi {argv[0]}: error: "), err
-        assert seconds < case.seconds, seconds
     assert re.search(case.message, err), err
     if case.check is not None:
         case.check(out)
@@ -249,11 +244,9 @@ def test_a_10k_line_input_streams_in_order_with_bounded_lag(saved_model, monkeyp
 
     monkeypatch.setattr(sys, "stdin", Stdin())
     err = io.StringIO()
-    started = time.perf_counter()
     with redirect_stdout(out), redirect_stderr(err):
         code = main(["predict", "--model", str(saved_model), "--num-masks", "0", "--k0", "1",
                      "--batch-size", "64"])
-    seconds = time.perf_counter() - started
     assert code == 0, err.getvalue()
     records = [json.loads(line) for line in out.getvalue().splitlines()]
     assert len(records) == 10_000
@@ -264,21 +257,20 @@ def test_a_10k_line_input_streams_in_order_with_bounded_lag(saved_model, monkeyp
     assert feed.first_output_at is not None and feed.first_output_at <= 2 * CHUNK_LINES
     assert feed.lag <= CHUNK_LINES
     assert err.getvalue() == ""  # no progress bar without a terminal or -v
-    assert seconds < 120, seconds
 
 
 def test_chunked_answers_are_the_whole_answers(make_classifier, texts):
-    """``start`` keeps each text's draws: a chunk answers exactly as the same rows of the whole."""
+    """A StreamSeed keeps each text's draws: a chunk answers exactly as the same rows of the whole."""
     clf = make_classifier(max_length=16, k1=8)
     many = [f"{t} {i}" for i, t in enumerate(texts * 4)]
     whole = clf.predict(many, seed=5, batch_size=3)
     for lo, hi in ((0, 5), (5, len(many)), (7, 9)):
-        part = clf.predict(many[lo:hi], seed=5, batch_size=2, start=lo)
+        part = clf.predict(many[lo:hi], seed=StreamSeed(5, lo), batch_size=2)
         np.testing.assert_array_equal(part.labels, whole.labels[lo:hi])
         np.testing.assert_array_equal(part.probs, whole.probs[lo:hi])
         np.testing.assert_array_equal(part.second_step, whole.second_step[lo:hi])
     cert = clf.certify(many[:6], n0=4, n=12, seed=2)
-    tail = clf.certify(many[3:6], n0=4, n=12, seed=2, start=3)
+    tail = clf.certify(many[3:6], n0=4, n=12, seed=StreamSeed(2, 3))
     np.testing.assert_array_equal(tail.counts, cert.counts[3:])
     np.testing.assert_array_equal(tail.labels, cert.labels[3:])
 

@@ -10,6 +10,7 @@ from rsmi.classifier import (
     RSMIClassifier,
 )
 from rsmi.config import RSMIConfig
+from rsmi.inference import StreamSeed
 from rsmi.integrity import NonFiniteOutputError
 
 __all__ = [
@@ -21,5 +22,6 @@ __all__ = [
     "Prediction",
     "RSMIClassifier",
     "RSMIConfig",
+    "StreamSeed",
 ]
 __version__ = "0.1.0"

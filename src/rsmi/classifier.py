@@ -1,57 +1,57 @@
-"""`RSMIClassifier`: the smoothed, masked classifier g(x) of RSMI (METHOD.md).
+"""`RSMIClassifier`: a sequence classifier, its tokenizer and its RSMI configuration.
 
-``predict`` follows METHOD.md's two-step Monte-Carlo inference line by line:
+This module holds what surrounds the algorithm: construction and configuration *views*
+(:meth:`RSMIClassifier.configured`, :meth:`RSMIClassifier.plain`), device and precision,
+tokenising, and loading / saving (``from_pretrained``, ``save_pretrained``, ``rsmi.json``).
+The algorithm itself — METHOD.md's two-step predictor and CERTIFY — is :mod:`rsmi.inference`'s
+(``predict`` / ``certify``, mixed into the class), as locuslab/smoothing's ``Smooth`` keeps
+predict and certify apart from loading.
 
-1. saliency with the model's own predicted label (1 noisy forward + 1 backward) → candidates,
-   the ``num_masks`` most salient are masked;
-2. step 1: ``k0`` noisy passes of that masked input, votes, ``n_a`` = votes of the top class;
-3. one-sided binomial test ``p = P(X ≤ n_a)``, ``X ~ Bin(k0, 1/2)``; ``p < alpha`` → uncertain;
-4. step 2 (uncertain inputs only): ``k1`` noisy passes, each masking ``num_masks`` candidates
-   drawn at random (``step2_resample``: from a fresh saliency pass, with replacement);
-5. output the mean logits (``vote="avg"``) or the majority vote (``"max"``) of the last step.
-
-``certify`` is Cohen et al. (2019)'s CERTIFY under the same hidden-state noise.
-
-All samples of all inputs of a batch run in as few forward calls as ``max_rows`` allows, step 2
-only for the uncertain inputs, with dynamic padding. Every random draw of example ``i`` comes
-from generators seeded by ``(seed, i, pass, sample)`` (:func:`rsmi.noise.row_seed`), so results
-do not depend on batch size, batch composition or padding.
+A view shares the weights and the tokenizer of the classifier it was made from and has its own
+:class:`~rsmi.config.RSMIConfig` and dtype; making or using it never changes the original.
 """
 
 from __future__ import annotations
 
-import functools
+import contextlib
+import copy
 import logging
 import os
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from scipy.stats import binomtest, norm
-from statsmodels.stats.proportion import proportion_confint
 from torch import nn
 
 from rsmi.config import RSMIConfig
-from rsmi.errors import InputError
+from rsmi.errors import ConfigError, InputError
+from rsmi.inference import (
+    ABSTAIN,
+    PASS_CERTIFY_ESTIMATE,
+    PASS_CERTIFY_SELECT,
+    PASS_MASKS,
+    PASS_SALIENCY,
+    PASS_SALIENCY_STEP2,
+    PASS_STEP1,
+    PASS_STEP2,
+    Certification,
+    Prediction,
+    SmoothedInference,
+    binomial_p_value,
+    check_int,
+)
 from rsmi.integrity import (
     ModelLoadError,
-    check_finite,
     check_loading_info,
     hub_unreachable,
     looks_local,
     notice_new_weights,
 )
-from rsmi.masking import (
-    Candidates,
-    apply_masks,
-    mask_top,
-    saliency,
-    select_candidates,
-)
-from rsmi.noise import HiddenStateNoise, forward_sharing_prefix, row_seed
+from rsmi.masking import MaskPolicy
+from rsmi.noise import HiddenStateNoise
 from rsmi.precision import autocast, normalize_dtype, resolve_dtype
 from rsmi.store import model_card
 from rsmi.store.model_card import FORMAT_VERSION  # noqa: F401 - re-exported
@@ -59,78 +59,19 @@ from rsmi.store.names import MODEL_CARD_FILE
 
 logger = logging.getLogger(__name__)
 
-ABSTAIN = -1
 RSMI_FILE = MODEL_CARD_FILE
 MINILM_ALIASES = ("minilm", "all-minilm-l6-v2")
-
-# Pass identifiers mixed into the row seeds: each kind of draw has its own stream.
-PASS_SALIENCY, PASS_STEP1, PASS_STEP2, PASS_MASKS, PASS_CERTIFY_SELECT, PASS_CERTIFY_ESTIMATE = (
-    range(6)
-)
-PASS_SALIENCY_STEP2 = 6  # step 2's recomputed saliency (``step2_resample``)
 
 
 class EmptyTextError(InputError):
     """An input has no content: empty, whitespace, or only characters the tokenizer drops."""
 
 
-@dataclass
-class Prediction:
-    """Output of :meth:`RSMIClassifier.predict`, one entry per input text.
-
-    Attributes:
-        labels: (N,) predicted class indices.
-        probs: (N, C) class probabilities (rows sum to 1): softmax of the mean logits of the last
-            step for ``vote="avg"``, vote shares for ``vote="max"``.
-        votes: (N, C) per-class argmax counts of the last step's samples.
-        second_step: (N,) whether step 2 ran.
-        forward_passes: (N,) encoder forward passes spent: 1 saliency pass (when masking is on)
-            + k0, + k1 when step 2 ran (+ 1 more saliency pass with ``step2_resample``).
-        truncated: (N,) whether the text was longer than ``max_length`` tokens and cut.
-    """
-
-    labels: np.ndarray
-    probs: np.ndarray
-    votes: np.ndarray
-    second_step: np.ndarray
-    forward_passes: np.ndarray
-    truncated: np.ndarray
-    label_names: list[str] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.labels)
+class NotATextError(InputError, TypeError):
+    """An input is not a string (bytes, a number, ``None``, ...)."""
 
 
-@dataclass
-class Certification:
-    """Output of :meth:`RSMIClassifier.certify`.
-
-    Attributes:
-        labels: (N,) certified class, or ``ABSTAIN`` (-1).
-        radius: (N,) certified L2 radius in the hidden space of the first noised block
-            (0 when abstaining); *not* a radius in word space.
-        p_lower: (N,) Clopper–Pearson lower confidence bound on the top-class probability.
-        counts: (N, C) class counts of the ``n`` estimation samples.
-        forward_passes: (N,) encoder forward passes spent.
-        truncated: (N,) whether the text was cut to ``max_length`` tokens.
-    """
-
-    labels: np.ndarray
-    radius: np.ndarray
-    p_lower: np.ndarray
-    counts: np.ndarray
-    forward_passes: np.ndarray
-    truncated: np.ndarray
-    label_names: list[str] = field(default_factory=list)
-
-
-@functools.lru_cache(maxsize=4096)
-def binomial_p_value(n_a: int, k0: int) -> float:
-    """One-sided binomial test of METHOD.md: ``P(X ≤ n_a)`` for ``X ~ Bin(k0, 1/2)``."""
-    return float(binomtest(n_a, k0, 0.5, alternative="less").pvalue)
-
-
-class RSMIClassifier:
+class RSMIClassifier(SmoothedInference):
     """A Hugging Face sequence classifier made robust by RSMI's noise and masked inference.
 
     Args:
@@ -146,6 +87,9 @@ class RSMIClassifier:
         share_prefix: compute the embeddings and block 0 once per distinct input row of a
             forward call and gather them to its Monte-Carlo samples (same results, less work;
             :func:`rsmi.noise.forward_sharing_prefix`).
+
+    Other settings of the same weights are views (:meth:`configured`, :meth:`plain`), not
+    changes of this object.
     """
 
     def __init__(
@@ -167,45 +111,107 @@ class RSMIClassifier:
             list(label_names) if label_names is not None else [str(i) for i in range(num_labels)]
         )
         if len(names) != num_labels:
-            raise ValueError(
+            raise ConfigError(
                 f"{len(names)} label names {names} for a model with {num_labels} output classes"
             )
         self.label_names = names
         self.special_ids = sorted(set(tokenizer.all_special_ids))
         self.noise: HiddenStateNoise | None = None
+        self.is_view = False
         self.config = RSMIConfig() if config is None else config
-        self.set_config(self.config)
+        self._set_config(self.config)
         self.share_prefix = bool(share_prefix)
-        self.set_dtype(dtype)
+        self._set_dtype(dtype)
         self.model.eval()
 
-    # ------------------------------------------------------------------ configuration
-    def set_config(self, config: RSMIConfig) -> None:
-        """Switch to other hyperparameters (re-attaches the noise hooks)."""
-        if config.masking and self.tokenizer.mask_token_id is None:
-            raise ValueError(
-                f"tokenizer {type(self.tokenizer).__name__} has no mask token, so masked inference "
-                "(num_masks > 0) is impossible: use num_masks=0 or a tokenizer with a mask token"
-            )
+    # ------------------------------------------------------------------ configuration views
+    def configured(
+        self, config: RSMIConfig | None = None, *, dtype: str | None = None
+    ) -> RSMIClassifier:
+        """A view with other hyperparameters and/or precision, sharing weights and tokenizer.
+
+        ``config`` / ``dtype`` default to this classifier's. The view's noise runs only in its
+        own ``predict`` / ``certify`` (or inside :meth:`activated`); this classifier is not
+        changed by making or using it. Moving the view (:meth:`to`) moves the shared weights.
+        """
+        view = copy.copy(self)
+        view.noise = None  # its own setting, not a reference to this one's
+        view.is_view = True
+        view.label_names = list(self.label_names)
+        view.metadata = copy.deepcopy(self.metadata)
+        view._set_config(self.config if config is None else config)
+        view._set_dtype(self.dtype if dtype is None else dtype)
+        return view
+
+    def plain(self) -> RSMIClassifier:
+        """The deterministic base classifier of the same weights: no noise, no masks, one pass.
+
+        A view with :meth:`RSMIConfig.plain` (same ``max_length``): what a transfer attack's
+        surrogate and a ``base`` / ``freelb`` model answer.
+        """
+        return self.configured(RSMIConfig.plain(self.config.max_length))
+
+    @contextlib.contextmanager
+    def activated(self) -> Iterator[RSMIClassifier]:
+        """Within the block, every forward pass of the shared model uses this view's noise.
+
+        ``predict`` and ``certify`` do this themselves; use it where the model is called
+        directly (a training loop on a view).
+        """
+        assert self.noise is not None
+        with self.noise.activated():
+            yield self
+
+    def _set_config(self, config: RSMIConfig) -> None:
+        """Switch this object to other hyperparameters (its own noise setting and mask policy)."""
+        policy = MaskPolicy.for_tokenizer(config, self.tokenizer)
         max_positions = getattr(self.model.config, "max_position_embeddings", None)
         if max_positions is not None and config.max_length > max_positions:
-            raise ValueError(
+            raise ConfigError(
                 f"max_length={config.max_length} exceeds the model's {max_positions} positions: "
                 f"use max_length ≤ {max_positions}"
             )
         if self.noise is not None:
             self.noise.remove()
-        self.noise = HiddenStateNoise(self.model, config.noise_std, config.noise_every)
+        self.noise = HiddenStateNoise(
+            self.model, config.noise_std, config.noise_every, attach=not self.is_view
+        )
+        self.policy = policy
         self.config = config
 
-    def set_dtype(self, dtype: str) -> None:
+    def _set_dtype(self, dtype: str) -> None:
         """Compute precision (``auto`` / ``float32`` / ``bfloat16`` / ``float16``) for this device.
 
         ``self.dtype`` keeps the setting, ``self.compute_dtype`` the effective precision (what
-        results record); ``auto`` is resolved again by :meth:`to`.
+        results record), resolved for the device the weights are on.
         """
         self.dtype = normalize_dtype(dtype)
-        self.compute_dtype = resolve_dtype(self.dtype, self.device)
+        resolve_dtype(self.dtype, self.device)  # an impossible setting fails here
+
+    def set_config(self, config: RSMIConfig) -> None:
+        """Deprecated: changes this classifier in place; use ``clf.configured(config)``."""
+        warnings.warn(
+            "RSMIClassifier.set_config is deprecated: use clf.configured(config), a view that "
+            "shares the weights and leaves clf unchanged",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        self._set_config(config)
+
+    def set_dtype(self, dtype: str) -> None:
+        """Deprecated: changes this classifier in place; use ``clf.configured(dtype=...)``."""
+        warnings.warn(
+            "RSMIClassifier.set_dtype is deprecated: use clf.configured(dtype=...), a view that "
+            "shares the weights and leaves clf unchanged",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        self._set_dtype(dtype)
+
+    @property
+    def compute_dtype(self) -> str:
+        """The effective compute precision (``dtype`` resolved for the weights' device)."""
+        return resolve_dtype(self.dtype, self.device)
 
     def _autocast(self) -> Any:
         return autocast(self.device, self.compute_dtype)
@@ -219,8 +225,9 @@ class RSMIClassifier:
         return next(self.model.parameters()).device
 
     def to(self, device: str | torch.device) -> RSMIClassifier:
+        """Move the weights (shared with every view) to ``device``."""
         self.model.to(device)
-        self.set_dtype(self.dtype)
+        self._set_dtype(self.dtype)
         return self
 
     # ------------------------------------------------------------------ tokenisation
@@ -232,10 +239,28 @@ class RSMIClassifier:
         """
         if isinstance(texts, str):
             texts = [texts]
-        out = list(texts)
+        if isinstance(texts, (bytes, bytearray, memoryview)):
+            raise NotATextError(
+                f"texts are {type(texts).__name__}, not a string: decode them first "
+                "(e.g. data.decode('utf-8')) and give a string or a list of strings"
+            )
+        try:
+            out = list(texts)
+        except TypeError:
+            raise NotATextError(
+                f"texts are a {type(texts).__name__}, not a string or a list of strings"
+            ) from None
         for i, text in enumerate(out):
+            if isinstance(text, (bytes, bytearray)):
+                raise NotATextError(
+                    f"input {i} is {type(text).__name__}, not a string: decode it first "
+                    "(e.g. data.decode('utf-8'))"
+                )
             if not isinstance(text, str):
-                raise TypeError(f"input {i} is a {type(text).__name__}, not a string")
+                raise NotATextError(
+                    f"input {i} is a {type(text).__name__} ({text!r:.40}), not a string: "
+                    "give one string per text"
+                )
             if not text.strip():
                 raise EmptyTextError(
                     f"input {i} is empty or whitespace only: RSMI cannot classify an empty text; "
@@ -282,8 +307,7 @@ class RSMIClassifier:
         self, texts: Sequence[str], batch_size: int
     ) -> tuple[list[tuple[np.ndarray, dict[str, torch.Tensor]]], np.ndarray]:
         """Length-sorted batches ``(example indices, padded inputs)`` and the truncation flags."""
-        if batch_size < 1:
-            raise ValueError(f"batch_size={batch_size} is invalid: it must be ≥ 1")
+        check_int("batch_size", batch_size, minimum=1)
         encodings, truncated = self.tokenize(texts)
         order = np.argsort([len(e["input_ids"]) for e in encodings], kind="stable")
         out = []
@@ -291,251 +315,6 @@ class RSMIClassifier:
             idx = order[start : start + batch_size]
             out.append((idx, self.collate([encodings[i] for i in idx])))
         return out, truncated
-
-    # ------------------------------------------------------------------ sampling
-    def _forward_rows(
-        self, inputs: Mapping[str, torch.Tensor], seeds: Sequence[int], max_rows: int
-    ) -> torch.Tensor:
-        """Logits of noisy forward passes, row ``r`` noised from ``seeds[r]``, in chunks."""
-        assert self.noise is not None
-        rows = inputs["input_ids"].shape[0]
-        out = []
-        with torch.inference_mode(), self._autocast():
-            for start in range(0, rows, max_rows):
-                chunk = _trim_padding({k: v[start : start + max_rows] for k, v in inputs.items()})
-                with self.noise.per_row(seeds[start : start + max_rows], chunk["attention_mask"]):
-                    if self.share_prefix:
-                        output = forward_sharing_prefix(self.model, self.noise, chunk)
-                    else:
-                        output = self.model(**chunk)
-                    out.append(output.logits.float())
-        return check_finite(torch.cat(out) if out else torch.empty(0, self.num_labels))
-
-    def _saliency_candidates(
-        self,
-        inputs: Mapping[str, torch.Tensor],
-        idx: Sequence[int],
-        seed: int,
-        pass_id: int = PASS_SALIENCY,
-    ) -> Candidates:
-        """Saliency pass with the predicted label on the noisy model → mask candidates."""
-        assert self.noise is not None
-        seeds = [row_seed(seed, i, pass_id, 0) for i in idx]
-        with self.noise.per_row(seeds, inputs["attention_mask"]), self._autocast():
-            sal = saliency(self.model, inputs, labels=None, reduction="sum")
-        return select_candidates(
-            sal.scores, inputs["input_ids"], inputs["attention_mask"], self.special_ids,
-            self.config.saliency_top_k, self.config.candidate_rule,
-        )
-
-    def _masked_step1_inputs(
-        self, inputs: Mapping[str, torch.Tensor], idx: np.ndarray, seed: int
-    ) -> tuple[dict[str, torch.Tensor], Candidates | None, int]:
-        """Inputs with the top ``num_masks`` salient tokens masked (and the passes spent)."""
-        if not self.config.masking:
-            return dict(inputs), None, 0
-        candidates = self._saliency_candidates(inputs, idx, seed)
-        masked = dict(inputs)
-        masked["input_ids"] = mask_top(
-            inputs["input_ids"], candidates, self.config.num_masks, self.tokenizer.mask_token_id
-        )
-        return masked, candidates, 1
-
-    @staticmethod
-    def _repeat(inputs: Mapping[str, torch.Tensor], times: int) -> dict[str, torch.Tensor]:
-        return {k: v.repeat_interleave(times, dim=0) for k, v in inputs.items()}
-
-    def _counts(self, logits: torch.Tensor) -> torch.Tensor:
-        return torch.bincount(logits.argmax(dim=-1), minlength=self.num_labels)
-
-    # ------------------------------------------------------------------ prediction
-    def predict(
-        self,
-        texts: Sequence[str] | str,
-        *,
-        seed: int = 0,
-        batch_size: int = 32,
-        max_rows: int = 1024,
-        start: int = 0,
-    ) -> Prediction:
-        """Two-step Monte-Carlo prediction of the smoothed, masked classifier (METHOD.md).
-
-        Args:
-            texts: input texts (non-empty).
-            seed: all noise and mask draws of input ``i`` derive from ``(seed, start + i)``.
-            batch_size: inputs per batch (length-sorted, padded to the batch's longest).
-            max_rows: most rows (input × sample) in one forward call.
-            start: the index of ``texts[0]`` in a longer stream predicted in chunks, so that
-                ``predict(t[k:], start=k)`` answers exactly as the rows ``k:`` of ``predict(t)``.
-        """
-        texts = self.check_texts(texts)
-        n, c = len(texts), self.num_labels
-        result = Prediction(
-            labels=np.zeros(n, dtype=np.int64),
-            probs=np.zeros((n, c), dtype=np.float64),
-            votes=np.zeros((n, c), dtype=np.int64),
-            second_step=np.zeros(n, dtype=bool),
-            forward_passes=np.zeros(n, dtype=np.int64),
-            truncated=np.zeros(n, dtype=bool),
-            label_names=list(self.label_names),
-        )
-        self.model.eval()
-        batches, result.truncated = self.batches(texts, batch_size)
-        for idx, inputs in batches:
-            self._predict_batch(idx + start, inputs, seed, max_rows, result, start)
-        return result
-
-    def _predict_batch(
-        self,
-        idx: np.ndarray,
-        inputs: Mapping[str, torch.Tensor],
-        seed: int,
-        max_rows: int,
-        result: Prediction,
-        start: int = 0,
-    ) -> None:
-        cfg = self.config
-        b = len(idx)
-        masked, candidates, spent = self._masked_step1_inputs(inputs, idx, seed)
-        # Step 1: k0 noisy passes of the masked input, all inputs of the batch together.
-        seeds = [row_seed(seed, i, PASS_STEP1, j) for i in idx for j in range(cfg.k0)]
-        logits = self._forward_rows(self._repeat(masked, cfg.k0), seeds, max_rows)
-        logits = logits.view(b, cfg.k0, -1)
-        votes = torch.stack([self._counts(logits[r]) for r in range(b)])
-        n_a = votes.max(dim=-1).values.tolist()
-        uncertain = [r for r in range(b) if binomial_p_value(int(n_a[r]), cfg.k0) < cfg.alpha]
-        final_logits = [logits[r] for r in range(b)]
-        # Step 2: k1 passes with random masks, uncertain inputs only, batched.
-        if uncertain:
-            step2 = self._step2_logits(inputs, candidates, idx, uncertain, seed, max_rows)
-            for u, r in enumerate(uncertain):
-                final_logits[r] = step2[u]
-                votes[r] = self._counts(step2[u])
-        for r, i in enumerate(idx - start):  # idx: stream indices (seeds); i: row of result
-            sample_logits = final_logits[r]
-            if cfg.vote == "avg":
-                probs = torch.softmax(sample_logits.mean(dim=0), dim=-1)
-            else:
-                probs = votes[r].double() / votes[r].sum()
-            result.probs[i] = probs.double().cpu().numpy()
-            result.labels[i] = int(np.argmax(result.probs[i]))
-            result.votes[i] = votes[r].cpu().numpy()
-            result.second_step[i] = r in uncertain
-            result.forward_passes[i] = spent + cfg.k0 + (
-                cfg.k1 + spent * cfg.step2_resample if r in uncertain else 0
-            )
-
-    def _step2_logits(
-        self,
-        inputs: Mapping[str, torch.Tensor],
-        candidates: Candidates | None,
-        idx: np.ndarray,
-        uncertain: list[int],
-        seed: int,
-        max_rows: int,
-    ) -> torch.Tensor:
-        cfg = self.config
-        rows_of = torch.tensor(uncertain, device=inputs["input_ids"].device)
-        sub = {k: v.index_select(0, rows_of) for k, v in inputs.items()}
-        rows = self._repeat(sub, cfg.k1)
-        if candidates is not None:
-            if cfg.step2_resample:  # the authors' step 2: fresh saliency, draws with replacement
-                fresh = self._saliency_candidates(
-                    sub, [idx[r] for r in uncertain], seed, PASS_SALIENCY_STEP2
-                )
-            positions = []
-            for u, r in enumerate(uncertain):
-                for j in range(cfg.k1):
-                    gen = torch.Generator().manual_seed(row_seed(seed, idx[r], PASS_MASKS, j))
-                    positions.append(
-                        fresh.random_with_replacement(u, cfg.num_masks, gen)
-                        if cfg.step2_resample
-                        else candidates.random(r, cfg.num_masks, gen)
-                    )
-            rows["input_ids"] = apply_masks(
-                rows["input_ids"], positions, self.tokenizer.mask_token_id
-            )
-        seeds = [row_seed(seed, idx[r], PASS_STEP2, j) for r in uncertain for j in range(cfg.k1)]
-        return self._forward_rows(rows, seeds, max_rows).view(len(uncertain), cfg.k1, -1)
-
-    # ------------------------------------------------------------------ certification
-    def certify(
-        self,
-        texts: Sequence[str] | str,
-        *,
-        n0: int = 100,
-        n: int = 1000,
-        alpha: float = 0.001,
-        seed: int = 0,
-        batch_size: int = 32,
-        max_rows: int = 1024,
-        start: int = 0,
-    ) -> Certification:
-        """Cohen et al. (2019)'s CERTIFY for the noise of the first noised block.
-
-        With probability at least ``1 - alpha`` over the sampling, a returned label ``c_A ≠
-        ABSTAIN`` is the smoothed prediction for every perturbation of the first noised block's
-        output hidden states (the input is masked as in step 1) of L2 norm below ``radius``:
-        ``radius = noise_std · Φ⁻¹(p_A)`` with ``p_A`` the one-sided Clopper–Pearson lower bound
-        on ``P(f = c_A)`` from ``n`` samples; ``c_A`` is chosen from ``n0`` separate samples.
-        ABSTAIN when ``p_A ≤ 1/2``. The radius is in hidden space, not a number of words.
-        ``start`` is the index of ``texts[0]`` in a longer stream, as in :meth:`predict`.
-        """
-        cfg = self.config
-        if not cfg.smoothing:
-            raise ValueError("certify needs randomized smoothing: set noise_std > 0")
-        for name, value in (("n0", n0), ("n", n)):
-            if value < 1:
-                raise ValueError(f"{name}={value} is invalid: it must be ≥ 1")
-        if not 0.0 < alpha < 1.0:
-            raise ValueError(f"alpha={alpha} is invalid: it must lie in (0, 1)")
-        texts = self.check_texts(texts)
-        size = len(texts)
-        out = Certification(
-            labels=np.full(size, ABSTAIN, dtype=np.int64),
-            radius=np.zeros(size),
-            p_lower=np.zeros(size),
-            counts=np.zeros((size, self.num_labels), dtype=np.int64),
-            forward_passes=np.zeros(size, dtype=np.int64),
-            truncated=np.zeros(size, dtype=bool),
-            label_names=list(self.label_names),
-        )
-        self.model.eval()
-        batches, out.truncated = self.batches(texts, batch_size)
-        for idx, inputs in batches:
-            masked, _, spent = self._masked_step1_inputs(inputs, idx + start, seed)
-            for r, i in enumerate(idx):
-                one = {k: v[r : r + 1] for k, v in masked.items()}
-                key = start + int(i)
-                select = self._sample_counts(one, seed, key, PASS_CERTIFY_SELECT, n0, max_rows)
-                top = int(select.argmax())
-                counts = self._sample_counts(one, seed, key, PASS_CERTIFY_ESTIMATE, n, max_rows)
-                n_a = int(counts[top])
-                p_lower = float(proportion_confint(n_a, n, alpha=2 * alpha, method="beta")[0])
-                out.counts[i] = counts.cpu().numpy()
-                out.p_lower[i] = p_lower
-                out.forward_passes[i] = spent + n0 + n
-                if p_lower > 0.5:
-                    out.labels[i] = top
-                    out.radius[i] = cfg.noise_std * float(norm.ppf(p_lower))
-        return out
-
-    def _sample_counts(
-        self,
-        one: Mapping[str, torch.Tensor],
-        seed: int,
-        i: int,
-        pass_id: int,
-        num: int,
-        max_rows: int,
-    ) -> torch.Tensor:
-        counts = torch.zeros(self.num_labels, dtype=torch.long, device=self.device)
-        for start in range(0, num, max_rows):
-            take = min(max_rows, num - start)
-            seeds = [row_seed(seed, i, pass_id, j) for j in range(start, start + take)]
-            logits = self._forward_rows(self._repeat(one, take), seeds, max_rows)
-            counts += self._counts(logits)
-        return counts
 
     # ------------------------------------------------------------------ persistence
     def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
@@ -628,7 +407,7 @@ class RSMIClassifier:
                 and num_labels is not None
                 and len(label_names) != num_labels
             ):
-                raise ValueError(
+                raise ConfigError(
                     f"num_labels={num_labels} but {len(label_names)} label names given"
                 )
             labels = (
@@ -667,19 +446,10 @@ class RSMIClassifier:
             base = RSMIConfig() if config is None else config
             clf = cls(model, tokenizer, base.replace(**config_overrides), label_names)
             clf.metadata = {"backbone": str(name_or_path)}
-        clf.set_dtype(dtype)
+        clf._set_dtype(dtype)
         if device is not None:
             clf.to(device)
         return clf
-
-
-def _trim_padding(inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Drop the padding columns no row of this chunk needs (right padding)."""
-    mask = inputs["attention_mask"]
-    length = int(mask.sum(dim=1).max())
-    if length == mask.shape[1] or not bool(mask[:, length:].eq(0).all()):
-        return inputs
-    return {k: v[:, :length] if v.dim() == 2 else v for k, v in inputs.items()}
 
 
 def resolve_model_path(name_or_path: str | os.PathLike[str]) -> Path:
@@ -698,3 +468,11 @@ def resolve_model_path(name_or_path: str | os.PathLike[str]) -> Path:
 
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()).rstrip(".")
+
+
+__all__ = [  # the names code imported from here before rsmi.inference existed, and the new ones
+    "ABSTAIN", "FORMAT_VERSION", "MINILM_ALIASES", "PASS_CERTIFY_ESTIMATE", "PASS_CERTIFY_SELECT",
+    "PASS_MASKS", "PASS_SALIENCY", "PASS_SALIENCY_STEP2", "PASS_STEP1", "PASS_STEP2", "RSMI_FILE",
+    "Certification", "EmptyTextError", "ModelLoadError", "NotATextError", "Prediction",
+    "RSMIClassifier", "binomial_p_value", "resolve_model_path",
+]

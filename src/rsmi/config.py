@@ -12,8 +12,14 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
+from rsmi.errors import ConfigError
+
 VOTES = ("avg", "max")
+# Which tokens compete for the mask candidates (the one definition; rsmi.masking applies them).
 CANDIDATE_RULES = ("content", "authors")
+# Most Monte-Carlo samples per input in one step (k0, k1): each is an encoder forward pass, so
+# more is hours per input, not a setting (the paper uses k0 = 5, k1 = 50).
+MAX_SAMPLES = 100_000
 
 
 @dataclass(frozen=True)
@@ -67,29 +73,29 @@ class RSMIConfig:
         _check_int("num_masks", self.num_masks, minimum=0)
         _check_int("saliency_top_k", self.saliency_top_k, minimum=0)
         if self.num_masks > self.saliency_top_k:
-            raise ValueError(
+            raise ConfigError(
                 f"num_masks={self.num_masks} is larger than saliency_top_k="
                 f"{self.saliency_top_k}: the masks are drawn from the top-k candidates, so "
                 "num_masks must be in [0, saliency_top_k]"
             )
         if self.candidate_rule not in CANDIDATE_RULES:
-            raise ValueError(
+            raise ConfigError(
                 f"candidate_rule={self.candidate_rule!r} is invalid: it must be one of "
                 f"{', '.join(CANDIDATE_RULES)}"
             )
         if not isinstance(self.step2_resample, bool):
-            raise ValueError(f"step2_resample={self.step2_resample!r} is invalid: it must be true or false")
+            raise ConfigError(f"step2_resample={self.step2_resample!r} is invalid: it must be true or false")
         _check_number(
             "grad_noise_weight", self.grad_noise_weight, minimum=0.0, allowed="a finite float ≥ 0"
         )
-        _check_int("k0", self.k0, minimum=1)
-        _check_int("k1", self.k1, minimum=1)
+        _check_int("k0", self.k0, minimum=1, maximum=MAX_SAMPLES)
+        _check_int("k1", self.k1, minimum=1, maximum=MAX_SAMPLES)
         if not isinstance(self.alpha, (int, float)) or not 0.0 < float(self.alpha) < 1.0:
-            raise ValueError(
+            raise ConfigError(
                 f"alpha={self.alpha!r} is invalid: it must lie in the open interval (0, 1)"
             )
         if self.vote not in VOTES:
-            raise ValueError(f"vote={self.vote!r} is invalid: it must be one of {', '.join(VOTES)}")
+            raise ConfigError(f"vote={self.vote!r} is invalid: it must be one of {', '.join(VOTES)}")
         _check_int("max_length", self.max_length, minimum=3)
 
     @property
@@ -112,7 +118,7 @@ class RSMIConfig:
         """A copy with some fields changed (validated again)."""
         unknown = set(changes) - {f.name for f in fields(self)}
         if unknown:
-            raise ValueError(
+            raise ConfigError(
                 f"unknown RSMIConfig field(s): {', '.join(sorted(unknown))}; "
                 f"known fields: {', '.join(f.name for f in fields(self))}"
             )
@@ -132,9 +138,15 @@ class RSMIConfig:
         return cls(noise_std=0.0, num_masks=0, k0=1, k1=1, max_length=max_length)
 
 
-def _check_int(name: str, value: Any, *, minimum: int) -> None:
+def _check_int(name: str, value: Any, *, minimum: int, maximum: int | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name}={value!r} is invalid: it must be an integer ≥ {minimum}")
+        raise ConfigError(f"{name}={value!r} is invalid: it must be an integer ≥ {minimum}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(
+            f"{name}={value} is invalid: at most {maximum:,} Monte-Carlo samples per input "
+            f"(each one is an encoder forward pass, so {value:,} would run for hours or days "
+            "per input; the paper uses k0 = 5, k1 = 50)"
+        )
 
 
 def _check_number(name: str, value: Any, *, minimum: float, allowed: str) -> None:
@@ -144,4 +156,4 @@ def _check_number(name: str, value: Any, *, minimum: float, allowed: str) -> Non
         or not math.isfinite(value)
         or value < minimum
     ):
-        raise ValueError(f"{name}={value!r} is invalid: it must be {allowed}")
+        raise ConfigError(f"{name}={value!r} is invalid: it must be {allowed}")

@@ -9,16 +9,24 @@ short input in a batch never changes what happens to the others (or to later bat
 ``candidate_rule="authors"`` is the RSMI authors' rule: the ``top_k`` most salient non-padding
 tokens, special tokens included, from which the special tokens are then dropped (so 3–5 of 5
 remain when [CLS]/[SEP] are among the most salient).
+
+:class:`MaskPolicy` is the one owner of *how masks are chosen*, in training and at inference
+alike: the candidates of each row, step 1's masks (the ``num_masks`` most salient) and step 2's
+random positions. Change the choice there and both use it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from rsmi.config import CANDIDATE_RULES
+from rsmi.errors import ConfigError
 
 
 @dataclass
@@ -140,9 +148,6 @@ def mask_candidates(
     return Candidates(positions=positions, counts=valid.sum(dim=-1))
 
 
-CANDIDATE_RULES = ("content", "authors")
-
-
 def select_candidates(
     scores: torch.Tensor,
     input_ids: torch.Tensor,
@@ -162,7 +167,7 @@ def select_candidates(
         return mask_candidates(scores, special, top_k)
     if rule == "authors":
         return mask_candidates(scores, ~attention_mask.bool(), top_k, dropped=special)
-    raise ValueError(f"candidate_rule={rule!r} is invalid: choose one of {', '.join(CANDIDATE_RULES)}")
+    raise ConfigError(f"candidate_rule={rule!r} is invalid: choose one of {', '.join(CANDIDATE_RULES)}")
 
 
 def apply_masks(
@@ -189,3 +194,98 @@ def mask_top(
     rows = torch.arange(input_ids.shape[0], device=input_ids.device).unsqueeze(1).expand_as(top)
     masked[rows[keep], top[keep]] = mask_token_id
     return masked
+
+
+def require_mask_token(num_masks: int, mask_token_id: int | None, tokenizer: str = "") -> None:
+    """Refuse masking (``num_masks > 0``) with a tokenizer that has no mask token."""
+    if num_masks > 0 and mask_token_id is None:
+        name = f"tokenizer {tokenizer}" if tokenizer else "the tokenizer"
+        raise ConfigError(
+            f"{name} has no mask token, so masked inference and RSMI training (num_masks > 0) "
+            "are impossible: use num_masks=0 or a tokenizer with a mask token"
+        )
+
+
+@dataclass(frozen=True)
+class MaskPolicy:
+    """How masks are chosen (METHOD.md, MI), for the training step and both inference steps.
+
+    Attributes:
+        num_masks: tokens masked per input (0: masking off).
+        top_k: candidates per input (``saliency_top_k``).
+        rule: which tokens compete for the candidates (:data:`CANDIDATE_RULES`).
+        resample: step 2 draws *with* replacement from fresh candidates (``step2_resample``,
+            the authors' step 2); otherwise without replacement from step 1's candidates.
+        special_ids: token ids never masked (CLS, SEP, PAD, ...).
+        mask_token_id: the tokenizer's mask token (required when ``num_masks > 0``).
+    """
+
+    num_masks: int
+    top_k: int
+    rule: str = "content"
+    resample: bool = False
+    special_ids: tuple[int, ...] = ()
+    mask_token_id: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.rule not in CANDIDATE_RULES:
+            raise ConfigError(
+                f"candidate_rule={self.rule!r} is invalid: choose one of {', '.join(CANDIDATE_RULES)}"
+            )
+        require_mask_token(self.num_masks, self.mask_token_id)
+
+    @classmethod
+    def from_config(
+        cls, config: Any, special_ids: Sequence[int], mask_token_id: int | None
+    ) -> MaskPolicy:
+        """The policy of an :class:`~rsmi.config.RSMIConfig` (or a training config's fields)."""
+        return cls(
+            num_masks=int(config.num_masks),
+            top_k=int(config.saliency_top_k),
+            rule=str(config.candidate_rule),
+            resample=bool(getattr(config, "step2_resample", False)),
+            special_ids=tuple(int(t) for t in special_ids),
+            mask_token_id=mask_token_id,
+        )
+
+    @classmethod
+    def for_tokenizer(cls, config: Any, tokenizer: Any) -> MaskPolicy:
+        """The policy of ``config`` with ``tokenizer``'s special and mask tokens."""
+        require_mask_token(config.num_masks, tokenizer.mask_token_id, type(tokenizer).__name__)
+        special = sorted(set(tokenizer.all_special_ids))
+        return cls.from_config(config, special, tokenizer.mask_token_id)
+
+    @property
+    def masking(self) -> bool:
+        return self.num_masks > 0
+
+    def candidates(
+        self, scores: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> Candidates:
+        """The ``top_k`` candidates of each row from its saliency ``scores`` (B, T)."""
+        return select_candidates(
+            scores, input_ids, attention_mask, self.special_ids, self.top_k, self.rule
+        )
+
+    def step1(self, input_ids: torch.Tensor, candidates: Candidates) -> torch.Tensor:
+        """``input_ids`` with the ``num_masks`` most salient candidates of each row masked.
+
+        With masking off, ``input_ids`` itself (nothing to mask).
+        """
+        if not self.masking:
+            return input_ids
+        assert self.mask_token_id is not None  # checked in __post_init__
+        return mask_top(input_ids, candidates, self.num_masks, self.mask_token_id)
+
+    def step2_positions(
+        self, candidates: Candidates, row: int, generator: torch.Generator
+    ) -> torch.Tensor:
+        """One step-2 sample's positions for row ``row`` of ``candidates``, drawn from ``generator``."""
+        if self.resample:
+            return candidates.random_with_replacement(row, self.num_masks, generator)
+        return candidates.random(row, self.num_masks, generator)
+
+    def apply(self, input_ids: torch.Tensor, positions: list[torch.Tensor]) -> torch.Tensor:
+        """A copy of ``input_ids`` with row ``b`` masked at ``positions[b]``."""
+        assert self.mask_token_id is not None
+        return apply_masks(input_ids, positions, self.mask_token_id)

@@ -16,11 +16,14 @@ Two ways to draw the noise:
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from rsmi.errors import InputError, ModelLoadError
 
 # Attribute paths of the block list, tried in order, below the base model and the full model.
 BLOCK_PATHS: tuple[str, ...] = (
@@ -52,7 +55,7 @@ def find_encoder_blocks(model: nn.Module) -> nn.ModuleList:
                     break
             if isinstance(obj, nn.ModuleList) and len(obj) > 0:
                 return obj
-    raise ValueError(
+    raise ModelLoadError(
         f"cannot find the encoder blocks of {type(model).__name__}: RSMI adds noise with forward "
         f"hooks on a ModuleList of transformer blocks and looked for one at {', '.join(BLOCK_PATHS)} "
         "(below the base model and the model itself). Use an encoder of a supported layout "
@@ -67,42 +70,107 @@ class _RowNoise:
     counts: list[int]  # real tokens per row
 
 
+class _ModelHooks:
+    """The one set of noise hooks of an encoder, shared by every noise setting of that model.
+
+    Every block carries one forward hook, registered once. At each forward pass the hook asks
+    which setting runs: the innermost one entered by :meth:`HiddenStateNoise.activated`
+    (``per_row`` and ``disabled`` enter it too), else the attached ones (a setting made with
+    ``attach=True``: the model's own noise, on for any forward pass, as in training). So
+    several classifiers with different noise can share one model's weights without re-attaching
+    hooks, and a forward pass gets exactly the draws it would get with its hooks alone.
+    """
+
+    ATTRIBUTE = "_rsmi_noise_hooks"
+
+    def __init__(self, blocks: nn.ModuleList) -> None:
+        self.attached: list[HiddenStateNoise] = []
+        self.running: list[HiddenStateNoise] = []
+        for index, block in enumerate(blocks):
+            block.register_forward_hook(functools.partial(self._hook, index))
+
+    @classmethod
+    def of(cls, blocks: nn.ModuleList) -> _ModelHooks:
+        """The hooks of ``blocks``, registered on the first call."""
+        hooks = getattr(blocks, cls.ATTRIBUTE, None)
+        if hooks is None:
+            hooks = cls(blocks)
+            setattr(blocks, cls.ATTRIBUTE, hooks)
+        return hooks
+
+    def _hook(self, index: int, module: nn.Module, args: object, output: object) -> object:
+        result = None
+        for noise in self.running[-1:] or self.attached:
+            noisy = noise._noised(index, module, output if result is None else result)
+            if noisy is not None:
+                result = noisy
+        return result
+
+    @contextlib.contextmanager
+    def run(self, noise: HiddenStateNoise) -> Iterator[None]:
+        self.running.append(noise)
+        try:
+            yield
+        finally:
+            popped = self.running.pop()
+            assert popped is noise, "noise settings must be left in the order they were entered"
+
+
 class HiddenStateNoise:
     """Adds N(0, σ²I) to the output hidden states of blocks ``i`` with ``i % noise_every == 0``.
 
     The noise is on in training and evaluation mode alike (RSMI's smoothed classifier is noisy
     at inference); :meth:`disabled` switches it off for a block of code.
+
+    A model has one set of hooks (:class:`_ModelHooks`) whatever the number of settings.
+    ``attach=True`` (the default) makes this setting the model's own: it noises every forward
+    pass of the model, as hooks of its own would. ``attach=False`` (a classifier view's
+    setting) noises only the forward passes inside :meth:`activated`, :meth:`per_row` or
+    :meth:`disabled`, so views with other noise share the model without changing it.
     """
 
-    def __init__(self, model: nn.Module, noise_std: float, noise_every: int) -> None:
+    def __init__(
+        self, model: nn.Module, noise_std: float, noise_every: int, *, attach: bool = True
+    ) -> None:
         self.blocks = find_encoder_blocks(model)
         self.noise_std = float(noise_std)
         self.noised_blocks = (
             [i for i in range(len(self.blocks)) if i % noise_every == 0] if noise_std > 0 else []
         )
+        self._noised_set = frozenset(self.noised_blocks)
         self.enabled = True
         self.generator: torch.Generator | None = None
         self._rows: _RowNoise | None = None
-        self._handles = [
-            self.blocks[i].register_forward_hook(self._hook) for i in self.noised_blocks
-        ]
+        self._hooks = _ModelHooks.of(self.blocks)
+        self.attached = False
+        if attach:
+            self._hooks.attached.append(self)
+            self.attached = True
 
     def remove(self) -> None:
-        """Detach the hooks from the model."""
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
+        """Detach this setting from the model (its forward passes no longer see it)."""
+        if self.attached:
+            self._hooks.attached.remove(self)
+            self.attached = False
 
     @property
     def active(self) -> bool:
-        return self.enabled and bool(self._handles) and self.noise_std > 0
+        running = self.attached or any(n is self for n in self._hooks.running)
+        return self.enabled and running and self.noise_std > 0
+
+    @contextlib.contextmanager
+    def activated(self) -> Iterator[None]:
+        """Within the block, the model's forward passes use this setting (and no other)."""
+        with self._hooks.run(self):
+            yield
 
     @contextlib.contextmanager
     def disabled(self) -> Iterator[None]:
         """Run the model without noise (the deterministic base classifier)."""
         previous, self.enabled = self.enabled, False
         try:
-            yield
+            with self._hooks.run(self):
+                yield
         finally:
             self.enabled = previous
 
@@ -110,7 +178,7 @@ class HiddenStateNoise:
     def per_row(self, row_seeds: Sequence[int], attention_mask: torch.Tensor) -> Iterator[None]:
         """Within the block, row ``r`` of the next forward pass draws noise seeded by ``row_seeds[r]``."""
         if len(row_seeds) != attention_mask.shape[0]:
-            raise ValueError(
+            raise InputError(
                 f"{len(row_seeds)} row seeds for {attention_mask.shape[0]} rows of input"
             )
         device = attention_mask.device
@@ -119,12 +187,14 @@ class HiddenStateNoise:
         counts = mask.sum(dim=1).tolist()
         previous, self._rows = self._rows, _RowNoise(gens, mask, counts)
         try:
-            yield
+            with self._hooks.run(self):
+                yield
         finally:
             self._rows = previous
 
-    def _hook(self, module: nn.Module, args: object, output: object) -> object:
-        if not self.enabled or self.noise_std <= 0:
+    def _noised(self, index: int, module: nn.Module, output: object) -> object:
+        """Block ``index``'s output with this setting's noise added (``None``: unchanged)."""
+        if index not in self._noised_set or not self.enabled or self.noise_std <= 0:
             return None
         hidden = output[0] if isinstance(output, tuple) else output
         if not isinstance(hidden, torch.Tensor):

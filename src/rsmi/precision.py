@@ -27,6 +27,8 @@ from pathlib import Path
 
 import torch
 
+from rsmi.errors import ConfigError
+
 DTYPES: tuple[str, ...] = ("auto", "float32", "bfloat16", "float16")
 TORCH_DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
@@ -42,7 +44,7 @@ def normalize_dtype(name: str) -> str:
     key = str(name).strip().lower()
     key = _ALIASES.get(key, key)
     if key not in DTYPES:
-        raise ValueError(
+        raise ConfigError(
             f"dtype={name!r} is invalid: choose one of {', '.join(DTYPES)} "
             "(auto = bfloat16 where the device runs it natively, float32 elsewhere)"
         )
@@ -80,7 +82,7 @@ def resolve_dtype(name: str, device: str | torch.device) -> str:
     if key == "auto":
         return "bfloat16" if native_bf16(device) else "float32"
     if key == "float16" and kind != "cuda":
-        raise ValueError(
+        raise ConfigError(
             f"dtype=float16 needs a CUDA device (this one is {kind}): use bfloat16 or float32"
         )
     return key

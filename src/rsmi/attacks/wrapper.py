@@ -20,7 +20,7 @@ import numpy as np
 
 from rsmi.attacks._textattack import require_textattack
 from rsmi.classifier import RSMIClassifier
-from rsmi.config import RSMIConfig
+from rsmi.errors import ConfigError
 from rsmi.noise import row_seed
 
 require_textattack()
@@ -48,7 +48,7 @@ class RSMIModelWrapper(ModelWrapper):
         max_rows: int = 1024,
     ) -> None:
         if eot < 1:
-            raise ValueError(f"eot={eot} is invalid: it must be ≥ 1")
+            raise ConfigError(f"eot={eot} is invalid: it must be ≥ 1")
         self.model = classifier  # TextAttack reads `.model` (e.g. to move it between devices)
         self.classifier = classifier
         self.batch_size = batch_size
@@ -105,15 +105,38 @@ class RSMIModelWrapper(ModelWrapper):
             for x in inputs
         ]
 
+    @contextlib.contextmanager
+    def deterministic(self) -> Iterator[RSMIClassifier]:
+        """Within the block, queries go to the classifier's plain view (no noise, no masks).
+
+        The transfer attack's surrogate: :meth:`RSMIClassifier.plain`, a view of the same
+        weights; the classifier itself is not changed. The counters keep counting.
+        """
+        attacked = self.classifier
+        surrogate = attacked.plain()
+        self.model = self.classifier = surrogate
+        try:
+            yield surrogate
+        finally:
+            self.model = self.classifier = attacked
+
 
 @contextlib.contextmanager
-def deterministic(classifier: RSMIClassifier) -> Iterator[RSMIClassifier]:
-    """The classifier with noise and masking off (``RSMIConfig.plain``): the transfer surrogate."""
-    saved = classifier.config
-    classifier.set_config(RSMIConfig.plain(saved.max_length))
+def deterministic(target: RSMIModelWrapper | RSMIClassifier) -> Iterator[RSMIClassifier]:
+    """Noise and masking off (``RSMIConfig.plain``) within the block: the transfer surrogate.
+
+    Given the wrapper (``deterministic(wrapper)``), its queries go to the classifier's plain
+    view and nothing is changed (:meth:`RSMIModelWrapper.deterministic`). Given the classifier
+    (the older call), the classifier itself is switched to the plain configuration for the
+    block and back after it; prefer the wrapper.
+    """
+    if isinstance(target, RSMIModelWrapper):
+        with target.deterministic() as surrogate:
+            yield surrogate
+        return
+    saved = target.config
+    target._set_config(saved.plain(saved.max_length))
     try:
-        assert classifier.noise is not None
-        with classifier.noise.disabled():
-            yield classifier
+        yield target
     finally:
-        classifier.set_config(saved)
+        target._set_config(saved)

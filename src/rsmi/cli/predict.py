@@ -126,8 +126,10 @@ def _progress(args: argparse.Namespace) -> Any:
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    from rsmi.inference import StreamSeed
+
     def answer(clf: Any, texts: list[str], start: int) -> list[dict[str, Any]]:
-        pred = clf.predict(texts, seed=args.seed, batch_size=args.batch_size, start=start)
+        pred = clf.predict(texts, seed=StreamSeed(args.seed, start), batch_size=args.batch_size)
         names = clf.label_names
         return [
             {
@@ -147,6 +149,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
 def run_certify(args: argparse.Namespace) -> int:
     from rsmi import ABSTAIN
+    from rsmi.inference import StreamSeed
 
     def answer(clf: Any, texts: list[str], start: int) -> list[dict[str, Any]]:
         cert = clf.certify(
@@ -154,9 +157,8 @@ def run_certify(args: argparse.Namespace) -> int:
             n0=args.n0,
             n=args.n,
             alpha=args.certify_alpha,
-            seed=args.seed,
+            seed=StreamSeed(args.seed, start),
             batch_size=args.batch_size,
-            start=start,
         )
         records = []
         for i, text in enumerate(texts):

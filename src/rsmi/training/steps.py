@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rsmi.masking import Saliency, mask_top, saliency, select_candidates
+from rsmi.masking import MaskPolicy, Saliency, saliency
 from rsmi.training.config import TrainConfig
 
 
@@ -44,6 +44,11 @@ class StepContext:
     special_ids: list[int]
     mask_token_id: int | None
     generator: torch.Generator
+
+    @property
+    def mask_policy(self) -> MaskPolicy:
+        """How this run chooses its masks (the same :class:`MaskPolicy` as inference)."""
+        return MaskPolicy.from_config(self.config, self.special_ids, self.mask_token_id)
 
 
 def _model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -80,6 +85,7 @@ class RSMIInputs:
 def rsmi_inputs(ctx: StepContext, batch: dict[str, torch.Tensor]) -> RSMIInputs:
     """Steps 1–3 (input side) of RSMI's training step; see :func:`rsmi_training_step`."""
     cfg = ctx.config
+    policy = ctx.mask_policy  # refuses num_masks > 0 without a mask token
     inputs = {"input_ids": batch["input_ids"], **_model_inputs(batch)}
     # (1) Eval mode (no dropout), noise on: g = d CE(f(x), y_gold) / d E(x), batch-mean loss.
     ctx.model.eval()
@@ -88,17 +94,8 @@ def rsmi_inputs(ctx: StepContext, batch: dict[str, torch.Tensor]) -> RSMIInputs:
     # (2) Saliency ‖g_t‖₂ → the saliency_top_k candidates (no special tokens, no padding;
     #     candidate_rule "authors": top-k first, special tokens dropped after), mask the
     #     num_masks most salient of each example (fewer in very short inputs).
-    candidates = select_candidates(
-        sal.scores, batch["input_ids"], batch["attention_mask"], ctx.special_ids,
-        cfg.saliency_top_k, cfg.candidate_rule,
-    )
-    if cfg.num_masks > 0 and ctx.mask_token_id is None:
-        raise ValueError("the tokenizer has no mask token: RSMI training needs one (or num_masks=0)")
-    masked_ids = (
-        mask_top(batch["input_ids"], candidates, cfg.num_masks, ctx.mask_token_id)
-        if cfg.num_masks > 0
-        else batch["input_ids"]
-    )
+    candidates = policy.candidates(sal.scores, batch["input_ids"], batch["attention_mask"])
+    masked_ids = policy.step1(batch["input_ids"], candidates)
     # (3) inputs_embeds = E(masked_ids) + w · g, with g the raw (not normalised) gradient.
     embeds = ctx.unwrapped.get_input_embeddings()(masked_ids)
     embeds = embeds + cfg.grad_noise_weight * sal.grads.to(embeds.dtype)
