@@ -152,11 +152,11 @@ def textattack_offline(tmp_path_factory):
 def test_transfer_surrogate_is_the_plain_view_and_the_classifier_is_not_touched(
     base, texts, textattack_offline
 ):
-    from rsmi.attacks.wrapper import RSMIModelWrapper, deterministic
+    from rsmi.attacks.wrapper import RSMIModelWrapper
 
     wrapper = RSMIModelWrapper(base, seed=1)
     noise, config = base.noise, base.config
-    with deterministic(wrapper) as surrogate:
+    with wrapper.deterministic() as surrogate:
         assert wrapper.classifier is surrogate and surrogate.config.noise_std == 0
         first = wrapper.predict_probs(texts[:3])
         np.testing.assert_array_equal(first, wrapper.predict_probs(texts[:3]))  # deterministic

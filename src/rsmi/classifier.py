@@ -3,7 +3,7 @@
 This module holds what surrounds the algorithm: construction and configuration *views*
 (:meth:`RSMIClassifier.configured`, :meth:`RSMIClassifier.plain`), device and precision,
 tokenising, and loading / saving (``from_pretrained``, ``save_pretrained``, ``rsmi.json``).
-The algorithm itself — METHOD.md's two-step predictor and CERTIFY — is :mod:`rsmi.inference`'s
+The algorithm itself — docs/method.md's two-step predictor and CERTIFY — is :mod:`rsmi.inference`'s
 (``predict`` / ``certify``, mixed into the class), as locuslab/smoothing's ``Smooth`` keeps
 predict and certify apart from loading.
 
@@ -55,7 +55,7 @@ from rsmi.noise import HiddenStateNoise
 from rsmi.precision import autocast, normalize_dtype, resolve_dtype
 from rsmi.store import model_card
 from rsmi.store.model_card import FORMAT_VERSION  # noqa: F401 - re-exported
-from rsmi.store.names import MODEL_CARD_FILE
+from rsmi.store.names import MODEL_CARD_FILE, WEIGHTS_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -341,7 +341,6 @@ class RSMIClassifier(SmoothedInference):
         label_names: Sequence[str] | None = None,
         config: RSMIConfig | None = None,
         device: str | torch.device | None = None,
-        local_files_only: bool | None = None,
         dtype: str = "float32",
         **config_overrides: Any,
     ) -> RSMIClassifier:
@@ -358,7 +357,8 @@ class RSMIClassifier(SmoothedInference):
                 weights are loaded in float32 either way.
             config_overrides: individual :class:`RSMIConfig` fields to change.
 
-        Only safetensors weights are read and no remote code runs; nothing is unpickled.
+        A hub id is looked up in the local cache only when ``HF_HUB_OFFLINE`` /
+        ``TRANSFORMERS_OFFLINE`` is set or the hub does not answer. Only safetensors weights are read and no remote code runs; nothing is unpickled.
         """
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -375,7 +375,7 @@ class RSMIClassifier(SmoothedInference):
         saved = source / RSMI_FILE if source.is_dir() else None
         if saved is not None and saved.exists():
             meta = model_card.load_card(source)  # every file checked against its digest
-            weights = source / "model.safetensors"
+            weights = source / WEIGHTS_FILE
             base = RSMIConfig.from_dict(meta.get("config", {})) if config is None else config
             names = label_names if label_names is not None else meta.get("label_names")
             try:
@@ -420,9 +420,7 @@ class RSMIClassifier(SmoothedInference):
                 # A new head: an existing head of another size is replaced, not an error.
                 kwargs["num_labels"] = labels
                 kwargs["ignore_mismatched_sizes"] = True
-            if local_files_only is not None:
-                kwargs["local_files_only"] = local_files_only
-            elif source.exists():
+            if source.exists():
                 kwargs["local_files_only"] = True
             target = str(source) if source.exists() else str(name_or_path)
             if not source.exists() and "local_files_only" not in kwargs:

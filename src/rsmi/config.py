@@ -1,6 +1,6 @@
 """`RSMIConfig`: every hyperparameter of RSMI in one validated, serialisable object.
 
-Names follow the paper and METHOD.md and are the same in code, CLI flags, config files and
+Names follow the paper and docs/method.md and are the same in code, CLI flags, config files and
 JSON keys. The object is saved beside the weights (``rsmi.json``) by
 :meth:`rsmi.RSMIClassifier.save_pretrained`.
 """

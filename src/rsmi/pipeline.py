@@ -9,6 +9,7 @@ run again, so a killed run loses nothing that was finished.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from rsmi.errors import ResumeError, StoreError
 from rsmi.store.atomic import atomic_write_text
 from rsmi.store.names import (
     EVALUATION_FILE,
+    MODEL_CARD_FILE,
     PIPELINE_FILE,
     PIPELINE_PLOT_FILE,
     PIPELINE_REPORT_FILE,
@@ -191,6 +193,15 @@ def evaluate_stage(
     return path
 
 
+@functools.lru_cache(maxsize=1)
+def _load_for_attacks(model_dir: str, dtype: str, saved: int) -> Any:
+    """One load per model for all its recipes: ``run_attack`` attacks a configured view and
+    leaves the loaded classifier as it was, so the next recipe starts from the same model."""
+    from rsmi import RSMIClassifier
+
+    return RSMIClassifier.from_pretrained(model_dir, dtype=dtype)
+
+
 def attack_stage(
     cfg: PipelineConfig,
     method: str,
@@ -201,7 +212,6 @@ def attack_stage(
     say: Say,
 ) -> Path:
     """Attack one model with one recipe; resumes an unfinished run."""
-    from rsmi import RSMIClassifier
     from rsmi.attacks import AttackConfig, run_attack
 
     run_dir = Path(cfg.out) / "attacks" / f"{method}-{recipe}"
@@ -216,7 +226,8 @@ def attack_stage(
             )
         say(f"[attack] {method} × {recipe}: finished, reused")
         return run_dir
-    clf = RSMIClassifier.from_pretrained(model_dir, dtype=dtype)
+    saved = (Path(model_dir) / MODEL_CARD_FILE).stat().st_mtime_ns  # a re-saved model is reloaded
+    clf = _load_for_attacks(str(model_dir), dtype, saved)
     randomized = clf.config.smoothing or clf.config.masking
     config = AttackConfig(
         recipe=recipe,

@@ -110,8 +110,6 @@ def _transfer_attack(
     """Attack the noise-off surrogate, then score clean and adversarial text with the smoothed model."""
     from textattack.shared import AttackedText
 
-    from rsmi.attacks.wrapper import deterministic
-
     label = int(ex.label)
     p_clean = wrapper.predict_probs([ex.text])[0]
     base = {
@@ -127,7 +125,7 @@ def _transfer_attack(
                 "result_type": SKIPPED, "surrogate_result_type": None, "num_words_perturbed": 0,
                 "perturbed_word_pct": 0.0, "queries": 0, "goal_function_queries": 0}
     before = wrapper.queries
-    with deterministic(classifier):
+    with wrapper.deterministic():
         result = attack.attack(ex.text, label)
     surrogate_queries = wrapper.queries - before
     adv_text = result.perturbed_result.attacked_text.text

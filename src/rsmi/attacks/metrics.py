@@ -1,4 +1,4 @@
-"""Metrics of an attack run, computed from its per-example records (PROTOCOL.md).
+"""Metrics of an attack run, computed from its per-example records (docs/protocol.md).
 
 One pure function, :func:`compute_metrics`, turns the records of ``examples.jsonl`` into the
 numbers of ``summary.json``; a finished run, a resumed run, a merge of shards and a later

@@ -138,21 +138,21 @@ def _configure_classifier(
 ) -> tuple[Any, AttackConfig]:
     """The classifier as attacked (overrides, dtype, max length) and the config recording it.
 
-    Sets the classifier's config and dtype in place (the caller's classifier is changed); the
-    returned config carries the effective ``max_length``.
+    Returns a view (:meth:`RSMIClassifier.configured`) sharing the caller's weights; the
+    caller's classifier is not changed. The returned config carries the effective
+    ``max_length``.
     """
     preset = config.preset_settings
-    if config.model_overrides:
-        classifier.set_config(classifier.config.replace(**config.model_overrides))
-    classifier.set_dtype(config.dtype)
+    settings = classifier.config.replace(**config.model_overrides)
     max_length = config.max_length
     if max_length is None:
         mean_words = float(np.mean([len(ex.text.split()) for ex in selected]))
         max_length = default_max_length(preset, mean_words)
     if max_length is not None:
         limit = getattr(classifier.model.config, "max_position_embeddings", max_length)
-        classifier.set_config(classifier.config.replace(max_length=min(max_length, limit)))
-    return classifier, config.replace(max_length=classifier.config.max_length)
+        settings = settings.replace(max_length=min(max_length, limit))
+    attacked = classifier.configured(settings, dtype=config.dtype)
+    return attacked, config.replace(max_length=attacked.config.max_length)
 
 
 def _prepare(

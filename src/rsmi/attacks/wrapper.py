@@ -119,24 +119,3 @@ class RSMIModelWrapper(ModelWrapper):
             yield surrogate
         finally:
             self.model = self.classifier = attacked
-
-
-@contextlib.contextmanager
-def deterministic(target: RSMIModelWrapper | RSMIClassifier) -> Iterator[RSMIClassifier]:
-    """Noise and masking off (``RSMIConfig.plain``) within the block: the transfer surrogate.
-
-    Given the wrapper (``deterministic(wrapper)``), its queries go to the classifier's plain
-    view and nothing is changed (:meth:`RSMIModelWrapper.deterministic`). Given the classifier
-    (the older call), the classifier itself is switched to the plain configuration for the
-    block and back after it; prefer the wrapper.
-    """
-    if isinstance(target, RSMIModelWrapper):
-        with target.deterministic() as surrogate:
-            yield surrogate
-        return
-    saved = target.config
-    target._set_config(saved.plain(saved.max_length))
-    try:
-        yield target
-    finally:
-        target._set_config(saved)

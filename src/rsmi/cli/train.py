@@ -23,7 +23,7 @@ __all__ = ["build_config", "metadata_warning", "model_warning", "register", "run
 _OPTIONAL = {"data": str, "max_examples": int, "max_eval_examples": int, "text_column": str,
              "label_column": str, "lr": float, "freelb_preset": str}
 _HELP = {
-    "method": "base (fine-tuning), rsmi (METHOD.md training step), freelb (FreeLB++)",
+    "method": "base (fine-tuning), rsmi (docs/method.md training step), freelb (FreeLB++)",
     "model": "backbone: minilm (offline default), a model directory or a Hugging Face id",
     "data": "dataset name or path (rsmi data list)",
     "out": "output directory (model, training_config.json, log.jsonl, checkpoint)",

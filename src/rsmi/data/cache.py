@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import tempfile
 from pathlib import Path
 
 from rsmi.data.types import Example, TextDataset
 from rsmi.packages import sha256_file
+from rsmi.store.atomic import atomic_write_json, publish_directory
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +40,8 @@ def write_cache(directory: Path, dataset: TextDataset, key: dict) -> None:
             "format": CACHE_FORMAT, "key": key, "name": dataset.name,
             "label_names": dataset.label_names, "files": files, "info": dataset.info,
         }
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(tmp, directory)
+        atomic_write_json(tmp / "meta.json", meta)
+        publish_directory(tmp, directory)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

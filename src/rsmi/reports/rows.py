@@ -55,7 +55,7 @@ class ResultRow:
     Attributes:
         model, method, attack, dataset: what was evaluated (``attack`` is "none (clean)" for a
             clean evaluation).
-        metrics: PROTOCOL.md's keys; a value or ``{"mean", "std"}`` over attack seeds.
+        metrics: docs/protocol.md's keys; a value or ``{"mean", "std"}`` over attack seeds.
         source: the file read.
         kind: "attack" or "clean".
         run_dir: the run directory (its ``examples.jsonl`` / ``seed-<s>/examples.jsonl``).

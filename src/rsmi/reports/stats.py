@@ -1,6 +1,6 @@
 """Statistics of the report: Wilson intervals, mean ± std, exact McNemar on paired examples.
 
-PROTOCOL.md: accuracies carry 95 % Wilson intervals over the N examples; a randomized defense
+docs/protocol.md: accuracies carry 95 % Wilson intervals over the N examples; a randomized defense
 is reported as mean ± std over attack seeds (clean accuracy of a training method over training
 seeds); two models attacked on the same examples are compared pairwise with an exact McNemar
 test on robust-or-not (and correct-or-not) per example.

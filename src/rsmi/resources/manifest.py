@@ -9,7 +9,6 @@ the recorded size and checksum; that is what makes ``rsmi resources prepare`` id
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 from rsmi.errors import StoreError
 from rsmi.packages import sha256_file
+from rsmi.store.atomic import atomic_write_text
 
 FORMAT_VERSION = 1
 
@@ -70,9 +70,7 @@ class Manifest:
             "parts": self.parts,
         }
         path = self.root / "manifest.json"
-        tmp = path.with_name(path.name + ".part")
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
     def base_of(self, part: str) -> Path:
         """Directory the part's file paths are relative to (the root unless recorded)."""

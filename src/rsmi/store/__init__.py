@@ -21,6 +21,7 @@ from rsmi.store.atomic import (
     atomic_write_text,
     check_output_file,
     dump_json,
+    publish_directory,
 )
 
 __all__ = [
@@ -30,4 +31,5 @@ __all__ = [
     "atomic_write_text",
     "check_output_file",
     "dump_json",
+    "publish_directory",
 ]

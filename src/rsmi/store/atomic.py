@@ -139,3 +139,28 @@ class JsonlWriter:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def publish_directory(tmp: str | os.PathLike[str], final: str | os.PathLike[str]) -> Path:
+    """Replace the directory ``final`` by the complete directory ``tmp`` (same parent).
+
+    The files of ``tmp`` are flushed to disk first; the old ``final`` is renamed aside
+    (``<final>.old``), ``tmp`` renamed to ``final``, and the old one removed, so at every moment
+    one complete directory exists under ``final`` or ``<final>.old``.
+    """
+    import shutil
+
+    tmp, final = Path(tmp), Path(final)
+    for path in tmp.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as fh:
+                os.fsync(fh.fileno())
+    _fsync_dir(tmp)
+    old = final.with_name(final.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    _fsync_dir(final.parent)
+    shutil.rmtree(old, ignore_errors=True)
+    return final

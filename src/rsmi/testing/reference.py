@@ -1,4 +1,4 @@
-"""A plain, per-example reference implementation of METHOD.md's two-step inference.
+"""A plain, per-example reference implementation of docs/method.md's two-step inference.
 
 Slow and obvious on purpose: one example at a time, one Monte-Carlo sample per forward call,
 no padding, the binomial test in closed form. It uses the same seeding convention as
@@ -43,7 +43,7 @@ def binomial_p_value_closed_form(n_a: int, k0: int) -> float:
 
 
 def reference_predict(clf: RSMIClassifier, text: str, index: int, seed: int) -> ReferenceResult:
-    """Predict one text exactly as METHOD.md describes, one forward pass at a time."""
+    """Predict one text exactly as docs/method.md describes, one forward pass at a time."""
     cfg, model, noise = clf.config, clf.model, clf.noise
     assert noise is not None
     model.eval()

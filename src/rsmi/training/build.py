@@ -34,18 +34,17 @@ def build_classifier(config: TrainConfig, label_names: list[str]) -> RSMIClassif
 def configure_for_training(
     clf: RSMIClassifier, config: TrainConfig, device: Any, dtype: str
 ) -> RSMIClassifier:
-    """The classifier as the run trains and evaluates it: ``config.method``, the saved RSMI
-    settings, the accelerator's device and the training precision (for the dev evaluation).
+    """The classifier as the run trains and evaluates it: a view (:meth:`RSMIClassifier.configured`)
+    of ``clf``'s weights with ``config.method``, the saved RSMI settings and the training
+    precision (for the dev evaluation), on the accelerator's device.
 
-    The one place where the trainer (re)configures a classifier in place — also one that
-    :func:`build_classifier` has just configured; it becomes a configured view of the
-    classifier (issue 25) where the classifier offers one.
+    ``clf``'s own settings are not changed (its weights, shared with the view, are trained). The
+    loop calls the model directly, so it runs inside the view's :meth:`~RSMIClassifier.activated`.
     """
-    clf.method = config.method
-    clf.set_config(config.saved_config())
     clf.to(device)
-    clf.set_dtype(dtype)  # dev evaluation in the training precision
-    return clf
+    view = clf.configured(config.saved_config(), dtype=dtype)
+    view.method = config.method
+    return view
 
 
 def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:

@@ -28,7 +28,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from rsmi.errors import ResumeError
-from rsmi.store.atomic import atomic_write_json
+from rsmi.store.atomic import atomic_write_json, publish_directory
 from rsmi.store.names import CHECKPOINT_DIR, CHECKPOINT_STATE_FILE, WEIGHTS_FILE
 
 __all__ = ["CHECKPOINT_DIR", "TrainState", "checkpoint_path", "load_checkpoint", "save_checkpoint"]
@@ -127,12 +127,7 @@ def save_checkpoint(
         atomic_write_json(tmp / CHECKPOINT_STATE_FILE, meta)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        old = final.with_name(CHECKPOINT_DIR + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        if final.exists():
-            final.rename(old)
-        tmp.rename(final)
-        shutil.rmtree(old, ignore_errors=True)
+        publish_directory(tmp, final)
     accelerator.wait_for_everyone()
     return final
 

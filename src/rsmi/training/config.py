@@ -58,7 +58,7 @@ class TrainConfig:
     """Settings of one ``rsmi train`` run.
 
     Args:
-        method: ``"base"`` (ordinary fine-tuning), ``"rsmi"`` (METHOD.md's training step) or
+        method: ``"base"`` (ordinary fine-tuning), ``"rsmi"`` (docs/method.md's training step) or
             ``"freelb"`` (FreeLB++ adversarial training in embedding space).
         model: backbone (``"minilm"``, a Hugging Face model directory/id, or a saved RSMI dir).
         data: dataset name or path for :func:`rsmi.data.load_dataset` (``None`` when a loaded

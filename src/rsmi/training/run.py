@@ -218,7 +218,8 @@ class TrainingRun:
     def fit(self) -> None:
         """Train the remaining epochs, then :meth:`finish`."""
         what = "saving a checkpoint at the next optimizer step, then stopping"
-        with stop_on_signals(self.stop, STOP_SIGNALS, what=what):
+        # The loop calls the model directly: the view's noise (and its seeded generator) runs.
+        with stop_on_signals(self.stop, STOP_SIGNALS, what=what), self.clf.activated():
             while self.state.epoch < self.config.epochs:
                 self.train_epoch()
                 self.end_epoch()

@@ -67,7 +67,7 @@ def base_step(ctx: StepContext, batch: dict[str, torch.Tensor]) -> float:
 
 @dataclass
 class RSMIInputs:
-    """The input of RSMI's parameter-update pass (steps 1–3 of METHOD.md's training step).
+    """The input of RSMI's parameter-update pass (steps 1–3 of docs/method.md's training step).
 
     Attributes:
         saliency: the eval-mode, noisy, unmasked saliency pass with the gold labels (``grads``
@@ -103,7 +103,7 @@ def rsmi_inputs(ctx: StepContext, batch: dict[str, torch.Tensor]) -> RSMIInputs:
 
 
 def rsmi_training_step(ctx: StepContext, batch: dict[str, torch.Tensor]) -> float:
-    """RSMI's training step (METHOD.md, "Training step (per batch)"), steps 1–3.
+    """RSMI's training step (docs/method.md, "Training step (per batch)"), steps 1–3.
 
     1. Eval mode (no dropout), noise on: forward the unmasked batch with the gold labels and
        take g = d loss / d word embeddings (B×T×d).
