@@ -83,7 +83,8 @@ def prepare_model(args: argparse.Namespace, workdir: Path) -> tuple[str, str]:
     path = clf.save_pretrained(workdir / "minilm-untrained")
     return str(path), (
         "untrained MiniLM (all-MiniLM-L6-v2) with a new 2-class head, RSMI reference settings "
-        "(noise and masks on): no trained model was given"
+        "(noise and masks on; --k1 overrides step 2's samples, see settings.rsmi_config): no "
+        "trained model was given"
     )
 
 
