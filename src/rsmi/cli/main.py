@@ -10,7 +10,7 @@ import sys
 from rsmi.errors import RSMIError
 
 # Sub-command modules, in the order of `rsmi --help`.
-COMMANDS = ("pipeline", "data", "train", "evaluate", "predict", "attack", "report", "resources")
+COMMANDS = ("pipeline", "data", "train", "evaluate", "predict", "attack", "report", "resources", "serve")
 
 
 class CLIError(RSMIError):
