@@ -1,6 +1,6 @@
 """Trust round 2 (issue 25): input lines, data and advice.
 
-``CASES`` is the table of docs/reliability.md's section "Trust round 2: input lines, data and
+``CASES`` is the table of docs/reliability.md, Trust round 2, section "input lines, data and
 advice": each row runs one ``rsmi`` command in-process on a tiny saved model (or a small data
 file) and asserts the exit code, the one-line message and, where it answers, one output line
 per input line. Streaming and chunked answers have their own tests below.
@@ -198,7 +198,7 @@ def test_trust_inputs(case: Case, saved_model, tiny_encoder, tmp_path):
 
 def test_the_table_has_the_cases_of_the_docs():
     doc = (Path(__file__).resolve().parents[1] / "docs" / "reliability.md").read_text()
-    section = doc.split("## Trust round 2: input lines, data and advice", 1)[1]
+    section = doc.split("### input lines, data and advice", 1)[1]
     for case in CASES:
         assert f"| {case.name} |" in section, case.name
 
