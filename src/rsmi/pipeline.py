@@ -249,7 +249,7 @@ def attack_stage(
     return run_dir
 
 
-RUN_FILES = (PIPELINE_FILE, "models", "eval", "attacks", PIPELINE_REPORT_FILE, PIPELINE_PLOT_FILE)
+PIPELINE_RUN_FILES = (PIPELINE_FILE, "models", "eval", "attacks", PIPELINE_REPORT_FILE, PIPELINE_PLOT_FILE)
 
 
 def run_pipeline(
@@ -262,7 +262,7 @@ def run_pipeline(
     """
     from rsmi.rundir import claim_run
 
-    with claim_run(cfg.out, "pipeline", overwrite=overwrite, legacy=RUN_FILES,
+    with claim_run(cfg.out, "pipeline", overwrite=overwrite, legacy=PIPELINE_RUN_FILES,
                    evidence=(PIPELINE_FILE,)):
         return _run_pipeline(cfg, say)
 

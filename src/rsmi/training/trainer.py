@@ -53,7 +53,7 @@ from rsmi.training.learning import LEARNING_P_VALUE, learning_check
 from rsmi.training.run import StepInfo, TrainingInterrupted, TrainingRun, evaluate_dev
 
 __all__ = [
-    "DEV_FRACTION", "LEARNING_P_VALUE", "LOG_FILE", "RESUMABLE_CHANGES", "RUN_EVIDENCE", "RUN_FILES",
+    "DEV_FRACTION", "LEARNING_P_VALUE", "LOG_FILE", "RESUMABLE_CHANGES", "TRAINING_RUN_EVIDENCE", "TRAINING_RUN_FILES",
     "StepInfo", "TrainingInterrupted", "TrainingRun", "build_classifier", "check_resume_settings",
     "data_digest", "evaluate_dev", "learning_check", "load_training_data", "not_learned_warning",
     "select_examples", "train", "train_dev_examples",
@@ -65,11 +65,11 @@ LOG_FILE = TRAINING_LOG_FILE  # the name other modules import from here
 
 # Files a training run writes (a run directory from before run markers is adopted when it
 # holds only these and one of the run's own files).
-RUN_FILES = (
+TRAINING_RUN_FILES = (
     MODEL_CARD_FILE, LOG_FILE, CONFIG_FILE, CHECKPOINT_DIR, HF_CONFIG_FILE, WEIGHTS_FILE,
     WEIGHTS_INDEX_FILE, *TOKENIZER_FILES,
 )
-RUN_EVIDENCE = (LOG_FILE, CONFIG_FILE, CHECKPOINT_DIR)
+TRAINING_RUN_EVIDENCE = (LOG_FILE, CONFIG_FILE, CHECKPOINT_DIR)
 # Settings that do not change what is trained: a resumed run may change these.
 RESUMABLE_CHANGES = ("out", "checkpoint_every", "keep_checkpoint", "eval_batch_size")
 # Checked on its resolved value by _check_resume_dtype ("auto" and "bfloat16" may be the same).
@@ -118,8 +118,8 @@ def train(
     mixed_precision = accelerate_mixed_precision(dtype)
     reset_accelerate_precision(mixed_precision)
     accelerator = Accelerator(mixed_precision=mixed_precision, gradient_accumulation_steps=config.grad_accum)
-    with claim_run(out, "train", overwrite=overwrite, legacy=RUN_FILES,
-                   evidence=RUN_EVIDENCE, enabled=accelerator.is_main_process):
+    with claim_run(out, "train", overwrite=overwrite, legacy=TRAINING_RUN_FILES,
+                   evidence=TRAINING_RUN_EVIDENCE, enabled=accelerator.is_main_process):
         resuming = _prepare_out(out, resume, overwrite)
         _clear_out(out, accelerator, overwrite and not resuming)
         run = TrainingRun(config, accelerator, dtype=dtype, progress=progress, stop=stop)
