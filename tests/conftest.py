@@ -42,6 +42,15 @@ def make_tiny_bert(
     return BertForSequenceClassification(config).eval()
 
 
+@pytest.fixture(scope="module")
+def tiny_encoder(tmp_path_factory, tokenizer):
+    """A plain Hugging Face encoder directory (no rsmi.json): a backbone for training."""
+    path = tmp_path_factory.mktemp("encoder")
+    make_tiny_bert(tokenizer, layers=2, hidden=32).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
 @pytest.fixture
 def tiny_bert(tokenizer):
     return make_tiny_bert(tokenizer)

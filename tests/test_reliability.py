@@ -46,15 +46,6 @@ def saved_model(tmp_path_factory, tokenizer) -> Path:
     return clf.save_pretrained(tmp_path_factory.mktemp("rel") / "model")
 
 
-@pytest.fixture(scope="module")
-def tiny_encoder(tmp_path_factory, tokenizer) -> Path:
-    """A plain Hugging Face encoder directory (no rsmi.json): a backbone for training."""
-    path = tmp_path_factory.mktemp("encoder")
-    make_tiny_bert(tokenizer, layers=2, hidden=32).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
-
-
 def toy_rows(n: int, seed: int = 0, random_labels: bool = False) -> list[tuple[str, int]]:
     rng = np.random.default_rng(seed)
     rows = []

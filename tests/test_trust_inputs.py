@@ -36,14 +36,6 @@ def saved_model(tmp_path_factory, tokenizer) -> Path:
     return clf.save_pretrained(tmp_path_factory.mktemp("trust") / "model")
 
 
-@pytest.fixture(scope="module")
-def tiny_encoder(tmp_path_factory, tokenizer) -> Path:
-    path = tmp_path_factory.mktemp("encoder")
-    make_tiny_bert(tokenizer, layers=2, hidden=32).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
-
-
 def run_cli(argv: list[str], stdin: bytes = b"") -> tuple[int, str, str]:
     old = sys.stdin
     sys.stdin = io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8")
