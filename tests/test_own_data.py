@@ -63,14 +63,14 @@ def trained(tmp_path_factory, encoder):
                      "--text-column", "feedback", "--label-column", "stars", "--out", str(out),
                      "--epochs", "1", "--max-length", "32", "--batch-size", "16"])
     assert code == 0, stderr.getvalue()
-    return out, train_csv, test_csv, stdout.getvalue()
+    assert stdout.getvalue() == f"{out}\n"  # the directory alone on stdout, for scripts
+    return out, train_csv, test_csv, stderr.getvalue()
 
 
 def test_training_prints_one_result_line_and_records_the_data_options(trained):
-    out, _, _, stdout = trained
-    lines = stdout.strip().splitlines()
-    assert len(lines) == 1, stdout
-    assert lines[0].startswith(f"{out}: best dev accuracy ")
+    out, _, _, stderr = trained
+    lines = [x for x in stderr.splitlines() if x.startswith("rsmi train: best dev accuracy ")]
+    assert len(lines) == 1, stderr
     assert "at epoch 1 of 1" in lines[0] and "optimiser steps" in lines[0]
     assert "learning check: " in lines[0]
     card = json.loads((out / "rsmi.json").read_text())

@@ -122,7 +122,10 @@ def run(args: argparse.Namespace) -> int:
         warning = model_warning(out)
         if warning:
             print(f"rsmi train: warning: {warning}", file=sys.stderr)
-        # One line: where the model is, and how it did.
+        # How it did, in one line (stderr, beside the progress), then the model directory alone
+        # on stdout, for scripts (`out=$(rsmi train ...)`).
         summary = training_summary(out)
-        print(f"{out}: {summary}" if summary else str(out), flush=True)
+        if summary:
+            print(f"rsmi train: {summary}", file=sys.stderr, flush=True)
+        print(str(out), flush=True)
     return 0
