@@ -225,6 +225,8 @@ class TrainConfig:
         for f in fields(self):
             if f.name == "rsmi":
                 out.update(self.rsmi.to_dict())
+            elif f.name in LATER_SETTINGS and getattr(self, f.name) is None:
+                continue  # unset: a run writes the bytes it wrote before these existed
             else:
                 out[f.name] = getattr(self, f.name)
         return out
@@ -262,6 +264,8 @@ class TrainConfig:
         return atomic_write_text(Path(directory) / CONFIG_FILE, json.dumps(payload, indent=2) + "\n")
 
 
+# Settings added after training_config.json's first form; written only when set.
+LATER_SETTINGS = ("label_names", "split_column")
 _OWN_FIELDS = frozenset(f.name for f in fields(TrainConfig) if f.name != "rsmi")
 
 
