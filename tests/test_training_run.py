@@ -18,7 +18,7 @@ import pytest
 from rsmi import RSMIConfig
 from rsmi.errors import ConfigError, ResumeError
 from rsmi.training import TrainConfig, TrainingInterrupted, TrainingRun, load_config_file, train
-from rsmi.training.config import SETTINGS, setting_fields
+from rsmi.training.config import LATER_SETTINGS, SETTINGS, setting_fields
 from rsmi.training.trainer import check_resume_settings
 from test_training import tiny_config, tiny_dir, toy_dataset  # noqa: F401 (tiny_dir: a fixture)
 
@@ -61,7 +61,11 @@ def test_train_config_holds_an_rsmi_config_and_keeps_the_flat_form(tmp_path):
     assert cfg.rsmi_config() is cfg.rsmi and cfg.saved_config() is cfg.rsmi
     assert (cfg.noise_std, cfg.num_masks, cfg.k1) == (0.3, 1, 8)  # flat reads delegate
     assert list(cfg.to_dict().items()) == list(OLD_FLAT.items())  # same keys, same order
-    assert list(SETTINGS) == list(OLD_FLAT) == [f.name for f in setting_fields()]
+    # Issue 28 added the data options label_names and split_column: settings (and flags),
+    # written only when set, so the file of a run without them is unchanged.
+    assert [s for s in SETTINGS if s not in LATER_SETTINGS] == list(OLD_FLAT)
+    assert list(SETTINGS) == [f.name for f in setting_fields()]
+    assert set(SETTINGS) - set(OLD_FLAT) == set(LATER_SETTINGS)
     assert TrainConfig.from_dict(OLD_FLAT) == cfg
     # The file, byte for byte, as the old writer wrote it (json.dumps, indent 2).
     resolved = {"lr": 0.02, "data_sha256": "ab" * 32}
@@ -95,7 +99,11 @@ def test_cli_flags_are_unchanged():
     parser = build_parser()
     sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
     flags = [s for a in sub.choices["train"]._actions for s in a.option_strings if s not in ("-h", "--help")]
-    assert flags == OLD_FLAGS
+    # The data options are the shared group of every data command (issue 28): in its order,
+    # with --label-names and --split-column added.
+    data = {"--split-seed", "--text-column", "--label-column", "--label-names", "--split-column"}
+    assert [f for f in flags if f not in data] == [f for f in OLD_FLAGS if f not in data]
+    assert set(flags) == set(OLD_FLAGS) | {"--label-names", "--split-column"}
 
 
 # ------------------------------------------------------------------ resume identity

@@ -60,6 +60,9 @@ class PipelineConfig:
         train_overrides: other :class:`rsmi.training.TrainConfig` fields, for every method.
         dtype: compute precision of training, evaluation and attacks (``auto``, ``float32``,
             ``bfloat16``; :mod:`rsmi.precision`).
+        data_options: how ``data`` is read, the :class:`rsmi.data.DataOptions` fields given
+            (``text_column``, ``label_column``, ``label_names``, ``split_column``,
+            ``split_seed``); they are training settings of every method.
     """
 
     out: str = "runs/main"
@@ -78,6 +81,16 @@ class PipelineConfig:
     rsmi_overrides: dict[str, Any] = field(default_factory=dict)
     train_overrides: dict[str, Any] = field(default_factory=dict)
     dtype: str = "float32"
+    data_options: dict[str, Any] = field(default_factory=dict)
+
+    def read_options(self) -> Any:
+        """``data_options`` as :class:`rsmi.data.DataOptions`."""
+        from rsmi.data import DataOptions
+
+        given = dict(self.data_options)
+        if given.get("label_names") is not None:
+            given["label_names"] = tuple(given["label_names"])
+        return DataOptions(**given)
 
     def compute_dtype(self) -> str:
         """The effective precision of ``dtype`` on this machine's default device."""
@@ -92,7 +105,7 @@ class PipelineConfig:
 # model must match them.
 _TRAINING_KEYS = (
     "method", "model", "data", "epochs", "max_examples", "max_length", "seed", "split_seed",
-    "text_column", "label_column", "lr", "batch_size", "weight_decay", "warmup_ratio",
+    "text_column", "label_column", "label_names", "split_column", "lr", "batch_size", "weight_decay", "warmup_ratio",
     "grad_accum", "max_grad_norm",
 )
 _METHOD_KEYS = {
@@ -144,6 +157,7 @@ def train_stage(cfg: PipelineConfig, method: str, dataset: Any, say: Say) -> Pat
         max_length=cfg.max_length,
         seed=cfg.seed,
         dtype=cfg.dtype,
+        **_train_data_settings(cfg),
         **{**cfg.train_overrides, **(cfg.rsmi_overrides if method == "rsmi" else {})},
     )
     if training_finished(model_dir):
@@ -154,6 +168,15 @@ def train_stage(cfg: PipelineConfig, method: str, dataset: Any, say: Say) -> Pat
     say(f"[train] {method}: {'resuming' if resume else 'training'} → {model_dir}")
     train(config, dataset, resume=resume, progress=True)
     return model_dir
+
+
+def _train_data_settings(cfg: PipelineConfig) -> dict[str, Any]:
+    """The data options as :class:`rsmi.training.TrainConfig` settings (recorded with each
+    model, so a reused model must have been read the same way)."""
+    options = cfg.read_options()
+    return {"text_column": options.text_column, "label_column": options.label_column,
+            "label_names": None if options.label_names is None else list(options.label_names),
+            "split_column": options.split_column, "split_seed": options.split_seed}
 
 
 def evaluate_stage(
@@ -269,14 +292,13 @@ def run_pipeline(
 
 def _run_pipeline(cfg: PipelineConfig, say: Say | None) -> list[Any]:
     from rsmi import reports
-    from rsmi.data import load_dataset
     from rsmi.resources import Resources
     from rsmi.resources.prepare import prepare
 
     say = say or (lambda msg: logger.info("%s", msg))
     out = Path(cfg.out)
     atomic_write_text(out / PIPELINE_FILE, json.dumps(asdict(cfg), indent=2) + "\n")
-    dataset = load_dataset(cfg.data)
+    dataset = cfg.read_options().load(cfg.data)
     resources = None
     if cfg.recipes:
         say("[resources] preparing offline attack resources (once; verified afterwards)")

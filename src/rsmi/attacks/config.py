@@ -47,7 +47,9 @@ class Preset:
         sim_threshold / sim_metric / sim_window: the sentence-similarity constraint that
             replaces the recipe's own (None: recipe's own).
         min_words: examples must have more than this many words.
-        max_length / long_max_length: model max_length for short texts / long documents.
+        max_length / long_max_length: the max length the protocol used for short texts /
+            long documents (``--max-length 128`` reproduces it; by default an attack runs the
+            model at its own max length).
         cache: TextAttack's output cache when ``--cache``/``--no-cache`` is not given.
         cut_to_max_length: cut each text to the words the model reads (``max_length``
             tokens) before attacking, when ``--[no-]cut-to-max-length`` is not given.
@@ -116,7 +118,12 @@ class AttackConfig:
             every preset: TextDefender attacks the full text and lets the model truncate).
         mlm: path of a masked language model (bert-attack, bae).
         batch_size: texts per model call.
-        max_length: model max_length (None: the preset's, else the model's own).
+        max_length: tokens the model reads per text (None: the model's own, its
+            ``RSMIConfig.max_length``; the preset's ``max_length`` is what the published
+            protocol used, applied only when asked for). The recorded config holds the
+            effective value.
+        model_max_length: the model's own max length, recorded beside ``max_length`` by the
+            run (a run at another max length is warned about); not part of the identity.
         shard: ``(i, n)``: attack examples ``i, i + n, i + 2n, ...`` of the sample.
         model_overrides: :class:`rsmi.RSMIConfig` fields set on the model before the attack
             (e.g. ``{"num_masks": 0}``: attack the same weights with randomized smoothing
@@ -137,6 +144,7 @@ class AttackConfig:
     mlm: str | None = None
     batch_size: int = 32
     max_length: int | None = None
+    model_max_length: int | None = None
     shard: tuple[int, int] = (0, 1)
     model: str | None = None
     data: str | None = None
@@ -220,7 +228,8 @@ class AttackConfig:
     def identity(self) -> dict[str, Any]:
         """The fields a resumed or merged run must share (batch size does not change results)."""
         out = self.to_dict()
-        for key in ("batch_size", "seeds", "shard"):
+        # model_max_length is what the model says, recorded; max_length is what ran.
+        for key in ("batch_size", "seeds", "shard", "model_max_length"):
             out.pop(key)
         return out
 

@@ -25,6 +25,7 @@ run, a sharded run and an uninterrupted run give the same records.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -42,13 +43,20 @@ from rsmi.attacks.records import (
     ATTACK_RUN_EVIDENCE,
     ATTACK_RUN_FILES,
     EXAMPLES_FILE,
+    RUN_FILE,
     SUMMARY_FILE,
     RecordWriter,
     read_records,
     repair,
     write_json,
 )
-from rsmi.attacks.resume import RunIdentity, _check_run_dir, check_resume, training_cpu
+from rsmi.attacks.resume import (
+    RunIdentity,
+    _check_run_dir,
+    _read_run_file,
+    check_resume,
+    training_cpu,
+)
 from rsmi.attacks.sampling import (
     AttackExample,
     cut_texts,
@@ -64,6 +72,8 @@ from rsmi.rundir import check_run_dir, claim_run
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
+
+logger = logging.getLogger(__name__)
 
 PARTIAL_SUMMARY_EVERY_S = 60.0  # how often a running seed rewrites its partial summary.json
 
@@ -127,6 +137,7 @@ def run_attack(
     whole = config.shard[1] == 1  # shards of one run write side by side: each holds its own
     # SIGTERM stops the run as Ctrl-C does (KeyboardInterrupt), so that the records and the
     # partial summary on disk agree and locks are released; a second SIGTERM kills at once.
+    config = _recorded_max_length(out, config, resume)
     with stop_on_signals(), claim_run(out, "attack", enabled=whole, **owned):
         run = _prepare(classifier, examples, config, resources, hooks.get("model_info"))
         run.resume, run.on_start, run.on_result = resume, hooks.get("on_start"), hooks.get("on_result")
@@ -142,17 +153,47 @@ def _configure_classifier(
     caller's classifier is not changed. The returned config carries the effective
     ``max_length``.
     """
-    preset = config.preset_settings
+    own = classifier.config.max_length  # what the model was trained (saved) with
     settings = classifier.config.replace(**config.model_overrides)
-    max_length = config.max_length
-    if max_length is None:
-        mean_words = float(np.mean([len(ex.text.split()) for ex in selected]))
-        max_length = default_max_length(preset, mean_words)
-    if max_length is not None:
-        limit = getattr(classifier.model.config, "max_position_embeddings", max_length)
-        settings = settings.replace(max_length=min(max_length, limit))
+    max_length = settings.max_length if config.max_length is None else config.max_length
+    limit = getattr(classifier.model.config, "max_position_embeddings", max_length)
+    settings = settings.replace(max_length=min(max_length, limit))
     attacked = classifier.configured(settings, dtype=config.dtype)
-    return attacked, config.replace(max_length=attacked.config.max_length)
+    used = attacked.config.max_length
+    if used != own:
+        mean_words = float(np.mean([len(ex.text.split()) for ex in selected])) if selected else 0.0
+        logger.warning(
+            "attacking the model at max length %d, not its own %d (the max length it was "
+            "trained with%s): texts are cut where the deployed model would not cut them; drop "
+            "--max-length to attack it as trained (recorded as max_length / model_max_length)",
+            used, own, _preset_note(config, mean_words, used),
+        )
+    return attacked, config.replace(max_length=used, model_max_length=own)
+
+
+def _preset_note(config: AttackConfig, mean_words: float, used: int) -> str:
+    protocol = default_max_length(config.preset_settings, mean_words)
+    return f"; {used} is the {config.preset} protocol's" if protocol == used else ""
+
+
+def _recorded_max_length(out: Path, config: AttackConfig, resume: bool) -> AttackConfig:
+    """The max length a run recorded before ``model_max_length`` existed, for its resume.
+
+    Such a run chose the preset's max length when none was given; resumed without
+    ``--max-length`` it continues at the max length it recorded (its identity), not the
+    model's own.
+    """
+    if not resume or config.max_length is not None:
+        return config
+    run_dir = seed_dir(out, config, config.seeds[0])
+    if not (run_dir / RUN_FILE).is_file():
+        return config  # a fresh start
+    _, recorded = _read_run_file(run_dir, run_dir / RUN_FILE)  # the owner's reader
+    if recorded.model_max_length is not None or recorded.max_length is None:
+        return config
+    logger.info("%s was recorded before model_max_length: resuming at its max length %d",
+                run_dir / RUN_FILE, recorded.max_length)
+    return config.replace(max_length=recorded.max_length)
 
 
 def _prepare(

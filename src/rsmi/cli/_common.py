@@ -187,3 +187,90 @@ def check_numbers(args: argparse.Namespace) -> None:
                 f"--{dest.replace('_', '-')} {value} is out of range: it must lie strictly "
                 f"between 0 and 1 ({why})"
             )
+
+
+# ----------------------------------------------------------------------------- data options
+DATA_TITLE = (
+    "data options (the same for train, evaluate, attack, pipeline and data show; a trained "
+    "model records its columns and label names, and later commands reading a local file "
+    "default to them; docs/data.md)"
+)
+SPLIT_HELP = (
+    "split to read: train, dev, test, or all = every row (a local file whole, in its row "
+    "order, without the 80/10/10 split: a separate test file)"
+)
+
+
+def add_data_flags(parser: argparse.ArgumentParser, *, split: str | None = None,
+                   split_required: bool = False) -> None:
+    """The data options of every command that reads data (:class:`rsmi.data.DataOptions`).
+
+    ``split``: the default of ``--split`` (no ``--split`` flag when None and not
+    ``split_required``). Every other flag defaults to ``None`` (not given), so a config file
+    or the model's recorded options fill it.
+    """
+    group = parser.add_argument_group("data", DATA_TITLE)
+    group.add_argument("--text-column", default=None, metavar="NAME",
+                       help="column holding the text (default: the model's, for a local file; "
+                       "else the first of text, sentence, review, content)")
+    group.add_argument("--label-column", default=None, metavar="NAME",
+                       help="column holding the label (default: the model's, for a local file; "
+                       "else the first of label, labels, sentiment, class)")
+    group.add_argument("--label-names", default=None, type=_names, metavar="A,B,...",
+                       help="the label set in id order, comma-separated; integer labels index "
+                       "it (default: the model's classes; training: the distinct labels, sorted)")
+    group.add_argument("--split-column", default=None, metavar="NAME",
+                       help="column naming each row's split: train, dev (validation), test "
+                       "(default: a column named split; without one, a seeded stratified "
+                       "80/10/10 split)")
+    group.add_argument("--split-seed", type=int, default=None,
+                       help="seed of the 80/10/10 split of data without a split column (0)")
+    if split is not None or split_required:
+        group.add_argument("--split", default=split,
+                           help=SPLIT_HELP + (f" (default {split})" if split else ""))
+
+
+def _names(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(","))
+    if not all(names):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} holds an empty label name: write the names separated by commas, e.g. "
+            "negative,neutral,positive"
+        )
+    return names
+
+
+def data_options(args: argparse.Namespace) -> Any:
+    """The :class:`rsmi.data.DataOptions` of parsed :func:`add_data_flags` arguments."""
+    from rsmi.data import DataOptions
+
+    seed = getattr(args, "split_seed", None)
+    return DataOptions(
+        text_column=getattr(args, "text_column", None),
+        label_column=getattr(args, "label_column", None),
+        label_names=getattr(args, "label_names", None),
+        split_column=getattr(args, "split_column", None),
+        split_seed=0 if seed is None else seed,
+    )
+
+
+def clear_subcommand_errors(parser: argparse.ArgumentParser, command: str, sub: str) -> None:
+    """Say what went wrong when an argument lands on ``parser``'s sub-command slot.
+
+    A value after an unknown option (``--colum text``) is read as the name of a sub-command,
+    and argparse says ``argument merge: invalid choice``: name the argument instead.
+    """
+    plain = parser.error
+
+    def error(message: str) -> Any:
+        if "invalid choice" in message and f"argument {sub}" in message:
+            word = message.split("invalid choice:", 1)[1].split("(choose", 1)[0].strip()
+            message = (
+                f"unexpected argument {word}: it follows an option `rsmi {command}` does not "
+                f"have, or is one value too many (see rsmi {command} --help; data options: "
+                "--text-column, --label-column, --label-names, --split-column, --split); the "
+                f"only sub-command is `rsmi {command} {sub}`"
+            )
+        return plain(message)
+
+    parser.error = error  # type: ignore[method-assign]

@@ -15,7 +15,14 @@ from rsmi.attacks.config import (
     parse_seeds,
     parse_shard,
 )
-from rsmi.cli._common import add_dtype_flag, add_inference_flags, inference_overrides
+from rsmi.cli._common import (
+    add_data_flags,
+    add_dtype_flag,
+    add_inference_flags,
+    clear_subcommand_errors,
+    data_options,
+    inference_overrides,
+)
 from rsmi.cli.main import CLIError
 from rsmi.store.names import SUMMARY_FILE
 
@@ -33,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--model", help="a saved RSMI model directory (or 'minilm')")
     p.add_argument("--data", help="dataset: mr, mr-docs, bbc, tweets, imdb, hf:NAME, or a file")
-    p.add_argument("--split", default="test", help="split to sample from (test)")
+    add_data_flags(p, split="test")
     p.add_argument("--recipe", choices=list(RECIPES), help="attack recipe")
     p.add_argument("--preset", choices=list(PRESETS), default="textdefender",
                    help="evaluation protocol (textdefender)")
@@ -64,7 +71,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "(default: from accelerate launch, else 0/1)")
     p.add_argument("--batch-size", type=int, default=32, help="texts per model call (32)")
     p.add_argument("--max-length", type=int, default=None,
-                   help="model max length (default: the preset's 128, 256 for long documents)")
+                   help="tokens the model reads per text (default: the model's own, the max "
+                   "length it was trained with; a different one is warned about and recorded). "
+                   "The TextDefender protocol's 128 (256 for long documents) reproduces "
+                   "results made with it")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available)")
     add_dtype_flag(p)
     p.add_argument("--resources", default=None,
@@ -78,6 +88,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("dirs", nargs="+", metavar="DIR", help="run or shard directories")
     m.add_argument("--out", required=True, dest="merge_out", help="output directory")
     m.set_defaults(func=run_merge)
+    clear_subcommand_errors(p, "attack", "merge")
 
 
 def _device(args: argparse.Namespace) -> str:
@@ -115,19 +126,16 @@ def run(args: argparse.Namespace) -> int:
     check_run_dir(Path(args.out), "attack", overwrite=args.overwrite, legacy=ATTACK_RUN_FILES,
                   evidence=ATTACK_RUN_EVIDENCE)
     from rsmi import RSMIClassifier
-    from rsmi.data import load_dataset
+    from rsmi.data import load_for_model
+    from rsmi.store.model_card import recorded_data_options
 
-    dataset = load_dataset(args.data)
-    examples = dataset.split(args.split)
     clf = RSMIClassifier.from_pretrained(
         args.model, label_names=None, device=_device(args), dtype=config.dtype
     )
-    if clf.num_labels != len(dataset.label_names):
-        raise CLIError(
-            f"model {args.model} has {clf.num_labels} classes but dataset {args.data} has "
-            f"{len(dataset.label_names)} ({', '.join(dataset.label_names)}): attack a model "
-            "trained on this dataset"
-        )
+    # The model's recorded columns for a local file, its classes mapped by name.
+    dataset = load_for_model(args.data, data_options(args), clf.label_names,
+                             recorded=recorded_data_options(clf.metadata), split=args.split)
+    examples = dataset.split(args.split)
     resources = _resources(args.resources)
     summary = _attack_with_progress(clf, examples, config, args, resources)
     _print_summary(summary)

@@ -7,6 +7,8 @@ import json
 
 import numpy as np
 
+from rsmi.cli._common import add_data_flags, data_options
+
 SAMPLE_CHARS = 200
 
 
@@ -25,10 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "show", help="counts per split and label, text lengths in words, two sample texts"
     )
     show.add_argument("name", metavar="NAME", help="built-in name, Hugging Face name or file")
-    show.add_argument("--text-column", help="column holding the text (files, Hugging Face)")
-    show.add_argument("--label-column", help="column holding the label (files, Hugging Face)")
-    show.add_argument("--label-names", help="comma-separated label set in index order")
-    show.add_argument("--split-seed", type=int, default=0, help="seed of the split (default 0)")
+    add_data_flags(show, split_required=True)
+    show.add_argument("--model", metavar="DIR", default=None,
+                      help="read the data as for this trained model: its recorded columns "
+                      "(local files) and its classes")
     show.add_argument("--json", action="store_true", help="print the statistics as JSON")
     show.set_defaults(func=run_show)
     p.set_defaults(func=run_list)
@@ -49,17 +51,23 @@ def run_list(args: argparse.Namespace) -> int:
 
 def run_show(args: argparse.Namespace) -> int:
     from rsmi.cli.main import CLIError
-    from rsmi.data import load_dataset
+    from rsmi.data import ALL_SPLIT, load_for_model
     from rsmi.packages import ResourceError
 
-    label_names = [n.strip() for n in args.label_names.split(",")] if args.label_names else None
+    options = data_options(args)
     try:
-        dataset = load_dataset(args.name, split_seed=args.split_seed,
-                               text_column=args.text_column, label_column=args.label_column,
-                               label_names=label_names)
+        if args.model:
+            from rsmi.store.model_card import read_card, recorded_data_options
+
+            card = read_card(args.model)
+            dataset = load_for_model(args.name, options, card.get("label_names") or [],
+                                     recorded=recorded_data_options(card.get("metadata")),
+                                     split=args.split)
+        else:
+            dataset = options.load(args.name, whole=args.split == ALL_SPLIT)
     except ResourceError as exc:
         raise CLIError(str(exc)) from exc
-    stats = dataset_stats(dataset, sample_seed=args.split_seed)
+    stats = dataset_stats(dataset, sample_seed=options.split_seed)
     if args.json:
         print(json.dumps({"name": dataset.name, "info": dataset.info, **stats}, indent=2,
                          ensure_ascii=False))
@@ -71,9 +79,10 @@ def run_show(args: argparse.Namespace) -> int:
 def dataset_stats(dataset, sample_seed: int = 0) -> dict:
     """Counts per split and label, word-length statistics, and two sample texts from train."""
     rows = {}
-    for split_name, examples in list(dataset.splits.items()) + [
-        ("all", [ex for exs in dataset.splits.values() for ex in exs])
-    ]:
+    whole = list(dataset.splits) == ["all"]
+    for split_name, examples in list(dataset.splits.items()) + (
+        [] if whole else [("all", [ex for exs in dataset.splits.values() for ex in exs])]
+    ):
         lengths = np.array([len(ex.text.split()) for ex in examples])
         counts = np.bincount([ex.label for ex in examples], minlength=dataset.num_labels)
         rows[split_name] = {

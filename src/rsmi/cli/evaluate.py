@@ -7,13 +7,15 @@ import sys
 from pathlib import Path
 
 from rsmi.cli._common import (
+    add_data_flags,
     add_dtype_flag,
     add_inference_flags,
+    data_options,
     inference_overrides,
     resolve_device,
 )
 from rsmi.cli.main import CLIError
-from rsmi.errors import ConfigError, DataError
+from rsmi.errors import ConfigError
 from rsmi.store.evaluation import (
     EvaluationSetup,
     build_evaluation,
@@ -42,13 +44,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--model", required=True, help="a saved RSMI model directory")
     p.add_argument("--data", required=True, help="dataset name or path (rsmi data list)")
-    p.add_argument("--split", default="test", help="split to evaluate (default test)")
+    add_data_flags(p, split="test")
     p.add_argument("--max-examples", type=int, default=None, help="a seeded subset of N examples")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampling and the subset (0)")
-    p.add_argument("--split-seed", type=int, default=0, help="seed of the dataset split (0)")
     p.add_argument("--batch-size", type=int, default=32, help="inputs per batch (32)")
-    p.add_argument("--text-column", default=None, help="text column of a local/HF dataset")
-    p.add_argument("--label-column", default=None, help="label column of a local/HF dataset")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available)")
     add_dtype_flag(p)
     p.add_argument("--out", metavar="FILE", default=None,
@@ -64,7 +63,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rsmi import RSMIClassifier
-    from rsmi.data import load_dataset
+    from rsmi.data import load_for_model
+    from rsmi.store.model_card import recorded_data_options
     from rsmi.training.evaluate import evaluate_with_predictions
     from rsmi.training.trainer import select_examples
 
@@ -81,20 +81,17 @@ def run(args: argparse.Namespace) -> int:
     clf = RSMIClassifier.from_pretrained(
         args.model, device=resolve_device(args.device), dtype=args.dtype, **overrides
     )
-    data = load_dataset(args.data, split_seed=args.split_seed, text_column=args.text_column,
-                        label_column=args.label_column)
-    if list(data.label_names) != list(clf.label_names):
-        raise DataError(
-            f"the model's classes {clf.label_names} differ from the data's {data.label_names}: "
-            "evaluate on the dataset (and label set) the model was trained on"
-        )
+    # The model's recorded columns for a local file, its classes mapped by name.
+    options = data_options(args)
+    data = load_for_model(args.data, options, clf.label_names,
+                          recorded=recorded_data_options(clf.metadata), split=args.split)
     chosen = select_examples(list(enumerate(data.split(args.split))), args.max_examples, args.seed)
     measured, records = evaluate_with_predictions(
         clf, [ex for _, ex in chosen], seed=args.seed, batch_size=args.batch_size,
         indices=[i for i, _ in chosen],
     )
     setup = EvaluationSetup(
-        model=str(args.model), data=data.name, split=args.split, split_seed=args.split_seed,
+        model=str(args.model), data=data.name, split=args.split, split_seed=options.split_seed,
         max_examples=args.max_examples, model_overrides=overrides,
         predictions=None if pred_path is None else pred_path.name,
     )

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from rsmi.cli._common import add_config_flags, add_dtype_flag, config_overrides, console
+from rsmi.cli._common import (
+    add_config_flags,
+    add_data_flags,
+    add_dtype_flag,
+    config_overrides,
+    console,
+    data_options,
+)
 from rsmi.pipeline import PipelineConfig
 
 _DEFAULTS = PipelineConfig()
@@ -25,7 +32,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=_DEFAULTS.out)
     p.add_argument("--overwrite", action="store_true",
                    help="write into an --out that holds files rsmi pipeline did not write")
-    p.add_argument("--data", default=_DEFAULTS.data)
+    p.add_argument("--data", default=_DEFAULTS.data,
+                   help="dataset name or path (rsmi data list); trained on its train split, "
+                   "evaluated and attacked on its test split")
+    add_data_flags(p)
     p.add_argument("--model", default=_DEFAULTS.model)
     p.add_argument(
         "--methods", type=_csv(str), default=_DEFAULTS.methods, help="e.g. base,rsmi,freelb"
@@ -71,7 +81,19 @@ def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
         rsmi_overrides=config_overrides(args, exclude=("max_length",)),
         train_overrides={} if args.lr is None else {"lr": args.lr},
         dtype=args.dtype,
+        data_options=_given(data_options(args)),
     )
+
+
+def _given(options) -> dict:
+    """The data options given (not their defaults): what pipeline.json records."""
+    from dataclasses import asdict
+
+    defaults = type(options)()
+    given = {k: v for k, v in asdict(options).items() if v != getattr(defaults, k)}
+    if "label_names" in given:
+        given["label_names"] = list(given["label_names"])
+    return given
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,17 +11,20 @@ import os
 import sys
 from typing import Any
 
+from rsmi.cli._common import add_data_flags
 from rsmi.config import CANDIDATE_RULES
 from rsmi.errors import ConfigError
 from rsmi.precision import DTYPES
-from rsmi.store.model_card import metadata_warning, model_warning
+from rsmi.store.model_card import metadata_warning, model_warning, training_summary
 from rsmi.training.config import FREELB_PRESETS, METHODS, RSMI_FIELDS, TrainConfig, setting_fields
 
 __all__ = ["build_config", "metadata_warning", "model_warning", "register", "run"]
 
 # Flags whose value may be absent (None) and their element type.
-_OPTIONAL = {"data": str, "max_examples": int, "max_eval_examples": int, "text_column": str,
-             "label_column": str, "lr": float, "freelb_preset": str}
+_OPTIONAL = {"data": str, "max_examples": int, "max_eval_examples": int, "lr": float,
+             "freelb_preset": str}
+# Settings whose flags are the data options every data-reading command shares (cli._common).
+_DATA_FIELDS = ("text_column", "label_column", "label_names", "split_column", "split_seed")
 _HELP = {
     "method": "base (fine-tuning), rsmi (docs/method.md training step), freelb (FreeLB++)",
     "model": "backbone: minilm (offline default), a model directory or a Hugging Face id",
@@ -64,7 +67,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "rsmi": p.add_argument_group("RSMI hyperparameters (RSMIConfig; saved with rsmi models)"),
         "run": p.add_argument_group("training settings"),
     }
+    add_data_flags(p)
     for f in setting_fields():
+        if f.name in _DATA_FIELDS:
+            continue
         flag = "--" + f.name.replace("-", "_").replace("_", "-")
         group = groups["rsmi" if f.name in RSMI_FIELDS else "run"]
         default = getattr(reference, f.name)
@@ -97,7 +103,7 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
     for f in setting_fields():
         value = getattr(args, f.name, None)
         if value is not None:
-            settings[f.name] = value
+            settings[f.name] = list(value) if f.name == "label_names" else value
     return TrainConfig.from_dict(settings)
 
 
@@ -112,9 +118,14 @@ def run(args: argparse.Namespace) -> int:
     except TrainingInterrupted as exc:
         print(f"rsmi train: {exc}", file=sys.stderr)
         return 130
-    if os.environ.get("RANK", "0") == "0":  # one line, also under accelerate launch / torchrun
-        print(str(out))
+    if os.environ.get("RANK", "0") == "0":  # once, also under accelerate launch / torchrun
         warning = model_warning(out)
         if warning:
             print(f"rsmi train: warning: {warning}", file=sys.stderr)
+        # How it did, in one line (stderr, beside the progress), then the model directory alone
+        # on stdout, for scripts (`out=$(rsmi train ...)`).
+        summary = training_summary(out)
+        if summary:
+            print(f"rsmi train: {summary}", file=sys.stderr, flush=True)
+        print(str(out), flush=True)
     return 0

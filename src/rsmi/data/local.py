@@ -16,7 +16,7 @@ from rsmi.data.tabular import (
     normalize_split_values,
     pick_column,
 )
-from rsmi.data.types import DataError, TextDataset
+from rsmi.data.types import ALL_SPLIT, DataError, TextDataset
 from rsmi.packages import sha256_file
 
 SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
@@ -34,8 +34,11 @@ def load_local(
     text_column: str | None = None,
     label_column: str | None = None,
     label_names: list[str] | None = None,
+    split_column: str | None = None,
+    whole: bool = False,
 ) -> TextDataset:
-    """A dataset from one local file; a ``split`` column is used when present.
+    """A dataset from one local file; a ``split`` column (or ``split_column``) is used when
+    present. With ``whole`` every row goes, in file order, to one split ``all`` (no split).
 
     Rows are numbered as data rows from 1 (the header of a CSV/TSV is not counted) in every
     error, so a message points at the row to fix.
@@ -55,16 +58,23 @@ def load_local(
 
     texts = check_texts(frame[text_col].tolist(), row_name)
     labels, names = encode_labels(frame[label_col].tolist(), label_names, row_name, source)
-    split_col = next((c for c in frame.columns if str(c).lower() == "split"), None)
-    split_of = None
-    if split_col is not None and split_col not in (text_col, label_col):
+    if split_column is not None:
+        split_col = pick_column(list(frame.columns), split_column, (), "split", source,
+                                "split_column (--split-column)")
+    else:
+        split_col = next((c for c in frame.columns if str(c).lower() == "split"), None)
+    split_of, split_info = None, None
+    if whole:
+        split_of, split_info = [ALL_SPLIT] * len(texts), {"method": "whole"}
+    elif split_col is not None and split_col not in (text_col, label_col):
         split_of = normalize_split_values(frame[split_col].tolist(), row_name)
+        split_info = {"method": "given", "column": str(split_col)}
     info = {"source": {
         "kind": "local", "path": str(path.resolve()), "sha256": sha256_file(path),
         "text_column": text_col, "label_column": label_col,
     }}
     return build_dataset(path.stem, texts, labels, names, info, split_seed=split_seed,
-                         split_of=split_of)
+                         split_of=split_of, split_info=split_info)
 
 
 def read_table(path: Path) -> pd.DataFrame:

@@ -100,18 +100,24 @@ def encode_labels(
         if len(set(names)) != len(names) or not names:
             raise DataError(f"label_names {names} must be distinct and not empty")
         by_name = {n: i for i, n in enumerate(names)}
+        # An integer indexes the list only when no name is itself a number: with names
+        # "1", "2", "3" (star ratings) a 0 is an unknown class, not the first one.
+        by_index = not any(_INT_RE.match(n.strip()) for n in names)
         labels = []
         for i, v in enumerate(normalized):
             if str(v) in by_name:
                 labels.append(by_name[str(v)])
-            elif isinstance(v, int) and 0 <= v < len(names):
+            elif by_index and isinstance(v, int) and 0 <= v < len(names):
                 labels.append(v)
             else:
                 raise DataError(
                     f"{row_name(i)} has label {v!r}, which is not in the label set {names}: "
-                    f"fix the row, or pass label_names that include it"
+                    "fix the row, or pass label_names that include it (a trained model "
+                    "knows only the classes it was trained on)"
                 )
-    if len(set(labels)) < 2:
+    # A given label set may be larger than the labels present (a test file need not hold every
+    # class); only a label set read from the data must hold two (training checks its own split).
+    if label_names is None and len(set(labels)) < 2:
         only = names[labels[0]] if labels else "(no rows)"
         raise DataError(
             f"{source}: only one class ({only!r}) is present; a classifier needs at "
@@ -153,10 +159,12 @@ def build_dataset(
 ) -> TextDataset:
     """Split (by ``split_of`` when given, else stratified and seeded) and record the split.
 
-    ``split_info`` describes a given ``split_of`` (default: a ``split`` column of the file).
+    ``split_info`` describes a given ``split_of`` (default: a ``split`` column of the file);
+    ``split_of`` may name other splits than train/dev/test (``["all"] * n``: the whole file).
     """
     if split_of is not None:
-        chosen = {s: [i for i, v in enumerate(split_of) if v == s] for s in SPLIT_NAMES}
+        names = [*SPLIT_NAMES, *(s for s in dict.fromkeys(split_of) if s not in SPLIT_NAMES)]
+        chosen = {s: [i for i, v in enumerate(split_of) if v == s] for s in names}
         split_info = split_info or {"method": "given", "column": "split"}
     else:
         fractions = DEFAULT_FRACTIONS

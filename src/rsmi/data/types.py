@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from rsmi.errors import DataError
 
 SPLIT_NAMES = ("train", "dev", "test")
+ALL_SPLIT = "all"  # every example of a dataset (``--split all``: a whole file, unsplit)
 
 
 class DatasetUnavailableError(DataError):
@@ -37,7 +38,13 @@ class TextDataset:
     info: dict = field(default_factory=dict)
 
     def split(self, name: str) -> list[Example]:
-        """The examples of split ``name``; DataError naming the available splits otherwise."""
+        """The examples of split ``name``; DataError naming the available splits otherwise.
+
+        ``"all"`` is every example: the dataset's own ``all`` split when it was loaded whole
+        (a file in its row order), else train, dev and test one after the other.
+        """
+        if name == ALL_SPLIT and name not in self.splits:
+            return [ex for s in self.splits.values() for ex in s]
         if name not in self.splits:
             raise DataError(
                 f"dataset {self.name!r} has no split {name!r}; available splits: "
@@ -48,6 +55,29 @@ class TextDataset:
     @property
     def num_labels(self) -> int:
         return len(self.label_names)
+
+    def with_label_names(self, names: Sequence[str]) -> TextDataset:
+        """The same examples with the label ids of ``names`` (a model's classes), by name.
+
+        The data may hold fewer classes than ``names`` (a test file without one class); a
+        label ``names`` does not hold is a DataError naming it.
+        """
+        names = [str(n) for n in names]
+        if list(self.label_names) == names:
+            return self
+        index = {n: i for i, n in enumerate(names)}
+        unknown = [n for n in self.label_names if n not in index]
+        if unknown:
+            raise DataError(
+                f"dataset {self.name!r} has the label(s) {unknown}, which the model does not "
+                f"know (its classes are {names}): evaluate on data labelled with the model's "
+                "classes, or train a model on these labels"
+            )
+        remap = [index[n] for n in self.label_names]
+        splits = {s: [Example(ex.text, remap[ex.label]) for ex in exs]
+                  for s, exs in self.splits.items()}
+        info = {**self.info, "label_names": names, "data_label_names": list(self.label_names)}
+        return TextDataset(name=self.name, label_names=names, splits=splits, info=info)
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Examples per split and label name (every label listed, zeros included)."""

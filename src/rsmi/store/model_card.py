@@ -409,6 +409,40 @@ def model_warning(directory: str | os.PathLike[str]) -> str | None:
     return None if card is None else metadata_warning(card.get("metadata") or {})
 
 
+def recorded_data_options(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    """How the model's training data was read (``metadata.training.data_options``: text and
+    label column, split column, label names); ``{}`` for a model saved before rsmi recorded it.
+    Later commands read a local file with these columns unless others are given."""
+    options = ((metadata or {}).get("training") or {}).get("data_options")
+    return dict(options) if isinstance(options, Mapping) else {}
+
+
+NOT_LEARNED_ADVICE = (
+    "try more epochs (--epochs), a higher --lr (e.g. 1e-4), a smaller --batch-size, or more data"
+)
+
+
+def training_summary(directory: str | os.PathLike[str]) -> str | None:
+    """One line: the best dev accuracy, its epoch, the optimiser steps and the learning check
+    of the finished run in ``directory`` (None: no finished run); with advice when it did not
+    learn."""
+    event = finished_event(directory)
+    if event is None:
+        return None
+    settings = _read_json(Path(directory) / TRAINING_CONFIG_FILE) or {}
+    acc = event.get("best_dev_accuracy")
+    epochs = settings.get("epochs")
+    line = ("best dev accuracy " + ("?" if acc is None else f"{100 * acc:.1f} %")
+            + f" at epoch {event.get('best_epoch', '?')}"
+            + (f" of {epochs}" if epochs else "")
+            + f" ({event.get('global_step', '?')} optimiser steps)")
+    p = event.get("learning_p_value")
+    p_text = "" if p is None else f", p = {p:.2g} against the majority-class rate"
+    if event.get("learned") is False:
+        return f"{line}; learning check: did NOT learn{p_text} — {NOT_LEARNED_ADVICE}"
+    return f"{line}; learning check: learned{p_text}"
+
+
 def training_cpu(directory: str | os.PathLike[str] | None) -> str | None:
     """The CPU a saved model was trained on, or ``None`` when not recorded.
 
@@ -441,7 +475,9 @@ __all__ = [
     "model_warning",
     "not_learned_warning",
     "read_card",
+    "recorded_data_options",
     "training_cpu",
+    "training_summary",
     "training_events",
     "training_finished",
     "verify",

@@ -70,6 +70,8 @@ class TrainConfig:
         seed: seeds data order, dropout, RSMI noise, FreeLB initialisation and model head.
         split_seed: seed of the dataset's train/dev/test split (datasets without official splits).
         text_column, label_column: columns of a local/HF dataset file.
+        label_names: the label set in index order (default: the data's distinct labels).
+        split_column: the column of a local file naming each row's split (default: ``split``).
         rsmi: the :class:`rsmi.RSMIConfig` of the run (used by ``rsmi`` and saved with the
             model; ``base``/``freelb`` models are saved with ``RSMIConfig.plain(max_length)``).
             Its fields are also settings of their own here: ``TrainConfig(noise_std=0.3)``,
@@ -107,6 +109,8 @@ class TrainConfig:
     split_seed: int = 0
     text_column: str | None = None
     label_column: str | None = None
+    label_names: list[str] | None = None
+    split_column: str | None = None
     # The RSMI hyperparameters; flattened into their own keys, in this place, on disk.
     rsmi: RSMIConfig = field(default_factory=RSMIConfig)
     # optimiser
@@ -157,6 +161,14 @@ class TrainConfig:
         self._check_freelb_preset()
 
     def _check_run_settings(self) -> None:
+        if self.label_names is not None:
+            if isinstance(self.label_names, str) or not all(
+                isinstance(n, str) for n in self.label_names
+            ):
+                raise ConfigError(
+                    f"label_names={self.label_names!r} is invalid: give a list of names"
+                )
+            self.label_names = list(self.label_names)
         if self.method not in METHODS:
             raise ConfigError(f"method={self.method!r} is invalid: choose one of {', '.join(METHODS)}")
         self.dtype = normalize_dtype(self.dtype)
@@ -213,6 +225,8 @@ class TrainConfig:
         for f in fields(self):
             if f.name == "rsmi":
                 out.update(self.rsmi.to_dict())
+            elif f.name in LATER_SETTINGS and getattr(self, f.name) is None:
+                continue  # unset: a run writes the bytes it wrote before these existed
             else:
                 out[f.name] = getattr(self, f.name)
         return out
@@ -250,6 +264,8 @@ class TrainConfig:
         return atomic_write_text(Path(directory) / CONFIG_FILE, json.dumps(payload, indent=2) + "\n")
 
 
+# Settings added after training_config.json's first form; written only when set.
+LATER_SETTINGS = ("label_names", "split_column")
 _OWN_FIELDS = frozenset(f.name for f in fields(TrainConfig) if f.name != "rsmi")
 
 

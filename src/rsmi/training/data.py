@@ -54,14 +54,17 @@ def load_training_data(config: TrainConfig) -> Any:
     """The dataset named by ``config.data`` (via :func:`rsmi.data.load_dataset`)."""
     if config.data is None:
         raise ConfigError("no data: give --data NAME_OR_PATH (or pass a loaded TextDataset to train())")
-    from rsmi.data import load_dataset
+    return data_options(config).load(config.data)
 
-    return load_dataset(
-        config.data,
-        split_seed=config.split_seed,
-        text_column=config.text_column,
-        label_column=config.label_column,
-    )
+
+def data_options(config: TrainConfig) -> Any:
+    """The :class:`rsmi.data.DataOptions` of a training run."""
+    from rsmi.data import DataOptions
+
+    names = None if config.label_names is None else tuple(config.label_names)
+    return DataOptions(text_column=config.text_column, label_column=config.label_column,
+                       label_names=names, split_column=config.split_column,
+                       split_seed=config.split_seed)
 
 
 def data_digest(examples: Sequence[Any]) -> str:

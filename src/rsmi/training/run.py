@@ -35,6 +35,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from rsmi.classifier import RSMIClassifier
+from rsmi.data.options import recorded_options
 from rsmi.errors import ConfigError
 from rsmi.runctl import stop_on_signals
 from rsmi.store.atomic import JsonlWriter
@@ -49,7 +50,7 @@ from rsmi.training.build import (
 )
 from rsmi.training.checkpoint import TrainState, checkpoint_path, load_checkpoint, save_checkpoint
 from rsmi.training.config import TrainConfig
-from rsmi.training.data import data_digest, load_training_data, train_dev_examples
+from rsmi.training.data import data_digest, data_options, load_training_data, train_dev_examples
 from rsmi.training.learning import learning_check
 from rsmi.training.steps import STEPS, StepContext
 
@@ -85,6 +86,29 @@ def evaluate_dev(clf: RSMIClassifier, texts: list[str], labels: np.ndarray, conf
     """Dev accuracy: the two-step predictor for rsmi, one deterministic pass otherwise."""
     pred = clf.predict(texts, seed=config.seed, batch_size=config.eval_batch_size)
     return float(np.mean(pred.labels == labels))
+
+
+MIN_OPTIMISER_STEPS = 50
+"""Fewer optimiser steps than this in a whole run rarely move a pretrained encoder off its
+majority-class answer (on ~240 rows the defaults give 8): :func:`small_run_warning`."""
+
+
+def small_run_warning(num_examples: int, config: TrainConfig, total_steps: int) -> str | None:
+    """A warning, before training, when the run is too short to learn (else None)."""
+    if total_steps >= MIN_OPTIMISER_STEPS:
+        return None
+    per_epoch = max(1, total_steps // max(config.epochs, 1))
+    epochs = math.ceil(MIN_OPTIMISER_STEPS / per_epoch)
+    accum = f" × {config.grad_accum} accumulated" if config.grad_accum > 1 else ""
+    small_batch = min(8, config.batch_size)
+    per_small = math.ceil(num_examples / (small_batch * config.grad_accum))
+    return (
+        f"{num_examples} training examples in batches of {config.batch_size}{accum} for "
+        f"{config.epochs} epoch(s) give only {total_steps} optimiser steps (fewer than "
+        f"{MIN_OPTIMISER_STEPS}): the model will likely not learn. Raise --epochs to "
+        f"{epochs} or more, lower --batch-size (--batch-size {small_batch} gives {per_small} "
+        "steps per epoch), or train on more data"
+    )
 
 
 def append_log(out: Path, record: dict[str, Any]) -> None:
@@ -151,7 +175,11 @@ class TrainingRun:
         }
         self.dev_texts = [e.text for e in dev_examples]
         self.dev_labels = np.array([e.label for e in dev_examples])
-        self.meta = {"data": getattr(data, "name", config.data), "seed": config.seed, "lr": self.lr}
+        self.meta = {"data": getattr(data, "name", config.data), "seed": config.seed, "lr": self.lr,
+                     "data_options": recorded_options(data, data_options(config))}
+        warning = small_run_warning(len(train_examples), config, total_steps)
+        if warning and self.accelerator.is_main_process:
+            logger.warning("%s", warning)
         self.ctx = StepContext(
             model=self.model, unwrapped=self.unwrapped, accelerator=self.accelerator, config=config,
             special_ids=self.clf.special_ids, mask_token_id=self.clf.tokenizer.mask_token_id,
