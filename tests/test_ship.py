@@ -98,8 +98,8 @@ def test_cli_help_points_only_to_docs_in_the_repository():
 
 # ----------------------------------------------------------------------------- 8. certify
 def test_certify_records_its_radius_ceiling(saved, capsys):
-    from statsmodels.stats.proportion import proportion_confint
     from scipy.stats import norm
+    from statsmodels.stats.proportion import proportion_confint
 
     argv = ["certify", "--model", str(saved), "--n0", "5", "--n", "20", "--certify-alpha", "0.01",
             "--noise-std", "0.5", "the film was good", "bad"]

@@ -9,8 +9,8 @@ from typing import Any
 
 from rsmi.cli._common import (
     add_dtype_flag,
-    console,
     add_inference_flags,
+    console,
     inference_overrides,
     resolve_device,
 )
