@@ -117,6 +117,14 @@ def _dev_accuracy(card: Mapping[str, Any]) -> str | None:
     return text + "."
 
 
+def _title(path: Path) -> str:
+    """The directory's name; a ``seed-<s>`` directory with its parent (``rsmi-paper/seed-0``)."""
+    full = path.resolve()
+    if full.name.startswith("seed-") and full.name[5:].isdigit():
+        return f"{full.parent.name}/{full.name}"
+    return full.name
+
+
 def render_model_card(model_dir: str | os.PathLike[str], rows: Sequence[ResultRow] = ()) -> str:
     """The README.md text of ``model_dir`` with the results ``rows`` (already its own)."""
     path = Path(model_dir)
@@ -127,7 +135,7 @@ def render_model_card(model_dir: str | os.PathLike[str], rows: Sequence[ResultRo
     attacked = [r for r in rows if r.kind == "attack"]
     parts = [
         front_matter(card, training, rows),
-        f"# {path.resolve().name} — an RSMI text classifier\n",
+        f"# {_title(path)} — an RSMI text classifier\n",
         "A text classifier made robust to word-substitution attacks with **RSMI** (Randomized "
         "Smoothing with Masked Inference; Moon et al., ACL 2023): Gaussian noise on the hidden "
         "states and masking of the most salient tokens, at training and at inference. The "
