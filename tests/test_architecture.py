@@ -90,7 +90,9 @@ def _declared_names() -> dict[str, str]:
 
 
 # The same literal meaning something else: a Hugging Face datasets directory's state.json.
-OTHER_MEANINGS = {"state.json": {SRC / "data" / "hf.py"}}
+# The HTML report's Jinja template is called report.html too (a package resource, not a file rsmi
+# writes).
+OTHER_MEANINGS = {"state.json": {SRC / "data" / "hf.py"}, "report.html": {SRC / "reports" / "html.py"}}
 
 
 @pytest.mark.parametrize("literal", sorted(set(_declared_names()) - {"config.json", "README.md"}))

@@ -642,7 +642,8 @@ def test_a_model_that_learned_nothing_is_flagged(tiny_encoder, tmp_path, monkeyp
     assert log[-1]["learned"] is False
     code, _, err = run_cli(["predict", "--model", str(out), "good film"], monkeypatch)
     assert code == 0 and "did not learn" in err
-    code, stdout, err = run_cli(["evaluate", "--model", str(out), "--data", str(data)], monkeypatch)
+    code, stdout, err = run_cli(["evaluate", "--model", str(out), "--data", str(data), "--json"],
+                                monkeypatch)
     assert code == 0 and "did not learn" in json.loads(stdout)["warnings"][0]
 
 
@@ -655,7 +656,7 @@ def test_evaluate_prints_the_result_before_a_failed_save(saved_model, tmp_path, 
     monkeypatch.setattr(ev, "atomic_write_text", fail)
     data = write_csv(tmp_path / "d.csv", toy_rows(40))
     code, out, err = run_cli(["evaluate", "--model", str(saved_model), "--data", str(data),
-                              "--out", str(tmp_path / "e.json")], monkeypatch)
+                              "--out", str(tmp_path / "e.json"), "--json"], monkeypatch)
     assert code == 2 and "printed above" in err
     assert "clean_accuracy" in json.loads(out)
 

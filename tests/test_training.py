@@ -244,7 +244,7 @@ def test_cli_train_with_config_file_then_evaluate(tiny_dir, tmp_path, capsys):
     capsys.readouterr()
     report = tmp_path / "eval.json"
     assert main(["evaluate", "--model", str(out), "--data", str(data), "--split", "test",
-                 "--max-examples", "10", "--out", str(report)]) == 0
+                 "--max-examples", "10", "--out", str(report), "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed == json.loads(report.read_text())
     assert printed["num_examples"] == 10 and printed["method"] == "base"

@@ -10,6 +10,7 @@ from rsmi.classifier import (
     RSMIClassifier,
 )
 from rsmi.config import RSMIConfig
+from rsmi.hf_pipeline import TextClassificationPipeline, text_classification_pipeline
 from rsmi.inference import StreamSeed
 from rsmi.integrity import NonFiniteOutputError
 
@@ -23,5 +24,7 @@ __all__ = [
     "RSMIClassifier",
     "RSMIConfig",
     "StreamSeed",
+    "TextClassificationPipeline",
+    "text_classification_pipeline",
 ]
 __version__ = "0.1.0"

@@ -53,7 +53,7 @@ from rsmi.integrity import (
 from rsmi.masking import MaskPolicy
 from rsmi.noise import HiddenStateNoise
 from rsmi.precision import autocast, normalize_dtype, resolve_dtype
-from rsmi.store import model_card
+from rsmi.store import hf_config, model_card
 from rsmi.store.model_card import FORMAT_VERSION  # noqa: F401 - re-exported
 from rsmi.store.names import MODEL_CARD_FILE, WEIGHTS_FILE
 
@@ -316,6 +316,12 @@ class RSMIClassifier(SmoothedInference):
             out.append((idx, self.collate([encodings[i] for i in idx])))
         return out, truncated
 
+    def as_pipeline(self, **kwargs: Any) -> Any:
+        """This smoothed classifier as a transformers-style pipeline (:mod:`rsmi.hf_pipeline`)."""
+        from rsmi.hf_pipeline import TextClassificationPipeline
+
+        return TextClassificationPipeline(self, **kwargs)
+
     # ------------------------------------------------------------------ persistence
     def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
         """Write weights (safetensors), HF config, tokenizer, and ``rsmi.json`` to ``directory``."""
@@ -325,6 +331,7 @@ class RSMIClassifier(SmoothedInference):
         self.model.config.id2label = dict(enumerate(self.label_names))
         self.model.config.label2id = {name: i for i, name in enumerate(self.label_names)}
         self.model.save_pretrained(path, safe_serialization=True)
+        hf_config.guard(path)  # plain transformers refuses it (it would drop noise and masks)
         self.tokenizer.save_pretrained(path)
         model_card.write_card(  # last: it records the digests of the files written above
             path, method=self.method, architecture=type(self.model).__name__,
@@ -382,6 +389,7 @@ class RSMIClassifier(SmoothedInference):
                 model, info = AutoModelForSequenceClassification.from_pretrained(
                     source, local_files_only=True, use_safetensors=True, trust_remote_code=False,
                     output_loading_info=True, ignore_mismatched_sizes=True,  # reported below
+                    config=hf_config.load_config(source),  # None: a config.json of an older rsmi
                 )
                 tokenizer = AutoTokenizer.from_pretrained(
                     source, local_files_only=True, trust_remote_code=False

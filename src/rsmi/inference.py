@@ -426,3 +426,16 @@ def _trim_padding(inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     if length == mask.shape[1] or not bool(mask[:, length:].eq(0).all()):
         return inputs
     return {k: v[:, :length] if v.dim() == 2 else v for k, v in inputs.items()}
+
+
+def radius_ceiling(noise_std: float, n: int, alpha: float) -> float:
+    """The largest radius :meth:`SmoothedInference.certify` can give with ``n`` samples.
+
+    It is reached when all ``n`` samples agree (``n_A = n``): the Clopper–Pearson lower bound is
+    then ``p_A = alpha^(1/n)`` (computed exactly as ``certify`` does), and the radius
+    ``noise_std · Φ⁻¹(p_A)``. A radius at the ceiling means "as certain as n samples can show",
+    not that the input is farther from the decision boundary than other inputs at the ceiling;
+    a larger ``n`` raises it (docs/method.md, "Reading a certificate").
+    """
+    p_lower = float(proportion_confint(n, n, alpha=2 * alpha, method="beta")[0])
+    return noise_std * float(norm.ppf(p_lower))

@@ -24,6 +24,7 @@ from rsmi.store.names import (
     EVALUATION_FILE,
     MODEL_CARD_FILE,
     PIPELINE_FILE,
+    PIPELINE_HTML_FILE,
     PIPELINE_PLOT_FILE,
     PIPELINE_REPORT_FILE,
     PREDICTIONS_FILE,
@@ -207,6 +208,7 @@ def evaluate_stage(
             return path
         say(f"[evaluate] {method}: {path} was made with other settings, evaluating again")
     measured, records = evaluate_with_predictions(clf, dataset.split("test"), seed=cfg.seed)
+    measured = {**measured, **store.confusion_summary(records, clf.label_names)}  # as rsmi evaluate
     setup = store.EvaluationSetup(
         model=str(model_dir), data=cfg.data, split="test", predictions=PREDICTIONS_FILE
     )
@@ -272,7 +274,8 @@ def attack_stage(
     return run_dir
 
 
-PIPELINE_RUN_FILES = (PIPELINE_FILE, "models", "eval", "attacks", PIPELINE_REPORT_FILE, PIPELINE_PLOT_FILE)
+PIPELINE_RUN_FILES = (PIPELINE_FILE, "models", "eval", "attacks", PIPELINE_REPORT_FILE,
+                      PIPELINE_PLOT_FILE, PIPELINE_HTML_FILE)
 
 
 def run_pipeline(
@@ -292,6 +295,8 @@ def run_pipeline(
 
 def _run_pipeline(cfg: PipelineConfig, say: Say | None) -> list[Any]:
     from rsmi import reports
+    from rsmi.reports.html import write_html
+    from rsmi.reports.model_card import write_model_card
     from rsmi.resources import Resources
     from rsmi.resources.prepare import prepare
 
@@ -307,10 +312,12 @@ def _run_pipeline(cfg: PipelineConfig, say: Say | None) -> list[Any]:
     rows = []
     for method in cfg.methods:
         model_dir = train_stage(cfg, method, dataset, say)
-        rows.append(reports.load_row(evaluate_stage(cfg, method, model_dir, dataset, say)))
+        own = [reports.load_row(evaluate_stage(cfg, method, model_dir, dataset, say))]
         for recipe in cfg.recipes:
             run_dir = attack_stage(cfg, method, recipe, model_dir, dataset, resources, say)
-            rows.append(reports.load_row(run_dir))
+            own.append(reports.load_row(run_dir))
+        write_model_card(model_dir, own)  # README.md with this model's results
+        rows += own
     plot = reports.plot(rows, out / PIPELINE_PLOT_FILE, title=f"{cfg.data}: clean vs under attack")
     notes = (
         f"Data `{cfg.data}`, backbone `{cfg.model}`, {cfg.epochs} epoch(s), max length "
@@ -323,4 +330,5 @@ def _run_pipeline(cfg: PipelineConfig, say: Say | None) -> list[Any]:
             rows, title="rsmi pipeline results", notes=notes, plot_file=plot.name
         ),
     )
+    write_html(reports.ResultSet(rows), out / PIPELINE_HTML_FILE, title="rsmi pipeline results")
     return rows

@@ -20,6 +20,33 @@ def console() -> Any:
     return Console(width=None if sys.stdout.isatty() else 160)
 
 
+# What each RSMI setting does, in the paper's words (docs/method.md, "Hyperparameters"): the
+# help of its flag in every command (rsmi train, predict, certify, evaluate, attack).
+RSMI_HELP: dict[str, str] = {
+    "noise_std": "randomized smoothing: std σ of the Gaussian noise added to the hidden states "
+    "of the noised encoder blocks (0 = no smoothing; docs/method.md)",
+    "noise_every": "noise the output of every N-th encoder block (block i when i %% N == 0; "
+    "MiniLM, 6 blocks, N = 3: blocks 0 and 3)",
+    "num_masks": "masked inference: tokens masked per input, chosen among the most salient by "
+    "gradient (0 = no masking)",
+    "saliency_top_k": "mask candidates: the k tokens with the largest gradient norm (saliency); "
+    "the masks are drawn from them",
+    "candidate_rule": "mask candidates: content (the top-k non-special tokens) or authors (the "
+    "top-k of all tokens, then [CLS]/[SEP] dropped, as the RSMI authors' code)",
+    "step2_resample": "inference step 2 as the RSMI authors' code: saliency recomputed, masks "
+    "drawn with replacement",
+    "grad_noise_weight": "training: weight w of the gradient added to the masked input's "
+    "embeddings, E(masked) + w·g",
+    "k0": "two-step inference: Monte-Carlo samples of step 1 (noisy, masked forward passes per "
+    "input)",
+    "k1": "two-step inference: samples of step 2, run only for inputs step 1 left uncertain",
+    "alpha": "two-step inference: step 2 runs when the one-sided binomial p-value of step 1's "
+    "vote is below alpha (k0 = 5, alpha = 0.98: when the 5 votes are not unanimous)",
+    "vote": "how the last step's samples decide: avg (mean logits) or max (majority vote)",
+    "max_length": "tokens per input; longer texts are cut and flagged truncated",
+}
+
+
 def add_config_flags(
     parser: argparse.ArgumentParser,
     *,
@@ -49,7 +76,7 @@ def add_config_flags(
         group.add_argument(
             "--" + f.name.replace("_", "-"),
             dest=f.name,
-            help=f"reference {value}",
+            help=f"{RSMI_HELP.get(f.name, f.name)} (reference {value})",
             **kwargs,
         )
 
@@ -79,7 +106,8 @@ def config_overrides(args: argparse.Namespace, exclude: tuple[str, ...] = ()) ->
 TRAINING_ONLY_FIELDS = ("grad_noise_weight",)
 INFERENCE_TITLE = (
     "RSMI inference settings (default: the saved model's own; e.g. --num-masks 0 runs the same "
-    "weights with randomized smoothing only, --noise-std 0 with masked inference only)"
+    "weights with randomized smoothing only, --noise-std 0 with masked inference only; what "
+    "each does: docs/method.md)"
 )
 
 

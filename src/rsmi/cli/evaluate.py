@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from rsmi.cli._common import (
     add_data_flags,
     add_dtype_flag,
     add_inference_flags,
+    console,
     data_options,
     inference_overrides,
     resolve_device,
@@ -20,21 +22,23 @@ from rsmi.store.evaluation import (
     EvaluationSetup,
     build_evaluation,
     check_outputs,
+    confusion_summary,
     evaluation_text,
     predictions_path,
     write_evaluation,
 )
 from rsmi.store.names import PREDICTIONS_FILE
 
-__all__ = ["predictions_path", "register", "run"]
+__all__ = ["confusion_table", "predictions_path", "register", "run", "show_result", "summary_line"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "evaluate",
         help="clean accuracy of a trained model (two-step prediction for RSMI models)",
-        description="Clean accuracy, per-class accuracy, mean forward passes per example and the "
-        "share of inputs that needed step 2, as JSON on stdout (and in --out FILE, with the "
+        description="Clean accuracy with its 95 % Wilson interval, macro-F1, N and mean forward "
+        "passes in one line, then the confusion matrix; --json prints the whole result (per-class "
+        "accuracy, the share of inputs that needed step 2, ...) as JSON, as --out FILE holds it (with the "
         "effective RSMI config, the overrides given and provenance). With --out, one line per "
         "example (index, label, pred, probs, second_step, forward_passes) goes to "
         f"{PREDICTIONS_FILE} beside it (or --predictions FILE): two models evaluated on the same "
@@ -50,6 +54,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="inputs per batch (32)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available)")
     add_dtype_flag(p)
+    p.add_argument("--json", action="store_true",
+                   help="print the whole result as JSON (what --out FILE holds) instead of the "
+                   "summary line and the confusion matrix")
     p.add_argument("--out", metavar="FILE", default=None,
                    help="also write the JSON to FILE (e.g. DIR/evaluation.json)")
     p.add_argument("--predictions", metavar="FILE", default=None,
@@ -95,10 +102,11 @@ def run(args: argparse.Namespace) -> int:
         max_examples=args.max_examples, model_overrides=overrides,
         predictions=None if pred_path is None else pred_path.name,
     )
+    measured = {**measured, **confusion_summary(records, clf.label_names)}
     result = build_evaluation(setup, measured, clf.metadata)
     for warning in result.get("warnings", []):
         print(f"rsmi evaluate: warning: {warning}", file=sys.stderr)
-    print(evaluation_text(result), flush=True)  # the result first: a failed save never loses it
+    show_result(result, as_json=args.json)  # the result first: a failed save never loses it
     try:
         write_evaluation(args.out, result, records, pred_path)
     except OSError as exc:
@@ -107,3 +115,46 @@ def run(args: argparse.Namespace) -> int:
             f"({exc.strerror or exc}): copy it from the output, or fix the path"
         ) from exc
     return 0
+
+
+def show_result(result: dict[str, Any], *, as_json: bool = False) -> None:
+    """The result on stdout: one summary line and the confusion matrix, or (``as_json``) the JSON."""
+    if as_json:
+        print(evaluation_text(result), flush=True)
+        return
+    print(summary_line(result), flush=True)
+    matrix = result.get("confusion_matrix")
+    if matrix:
+        console().print(confusion_table(matrix))
+
+
+def summary_line(result: dict[str, Any]) -> str:
+    """``clean accuracy 81.0 % [77.0, 84.5] (95 % Wilson), macro-F1 0.809, N = 400, ...``."""
+    from rsmi.reports.stats import wilson
+
+    n, accuracy = int(result["num_examples"]), float(result["clean_accuracy"])
+    low, high = wilson(round(accuracy * n), n) or (float("nan"), float("nan"))
+    f1 = result.get("macro_f1")
+    step2 = result.get("second_step_share")
+    return (
+        f"clean accuracy {100 * accuracy:.1f} % [{low:.1f}, {high:.1f}] (95 % Wilson), "
+        f"macro-F1 {'?' if f1 is None else f'{f1:.3f}'}, N = {n}, "
+        f"{result.get('avg_forward_passes', 0):.1f} forward passes per text"
+        + ("" if not step2 else f" (step 2 for {100 * step2:.0f} %)")
+        + f" — {result.get('data')} {result.get('split')}"
+    )
+
+
+def confusion_table(matrix: dict[str, Any]) -> Any:
+    """A rich table of ``confusion_matrix``: rows the gold labels, columns the predicted ones."""
+    from rich.table import Table
+
+    names = [str(n) for n in matrix["labels"]]
+    table = Table(title="confusion matrix (rows: gold label, columns: predicted)")
+    table.add_column("gold \\ predicted")
+    for name in names:
+        table.add_column(name, justify="right")
+    table.add_column("N", justify="right")
+    for name, row in zip(names, matrix["counts"], strict=True):
+        table.add_row(name, *(str(v) for v in row), str(sum(row)))
+    return table

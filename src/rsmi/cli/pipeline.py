@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the main job: train base and RSMI, evaluate clean and under attack, print the table",
         description="Train each method on DATA with MODEL, evaluate clean test accuracy, attack "
         "every model with every recipe, and print/write the results (OUT/report.md, "
-        "OUT/results.png). Run it again to resume: finished stages are reused.",
+        "OUT/report.html, OUT/results.png; each model's README.md card). Run it again to resume: finished stages are reused.",
     )
     p.add_argument("--out", default=_DEFAULTS.out)
     p.add_argument("--overwrite", action="store_true",
@@ -106,5 +106,6 @@ def run(args: argparse.Namespace) -> int:
     rows = run_pipeline(cfg, say=lambda msg: out.print(msg, markup=False, highlight=False),
                         overwrite=args.overwrite)
     out.print(reports.rich_table(rows, title=f"{cfg.data}: clean and under attack"))
-    out.print(f"report: {cfg.out}/report.md, plot: {cfg.out}/results.png")
+    out.print(f"report: {cfg.out}/report.md, {cfg.out}/report.html (open in a browser), plot: "
+              f"{cfg.out}/results.png; each model's card: README.md in {cfg.out}/models/<method>")
     return 0

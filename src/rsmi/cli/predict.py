@@ -37,7 +37,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "certify",
         help="certify predictions (Cohen et al.'s CERTIFY under the hidden-state noise)",
         description="Certified label (-1 = ABSTAIN) and L2 radius per text. The radius is in the "
-        "hidden space of the first noised encoder block, NOT a number of words.",
+        "hidden space of the first noised encoder block, NOT a number of words. It is at most "
+        "radius_ceiling = noise_std * Phi^-1(alpha^(1/n)) (all n samples agree; at_ceiling): "
+        "raise --n for larger radii. A certificate says the smoothed classifier's decision is "
+        "stable, not that it is correct: a wrong label can be certified; compare with gold "
+        "labels for certified accuracy. How to read it: docs/method.md.",
     )
     _common_flags(c)
     c.add_argument("--n0", type=int, default=100, help="samples that select the class (100)")
@@ -149,7 +153,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
 def run_certify(args: argparse.Namespace) -> int:
     from rsmi import ABSTAIN
-    from rsmi.inference import StreamSeed
+    from rsmi.inference import StreamSeed, radius_ceiling
 
     def answer(clf: Any, texts: list[str], start: int) -> list[dict[str, Any]]:
         cert = clf.certify(
@@ -160,6 +164,7 @@ def run_certify(args: argparse.Namespace) -> int:
             seed=StreamSeed(args.seed, start),
             batch_size=args.batch_size,
         )
+        ceiling = radius_ceiling(clf.config.noise_std, args.n, args.certify_alpha)
         records = []
         for i, text in enumerate(texts):
             label = int(cert.labels[i])
@@ -170,6 +175,9 @@ def run_certify(args: argparse.Namespace) -> int:
                     "label_name": "ABSTAIN" if label == ABSTAIN else clf.label_names[label],
                     "radius": float(cert.radius[i]),
                     "radius_space": "hidden states of the first noised encoder block (L2)",
+                    # The largest radius n samples can show (all n agree); docs/method.md.
+                    "radius_ceiling": ceiling,
+                    "at_ceiling": label != ABSTAIN and float(cert.radius[i]) >= ceiling,
                     "p_lower": float(cert.p_lower[i]),
                     "counts": {n: int(v) for n, v in zip(clf.label_names, cert.counts[i], strict=True)},
                     "forward_passes": int(cert.forward_passes[i]),

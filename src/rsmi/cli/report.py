@@ -51,6 +51,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--update-docs", nargs="+", metavar="FILE",
                    help="regenerate every '<!-- rsmi-report: PATH ... -->' block of these "
                    "Markdown files from the results it names")
+    p.add_argument("--model-card", metavar="MODEL_DIR",
+                   help="refresh the README.md model card of a saved model with the results of "
+                   "it found in RUN_OR_DIR ... (default: the model directory, and the pipeline "
+                   "run it belongs to); other results are left out")
     p.add_argument("--check", action="store_true",
                    help="with --update-docs: change nothing, exit 1 when a block is out of date")
     p.set_defaults(func=run)
@@ -59,8 +63,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from rsmi import reports
 
-    if not (args.runs or args.compare or args.update_docs):
-        raise CLIError("give RUN_OR_DIR, --compare RUN_A RUN_B or --update-docs FILE (see --help)")
+    if not (args.runs or args.compare or args.update_docs or args.model_card):
+        raise CLIError("give RUN_OR_DIR, --compare RUN_A RUN_B, --update-docs FILE or "
+                       "--model-card MODEL_DIR (see --help)")
+    if args.model_card:
+        return _model_card(args)
     if args.check and not args.update_docs:
         raise CLIError("--check goes with --update-docs FILE ...")
     _check_outputs(args)  # before any result is read
@@ -133,3 +140,33 @@ def _report(args: argparse.Namespace) -> None:
 
         path = write_html(results, args.html, title=title)
         out.print(f"HTML report: {path}")
+
+
+def _model_card(args: argparse.Namespace) -> int:
+    """``--model-card DIR``: README.md rewritten with the results measured on that model."""
+    from rsmi.errors import StoreError
+    from rsmi.reports.model_card import results_for_model, write_model_card
+    from rsmi.store.model_card import has_card
+    from rsmi.store.names import MODEL_CARD_FILE
+
+    model_dir = Path(args.model_card)
+    if not has_card(model_dir):
+        raise CLIError(f"--model-card {model_dir}: not a saved rsmi model directory (no "
+                       f"{MODEL_CARD_FILE}); give the directory rsmi train wrote")
+    searched = args.runs or _default_search(model_dir)
+    try:
+        rows = results_for_model(model_dir, searched)
+    except (FileNotFoundError, StoreError):
+        if args.runs:  # the user's paths must hold results
+            raise
+        rows = []  # nothing measured yet: the card from the model's own records
+    path = write_model_card(model_dir, rows)
+    print(f"model card: {path} ({len(rows)} result(s) of this model from {', '.join(map(str, searched))})")
+    return 0
+
+
+def _default_search(model_dir: Path) -> list[str]:
+    """The model directory; in a pipeline run (``OUT/models/<method>``) the run's OUT too."""
+    if model_dir.resolve().parent.name == "models":
+        return [str(model_dir.resolve().parent.parent)]
+    return [str(model_dir)]

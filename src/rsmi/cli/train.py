@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Any
 
-from rsmi.cli._common import add_data_flags
+from rsmi.cli._common import RSMI_HELP, add_data_flags
 from rsmi.config import CANDIDATE_RULES
 from rsmi.errors import ConfigError
 from rsmi.precision import DTYPES
@@ -42,10 +42,6 @@ _HELP = {
     "adv_max_norm": "FreeLB per-example L2 bound of the perturbation (0 = unbounded)",
     "freelb_preset": "named FreeLB settings: textdefender = FreeLB++ as TextDefender runs it "
     "(10 steps, adv_lr 0.03, init 0.05, unbounded); fills the adv_* values not given",
-    "candidate_rule": "mask candidates: content (non-special tokens) or authors (top-k first, "
-    "then [CLS]/[SEP] dropped, as the RSMI authors' code)",
-    "step2_resample": "inference step 2 as the RSMI authors' code: saliency recomputed, masks "
-    "drawn with replacement",
     "checkpoint_every": "also checkpoint every N optimizer steps (0 = per epoch and on signals)",
     "keep_checkpoint": "keep the last checkpoint after the run finishes",
 }
@@ -74,7 +70,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         flag = "--" + f.name.replace("-", "_").replace("_", "-")
         group = groups["rsmi" if f.name in RSMI_FIELDS else "run"]
         default = getattr(reference, f.name)
-        help_text = f"{_HELP.get(f.name, f.name.replace('_', ' '))} (default {default})"
+        what = _HELP.get(f.name) or RSMI_HELP.get(f.name) or f.name.replace("_", " ")
+        help_text = f"{what} (default {default})"
         if isinstance(default, bool):
             group.add_argument(flag, dest=f.name, action="store_const", const=True, default=None,
                                help=help_text)

@@ -5,7 +5,8 @@
 
 * ``evaluation.json`` — what was evaluated (``model``, ``data``, ``split``, ``split_seed``,
   ``max_examples``), the measurements of :func:`rsmi.training.evaluate.evaluate_with_predictions`
-  (``clean_accuracy``, ``per_class_accuracy``, ``avg_forward_passes``, ...), the inference
+  (``clean_accuracy``, ``per_class_accuracy``, ``avg_forward_passes``, ...), ``macro_f1`` and
+  ``confusion_matrix`` (:func:`confusion_summary`, from ``rsmi evaluate``), the inference
   ``model_overrides``, the model's ``training`` record, the name of the ``predictions`` file,
   provenance, and ``warnings`` (a model that did not learn);
 * ``predictions.jsonl`` — one record per example (``index``, ``label``, ``pred``, ``correct``,
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,30 @@ def build_evaluation(
     if warning:
         result["warnings"] = [warning]
     return result
+
+
+def confusion_summary(
+    records: Iterable[Mapping[str, Any]], label_names: Sequence[str]
+) -> dict[str, Any]:
+    """``macro_f1`` and ``confusion_matrix`` of prediction records (added to evaluation.json).
+
+    ``confusion_matrix`` is ``{"labels": names, "counts": rows}`` with ``counts[gold][pred]``;
+    ``macro_f1`` is the mean F1 over the classes that occur as gold label or prediction.
+    """
+    size = len(label_names)
+    counts = [[0] * size for _ in range(size)]
+    for record in records:
+        counts[int(record["label"])][int(record["pred"])] += 1
+    scores = []
+    for c in range(size):
+        hits = counts[c][c]
+        gold, predicted = sum(counts[c]), sum(row[c] for row in counts)
+        if gold + predicted:
+            scores.append(2.0 * hits / (gold + predicted))
+    return {
+        "macro_f1": sum(scores) / len(scores) if scores else None,
+        "confusion_matrix": {"labels": list(label_names), "counts": counts},
+    }
 
 
 def evaluation_text(result: Mapping[str, Any]) -> str:
@@ -219,6 +244,7 @@ __all__ = [
     "EvaluationSetup",
     "build_evaluation",
     "check_outputs",
+    "confusion_summary",
     "evaluation_text",
     "is_evaluation_file",
     "is_predictions_file",

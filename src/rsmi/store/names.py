@@ -35,6 +35,7 @@ RUN_FILE = "run.json"  # the run's identity (config, selection, weights digest)
 PIPELINE_FILE = "pipeline.json"
 PIPELINE_REPORT_FILE = "report.md"
 PIPELINE_PLOT_FILE = "results.png"
+PIPELINE_HTML_FILE = "report.html"  # the HTML report (rsmi report --html) of the run
 
 # ---------------------------------------------------------------- run ownership (rsmi.rundir)
 RUN_MARKER_FILE = ".rsmi-run.json"

@@ -346,6 +346,9 @@ class TrainingRun:
                         "learning_check": learning_check(accuracy, self.dev_labels)}
             self.clf.metadata = {**self.clf.metadata, "training": training}
             self.clf.save_pretrained(self.out)
+            from rsmi.reports.model_card import write_model_card
+
+            write_model_card(self.out)  # README.md: the Hugging Face style card of the model
         record = {
             "event": "epoch", "epoch": state.epoch + 1, "method": config.method,
             "global_step": state.global_step,
