@@ -14,7 +14,6 @@ import math
 import os
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -77,15 +76,14 @@ class RequestError(Exception):
 def model_card(clf: Any, model_dir: str | os.PathLike[str] | None) -> dict[str, Any]:
     """What /metadata answers: method, classes, RSMI settings, weights digest, versions."""
     import rsmi
+    from rsmi.store.model_card import has_card, read_card
 
     saved: dict[str, Any] = {}
-    if model_dir is not None:
-        path = Path(model_dir) / "rsmi.json"
-        if path.is_file():
-            try:
-                saved = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as exc:  # from_pretrained read it moments ago
-                log.warning("cannot read %s for /metadata: %s", path, exc)
+    if model_dir is not None and has_card(model_dir):
+        try:
+            saved = read_card(model_dir)  # the owner's reader; from_pretrained verified it
+        except RSMIError as exc:
+            log.warning("cannot read the model card of %s for /metadata: %s", model_dir, exc)
     config = clf.config.to_dict() if hasattr(clf.config, "to_dict") else asdict(clf.config)
     return {
         "model": str(model_dir) if model_dir is not None else None,
