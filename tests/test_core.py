@@ -303,7 +303,7 @@ def test_batched_predictor_equals_per_example_reference(
     pred = clf.predict(texts, seed=7, batch_size=3, max_rows=16)
     step2_seen = set()
     for i, text in enumerate(texts):
-        ref = reference_predict(clf, text, i, seed=7)
+        ref = reference_predict(clf, text, seed=7, occurrence=texts[:i].count(text))
         assert pred.labels[i] == ref.label
         np.testing.assert_array_equal(pred.votes[i], ref.votes)
         np.testing.assert_allclose(pred.probs[i], ref.probs, atol=1e-4)

@@ -594,7 +594,7 @@ def test_attack_resume_identifies_the_model_by_its_weights(tmp_path):
     run.mkdir()
     cfg = AttackConfig(recipe="deepwordbug", preset="recipe", num_examples=3, model="m")
     (run / "run.json").write_text(json.dumps({"config": cfg.to_dict(), "num_selected": 3,
-                                              "weights_sha256": "a" * 64}))
+                                              "weights_sha256": "a" * 64, "seeding": "text-v1"}))
     (run / "examples.jsonl").write_text(json.dumps({"index": 0, "result_type": "failed"}) + "\n")
     with pytest.raises(ValueError, match="other model weights"):
         _check_run_dir(run, cfg, True, "b" * 64)  # the directory at that path was replaced
@@ -617,7 +617,8 @@ def test_attack_resume_with_weights_retrained_on_another_cpu_says_so(tmp_path):
     run.mkdir()
     cfg = AttackConfig(recipe="deepwordbug", preset="recipe", num_examples=3, model=str(model))
     (run / "run.json").write_text(json.dumps({"config": cfg.to_dict(), "num_selected": 3,
-                                              "weights_sha256": "a" * 64, "trained_on": "AMD EPYC"}))
+                                              "weights_sha256": "a" * 64, "trained_on": "AMD EPYC",
+                                              "seeding": "text-v1"}))
     (run / "examples.jsonl").write_text(json.dumps({"index": 0, "result_type": "failed"}) + "\n")
     with pytest.raises(ValueError, match=r"trained on 'AMD EPYC', these on 'Intel\(R\) Xeon") as err:
         _check_run_dir(run, cfg, True, "b" * 64, trained_on=training_cpu(model))

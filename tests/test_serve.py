@@ -29,6 +29,7 @@ httpx = pytest.importorskip("httpx")
 
 from conftest import make_tiny_bert  # noqa: E402
 from rsmi import Prediction, RSMIClassifier, RSMIConfig  # noqa: E402
+from rsmi.inference import SEEDING  # noqa: E402
 from rsmi.serve import MicroBatcher, ServeSettings, create_app  # noqa: E402
 from rsmi.serve.server import GracefulServer, uvicorn_config  # noqa: E402
 
@@ -128,8 +129,8 @@ def subset(body: dict, keys) -> dict:
 def test_health_and_metadata(http, model_dir):
     r = http.get("/health")
     assert r.status_code == 200 and r.json()["status"] == "ok"
-    # The tiny model seeds by row index, so requests are never combined.
-    assert r.json()["combines_requests"] is False
+    # The model's draws follow the text (seeding "text-v1"): concurrent requests are combined.
+    assert r.json()["combines_requests"] is True
 
     meta = http.get("/metadata").json()
     saved = json.loads((Path(model_dir) / "rsmi.json").read_text(encoding="utf-8"))
@@ -139,7 +140,7 @@ def test_health_and_metadata(http, model_dir):
     assert meta["rsmi_config"] == saved["config"]
     assert meta["rsmi_config"]["noise_std"] == 0.2 and meta["max_length"] == 16
     assert meta["limits"] == {"max_batch_texts": 8, "max_text_chars": 200, "max_certify_samples": 100_000}
-    assert meta["micro_batching"]["combines_requests"] is False
+    assert meta["micro_batching"]["combines_requests"] is True and meta["seeding"] == SEEDING
     import rsmi
 
     assert meta["rsmi_version"] == rsmi.__version__
@@ -257,10 +258,10 @@ def test_unexpected_error_is_a_generic_500(http, server, monkeypatch, caplog):
 
 # ---------------------------------------------------------------------- micro-batching
 class TextSeededFake:
-    """A classifier whose answer for a text depends on (text, seed) only, like ``seeding="text"``;
-    it records every predict call."""
+    """A classifier whose answer for a text depends on (text, seed) only, like ``seeding="text-v1"``
+    (for texts that occur once per call); it records every predict call."""
 
-    seeding = "text"
+    seeding = SEEDING
     method = "rsmi"
     metadata: dict = {}
 
@@ -309,7 +310,7 @@ def test_batcher_combines_same_seed_requests_and_splits_in_order():
 
 def test_batcher_never_combines_row_seeded_classifiers():
     fake = TextSeededFake()
-    fake.seeding = "row"  # the answer of a text would depend on its row in the call
+    fake.seeding = "index"  # the answer of a text would depend on its row in the call
 
     async def main():
         batcher = MicroBatcher(fake, max_batch_texts=64, max_wait_ms=50)
@@ -368,6 +369,78 @@ def test_server_combines_concurrent_requests_when_seeding_follows_the_text(start
         alone = TextSeededFake().predict(batch, seed=seed)
         assert r.json()["probs"] == [[round(float(p), 6) for p in row] for row in alone.probs]
     assert len(fake.calls) < len(requests)
+    with running.client() as client:
+        health = client.get("/health").json()
+    assert health["combines_requests"] is True and health["combined_calls"] >= 1
+
+
+# Requests of one seed on the real model: some share a text ("bad"), one repeats a text inside
+# itself ("ok", "ok": its second copy is occurrence 1 of "ok", alone or combined).
+SAME_SEED_REQUESTS = [
+    ["a gorgeous , witty , seductive movie .", "bad"],
+    ["ok", "ok", "good fun"],
+    ["bad"],
+    ["the acting is uneven but the story holds up"],
+    ["an utterly charming and hilarious film", "bad", "dull"],
+    ["it's a tired , predictable waste of time"],
+]
+
+
+def test_batcher_combined_calls_on_the_real_model_answer_as_single_calls(reference):
+    """The real classifier is combined (seeding "text-v1") and every request gets exactly what
+    ``predict`` gives it alone; requests sharing a text with the call wait for another call."""
+    calls: list[list[str]] = []
+    original = reference.predict
+
+    class Recording:
+        seeding, label_names = reference.seeding, reference.label_names
+
+        def predict(self, texts, *, seed=0):
+            calls.append(list(texts))
+            return original(texts, seed=seed)
+
+    async def main():
+        batcher = MicroBatcher(Recording(), max_batch_texts=64, max_wait_ms=50)
+        assert batcher.combine is True
+        await batcher.start()
+        try:
+            return await asyncio.gather(*(batcher.predict(t, 3) for t in SAME_SEED_REQUESTS))
+        finally:
+            await batcher.close()
+
+    results = asyncio.run(main())
+    for texts, pred in zip(SAME_SEED_REQUESTS, results, strict=True):
+        alone = reference.predict(texts, seed=3)
+        # The same draws; only float rounding of differently padded batches (~1e-7) may differ.
+        np.testing.assert_allclose(pred.probs, alone.probs, rtol=0, atol=1e-6)
+        np.testing.assert_array_equal(pred.votes, alone.votes)
+        np.testing.assert_array_equal(pred.labels, alone.labels)
+        np.testing.assert_array_equal(pred.forward_passes, alone.forward_passes)
+    assert len(calls) < len(SAME_SEED_REQUESTS)  # combined ...
+    assert all(len(set(c) - {"ok"}) == len(c) - c.count("ok") for c in calls)  # ... "bad" once
+    assert any(len(c) > 3 for c in calls)
+
+
+def test_server_combines_requests_on_the_real_model_and_answers_as_predict(
+    start_server, model_dir, reference
+):
+    clf = RSMIClassifier.from_pretrained(model_dir)
+    running = start_server(create_app(clf, ServeSettings(max_batch_texts=16, max_wait_ms=300)))
+    barrier = threading.Barrier(len(SAME_SEED_REQUESTS))
+
+    def call(texts):
+        with running.client() as client:
+            barrier.wait(timeout=TIMEOUT)
+            return client.post("/predict", json={"texts": texts, "seed": 9})
+
+    with ThreadPoolExecutor(max_workers=len(SAME_SEED_REQUESTS)) as pool:
+        responses = list(pool.map(call, SAME_SEED_REQUESTS))
+    keys = ("labels", "second_step", "forward_passes")
+    for texts, r in zip(SAME_SEED_REQUESTS, responses, strict=True):
+        assert r.status_code == 200, r.text
+        expected = expected_predict(reference, texts, 9)
+        assert subset(r.json(), keys) == subset(expected, keys)
+        assert np.allclose(r.json()["probs"], expected["probs"], rtol=0, atol=2e-6)
     with running.client() as client:
         health = client.get("/health").json()
     assert health["combines_requests"] is True and health["combined_calls"] >= 1

@@ -218,7 +218,8 @@ def test_an_old_run_json_resumes_with_a_warning_naming_what_is_unchecked(
 def test_run_json_records_the_examples_digest_and_keeps_its_old_keys_first(finished):
     meta = json.loads((finished.out / "run.json").read_text())
     assert list(meta) == ["config", "num_selected", "weights_sha256", "trained_on",
-                          "examples_sha256", "rsmi_config"]
+                          "examples_sha256", "rsmi_config", "seeding"]
+    assert meta["seeding"] == "text-v1"
 
 
 def test_a_resume_on_other_data_is_refused_by_the_library(finished, resources, tokenizer_module,
@@ -288,7 +289,9 @@ def test_the_records_of_fixed_seeds_are_those_written_before_the_runner_was_spli
 ):
     # tests/fixtures/attacks/same_seeds/*.jsonl were written by these runs at commit 76667b7
     # (before attacks/runner.py was split), "wall_s" removed; on that machine the records of
-    # this commit were byte-identical to them.
+    # this commit were byte-identical to them. The randomized models' files (rsmi-*, transfer)
+    # were rewritten when seeding became "text-v1" (issue 28: a text's draws follow the text,
+    # not its row); base.jsonl (no randomness) did not change. Same seeds, same records.
     for name, (model, attack) in SAME_SEED_RUNS.items():
         clf = tiny_classifier(tokenizer_module, **model)
         run_attack(clf, DATA[:5], AttackConfig(**attack), tmp_path / name, resources=resources)

@@ -13,9 +13,18 @@
 ``certify`` is Cohen et al. (2019)'s CERTIFY under the same hidden-state noise.
 
 All samples of all inputs of a batch run in as few forward calls as ``max_rows`` allows, step 2
-only for the uncertain inputs, with dynamic padding. Every random draw of example ``i`` comes
-from generators seeded by ``(seed, i, pass, sample)`` (:func:`rsmi.noise.row_seed`), so results
-do not depend on batch size, batch composition or padding.
+only for the uncertain inputs, with dynamic padding.
+
+**Seeding** (``SEEDING = "text-v1"``). Every random draw of an input comes from generators seeded
+by ``row_seed(seed, key, pass, sample)`` (:func:`rsmi.noise.row_seed`), where the row key
+follows the text, not its position: ``key = row_key(text_digest(text), k)`` — a digest of the
+exact string (its UTF-8 bytes, no normalisation) and ``k``, the number of times the same string
+occurred earlier in the same call. So a text gets the same answer wherever it stands among the
+inputs (``predict(["x"])`` equals ``predict(["y", "x"])[1]``), identical texts of one call get
+independent draws (EOT's copies), and results do not depend on batch size, batch composition or
+padding. A :class:`StreamSeed` carries the occurrence counts from one chunk of a stream to the
+next. The previous scheme, ``"index"`` (row key = the input's index in the call), is what
+records without a ``seeding`` field were made under.
 
 Like locuslab/smoothing's ``Smooth``, this module holds only the algorithm: loading, saving
 and tokenising are :mod:`rsmi.classifier`'s, how masks are chosen :class:`rsmi.masking.MaskPolicy`'s
@@ -27,6 +36,7 @@ from __future__ import annotations
 import functools
 import math
 import numbers
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,9 +49,19 @@ from statsmodels.stats.proportion import proportion_confint
 from rsmi.errors import ConfigError
 from rsmi.integrity import check_finite
 from rsmi.masking import Candidates, saliency
-from rsmi.noise import forward_sharing_prefix, row_seed
+from rsmi.noise import forward_sharing_prefix, row_key, row_seed, text_digest
 
 ABSTAIN = -1
+
+# The seeding scheme (module docstring): part of the identity of every result made with it.
+SEEDING = "text-v1"
+LEGACY_SEEDING = "index"  # what a record without a ``seeding`` field was made under
+
+
+def recorded_seeding(record: Mapping[str, Any]) -> str:
+    """The seeding scheme a result file (``run.json``, ``summary.json``, ``evaluation.json``)
+    was made under: its ``seeding`` field, ``"index"`` when it has none (older rsmi)."""
+    return str(record.get("seeding") or LEGACY_SEEDING)
 
 # Pass identifiers mixed into the row seeds: each kind of draw has its own stream.
 PASS_SALIENCY, PASS_STEP1, PASS_STEP2, PASS_MASKS, PASS_CERTIFY_SELECT, PASS_CERTIFY_ESTIMATE = (
@@ -109,24 +129,65 @@ def binomial_p_value(n_a: int, k0: int) -> float:
     return float(binomtest(n_a, k0, 0.5, alternative="less").pvalue)
 
 
-@dataclass(frozen=True)
 class StreamSeed:
-    """The seed of texts that are part of a longer stream predicted in chunks.
+    """The seed of one stream of texts answered in chunks (the CLI's ``--input``).
 
-    Every draw of input ``i`` derives from ``(seed, start + i)``: ``predict(t[k:],
-    seed=StreamSeed(s, k))`` answers exactly as rows ``k:`` of ``predict(t, seed=s)`` (the CLI
-    streams ``--input`` this way). A plain int ``s`` means ``StreamSeed(s, 0)``.
+    Draws follow ``(seed, text, k)`` with ``k`` the occurrence number of the text (module
+    docstring); a ``StreamSeed`` remembers how often each text occurred in the chunks it already
+    answered, so that ``predict(t[:m], seed=s)`` then ``predict(t[m:], seed=s)`` with one
+    ``s = StreamSeed(seed)`` answers exactly as ``predict(t, seed=seed)`` — a text repeated in
+    two chunks included. Use one ``StreamSeed`` per stream and per method (``predict`` and
+    ``certify`` count apart only when given separate objects). It holds one 64-bit digest and a
+    count per distinct text of the stream. The counts advance only when a call succeeds.
+
+    ``start`` is deprecated and ignored: under seeding ``"index"`` it was the stream position of
+    the chunk's first text; under ``"text-v1"`` the position plays no part.
     """
 
-    seed: int
-    start: int = 0
+    def __init__(self, seed: int, start: int | None = None) -> None:
+        if start is not None:
+            warnings.warn(
+                "StreamSeed(seed, start): start is ignored — draws follow the text, not its "
+                "position (seeding 'text-v1'); pass one StreamSeed(seed) to every chunk",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+        self.seed = seed
+        self.seen: dict[int, int] = {}  # text digest → occurrences in earlier chunks
+
+    def __repr__(self) -> str:
+        return f"StreamSeed({self.seed!r}, texts seen={sum(self.seen.values())})"
 
 
-def _stream(seed: int | StreamSeed) -> tuple[int, int]:
+def row_keys(
+    texts: Sequence[str], earlier: Mapping[int, int] | None = None
+) -> tuple[list[int], dict[int, int]]:
+    """The row key of every text of one call, and the occurrences the call adds per digest.
+
+    Occurrence ``k`` of a text counts its earlier copies in ``texts`` (plus ``earlier[digest]``,
+    those of earlier chunks of a stream).
+    """
+    earlier = earlier or {}
+    added: dict[int, int] = {}
+    keys = []
+    for text in texts:
+        digest = text_digest(text)
+        k = added.get(digest, 0)
+        keys.append(row_key(digest, earlier.get(digest, 0) + k))
+        added[digest] = k + 1
+    return keys, added
+
+
+def _stream(seed: int | StreamSeed) -> tuple[int, StreamSeed | None]:
     if isinstance(seed, StreamSeed):
-        check_int("start", seed.start, minimum=0)
-        return seed.seed, seed.start
-    return seed, 0
+        return seed.seed, seed
+    return seed, None
+
+
+def _advance(stream: StreamSeed | None, added: Mapping[int, int]) -> None:
+    if stream is not None:
+        for digest, count in added.items():
+            stream.seen[digest] = stream.seen.get(digest, 0) + count
 
 
 class SmoothedInference:
@@ -146,6 +207,7 @@ class SmoothedInference:
     noise: Any
     label_names: list[str]
     share_prefix: bool
+    seeding = SEEDING  # how draws are seeded (module docstring); the server's micro-batching reads it
 
     # ------------------------------------------------------------------ prediction
     def predict(
@@ -160,14 +222,16 @@ class SmoothedInference:
 
         Args:
             texts: input texts (non-empty).
-            seed: all noise and mask draws of input ``i`` derive from ``(seed, i)`` (a
-                :class:`StreamSeed` ``(seed, start)``: from ``(seed, start + i)``).
+            seed: all noise and mask draws of an input derive from ``(seed, text, k)``, ``k``
+                the occurrence number of the same text earlier in ``texts`` (module docstring);
+                a :class:`StreamSeed` also counts the occurrences in earlier chunks.
             batch_size: inputs per batch (length-sorted, padded to the batch's longest).
             max_rows: most rows (input × sample) in one forward call.
         """
-        seed, start = _stream(seed)
+        seed, stream = _stream(seed)
         check_sampling(seed=seed, batch_size=batch_size, max_rows=max_rows)
         texts = self.check_texts(texts)
+        keys, added = row_keys(texts, stream.seen if stream else None)
         n, c = len(texts), self.num_labels
         result = Prediction(
             labels=np.zeros(n, dtype=np.int64),
@@ -182,25 +246,25 @@ class SmoothedInference:
         batches, result.truncated = self.batches(texts, batch_size)
         with self.noise.activated():
             for idx, inputs in batches:
-                self._predict_batch((idx, start), inputs, seed, max_rows, result)
+                self._predict_batch((idx, [keys[i] for i in idx]), inputs, seed, max_rows, result)
+        _advance(stream, added)
         return result
 
     def _predict_batch(
         self,
-        rows: tuple[np.ndarray, int],
+        rows: tuple[np.ndarray, list[int]],
         inputs: Mapping[str, torch.Tensor],
         seed: int,
         max_rows: int,
         result: Prediction,
     ) -> None:
-        """Predict one batch: ``rows`` = (the batch's rows of ``result``, the stream offset)."""
+        """Predict one batch: ``rows`` = (the batch's rows of ``result``, their row keys)."""
         cfg = self.config
-        rows_of_result, start = rows
-        idx = rows_of_result + start  # stream indices: what the draws derive from
-        b = len(idx)
-        masked, candidates, spent = self._masked_step1_inputs(inputs, idx, seed)
+        rows_of_result, keys = rows  # the row keys are what the draws derive from
+        b = len(keys)
+        masked, candidates, spent = self._masked_step1_inputs(inputs, keys, seed)
         # Step 1: k0 noisy passes of the masked input, all inputs of the batch together.
-        seeds = [row_seed(seed, i, PASS_STEP1, j) for i in idx for j in range(cfg.k0)]
+        seeds = [row_seed(seed, key, PASS_STEP1, j) for key in keys for j in range(cfg.k0)]
         logits = self._forward_rows(self._repeat(masked, cfg.k0), seeds, max_rows)
         logits = logits.view(b, cfg.k0, -1)
         votes = torch.stack([self._counts(logits[r]) for r in range(b)])
@@ -209,7 +273,7 @@ class SmoothedInference:
         final_logits = [logits[r] for r in range(b)]
         # Step 2: k1 passes with random masks, uncertain inputs only, batched.
         if uncertain:
-            step2 = self._step2_logits(inputs, candidates, idx, uncertain, seed, max_rows)
+            step2 = self._step2_logits(inputs, candidates, keys, uncertain, seed, max_rows)
             for u, r in enumerate(uncertain):
                 final_logits[r] = step2[u]
                 votes[r] = self._counts(step2[u])
@@ -231,7 +295,7 @@ class SmoothedInference:
         self,
         inputs: Mapping[str, torch.Tensor],
         candidates: Candidates | None,
-        idx: np.ndarray,
+        keys: Sequence[int],
         uncertain: list[int],
         seed: int,
         max_rows: int,
@@ -244,16 +308,16 @@ class SmoothedInference:
             pool, row_of = candidates, list(uncertain)
             if self.policy.resample:  # the authors' step 2: fresh saliency, with replacement
                 pool = self._saliency_candidates(
-                    sub, [idx[r] for r in uncertain], seed, PASS_SALIENCY_STEP2
+                    sub, [keys[r] for r in uncertain], seed, PASS_SALIENCY_STEP2
                 )
                 row_of = list(range(len(uncertain)))
             positions = []
             for u, r in enumerate(uncertain):
                 for j in range(cfg.k1):
-                    gen = torch.Generator().manual_seed(row_seed(seed, idx[r], PASS_MASKS, j))
+                    gen = torch.Generator().manual_seed(row_seed(seed, keys[r], PASS_MASKS, j))
                     positions.append(self.policy.step2_positions(pool, row_of[u], gen))
             rows["input_ids"] = self.policy.apply(rows["input_ids"], positions)
-        seeds = [row_seed(seed, idx[r], PASS_STEP2, j) for r in uncertain for j in range(cfg.k1)]
+        seeds = [row_seed(seed, keys[r], PASS_STEP2, j) for r in uncertain for j in range(cfg.k1)]
         return self._forward_rows(rows, seeds, max_rows).view(len(uncertain), cfg.k1, -1)
 
     # ------------------------------------------------------------------ certification
@@ -276,9 +340,10 @@ class SmoothedInference:
         ``radius = noise_std · Φ⁻¹(p_A)`` with ``p_A`` the one-sided Clopper–Pearson lower bound
         on ``P(f = c_A)`` from ``n`` samples; ``c_A`` is chosen from ``n0`` separate samples.
         ABSTAIN when ``p_A ≤ 1/2``. The radius is in hidden space, not a number of words.
-        ``seed`` may be a :class:`StreamSeed`, as in :meth:`predict`.
+        ``seed`` is as in :meth:`predict`: draws follow ``(seed, text, k)``; a
+        :class:`StreamSeed` counts occurrences over chunks.
         """
-        seed, start = _stream(seed)
+        seed, stream = _stream(seed)
         cfg = self.config
         if not cfg.smoothing:
             raise ConfigError("certify needs randomized smoothing: set noise_std > 0")
@@ -295,6 +360,7 @@ class SmoothedInference:
             )
         check_sampling(seed=seed, batch_size=batch_size, max_rows=max_rows)
         texts = self.check_texts(texts)
+        keys, added = row_keys(texts, stream.seen if stream else None)
         size = len(texts)
         out = Certification(
             labels=np.full(size, ABSTAIN, dtype=np.int64),
@@ -309,10 +375,10 @@ class SmoothedInference:
         batches, out.truncated = self.batches(texts, batch_size)
         with self.noise.activated():
             for idx, inputs in batches:
-                masked, _, spent = self._masked_step1_inputs(inputs, idx + start, seed)
+                masked, _, spent = self._masked_step1_inputs(inputs, [keys[i] for i in idx], seed)
                 for r, i in enumerate(idx):
                     one = {k: v[r : r + 1] for k, v in masked.items()}
-                    key = start + int(i)
+                    key = keys[i]
                     select = self._sample_counts(one, seed, key, PASS_CERTIFY_SELECT, n0, max_rows)
                     top = int(select.argmax())
                     counts = self._sample_counts(one, seed, key, PASS_CERTIFY_ESTIMATE, n, max_rows)
@@ -324,13 +390,14 @@ class SmoothedInference:
                     if p_lower > 0.5:
                         out.labels[i] = top
                         out.radius[i] = cfg.noise_std * float(norm.ppf(p_lower))
+        _advance(stream, added)
         return out
 
     def _sample_counts(
         self,
         one: Mapping[str, torch.Tensor],
         seed: int,
-        i: int,
+        key: int,
         pass_id: int,
         num: int,
         max_rows: int,
@@ -338,7 +405,7 @@ class SmoothedInference:
         counts = torch.zeros(self.num_labels, dtype=torch.long, device=self.device)
         for start in range(0, num, max_rows):
             take = min(max_rows, num - start)
-            seeds = [row_seed(seed, i, pass_id, j) for j in range(start, start + take)]
+            seeds = [row_seed(seed, key, pass_id, j) for j in range(start, start + take)]
             logits = self._forward_rows(self._repeat(one, take), seeds, max_rows)
             counts += self._counts(logits)
         return counts
@@ -365,24 +432,24 @@ class SmoothedInference:
     def _saliency_candidates(
         self,
         inputs: Mapping[str, torch.Tensor],
-        idx: Sequence[int],
+        keys: Sequence[int],
         seed: int,
         pass_id: int = PASS_SALIENCY,
     ) -> Candidates:
         """Saliency pass with the predicted label on the noisy model → mask candidates."""
         assert self.noise is not None
-        seeds = [row_seed(seed, i, pass_id, 0) for i in idx]
+        seeds = [row_seed(seed, key, pass_id, 0) for key in keys]
         with self.noise.per_row(seeds, inputs["attention_mask"]), self._autocast():
             sal = saliency(self.model, inputs, labels=None, reduction="sum")
         return self.policy.candidates(sal.scores, inputs["input_ids"], inputs["attention_mask"])
 
     def _masked_step1_inputs(
-        self, inputs: Mapping[str, torch.Tensor], idx: np.ndarray, seed: int
+        self, inputs: Mapping[str, torch.Tensor], keys: Sequence[int], seed: int
     ) -> tuple[dict[str, torch.Tensor], Candidates | None, int]:
         """Inputs with the top ``num_masks`` salient tokens masked (and the passes spent)."""
         if not self.policy.masking:
             return dict(inputs), None, 0
-        candidates = self._saliency_candidates(inputs, idx, seed)
+        candidates = self._saliency_candidates(inputs, keys, seed)
         masked = dict(inputs)
         masked["input_ids"] = self.policy.step1(inputs["input_ids"], candidates)
         return masked, candidates, 1

@@ -10,13 +10,16 @@ Two ways to draw the noise:
 * one seed per input row (inference): row ``r`` draws its noise, block after block, from a
   generator seeded with ``row_seeds[r]``, only at its non-padding positions. A prediction then
   depends only on its own seeds, not on the batch it was computed in, its padding or the
-  chunking of the forward passes, so a seed reproduces a prediction exactly.
+  chunking of the forward passes, so a seed reproduces a prediction exactly. The row seeds
+  follow the text (:func:`text_digest`, :func:`row_key`; seeding ``"text-v1"`` of
+  :mod:`rsmi.inference`), not its position among the inputs.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -293,7 +296,7 @@ _MASK64 = (1 << 64) - 1
 
 
 def row_seed(*keys: int) -> int:
-    """A 63-bit seed that mixes integer keys (SplitMix64), e.g. (seed, example, pass, sample)."""
+    """A 63-bit seed that mixes integer keys (SplitMix64), e.g. (seed, row key, pass, sample)."""
     state = 0x9E3779B97F4A7C15
     for key in keys:
         state = (state ^ (int(key) & _MASK64)) & _MASK64
@@ -303,3 +306,20 @@ def row_seed(*keys: int) -> int:
         z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
         state = z ^ (z >> 31)
     return state >> 1
+
+
+def text_digest(text: str) -> int:
+    """A stable 64-bit digest of a text: BLAKE2b-64 of its exact UTF-8 bytes.
+
+    No normalisation: ``"x"`` and ``"x "`` are different texts. Lone surrogates (possible in a
+    Python string, e.g. from JSON ``"\\ud800"``) are encoded as such rather than refused.
+    """
+    data = text.encode("utf-8", "surrogatepass")
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
+
+
+def row_key(digest: int, occurrence: int) -> int:
+    """The row key of seeding ``"text-v1"``: occurrence ``occurrence`` (0, 1, ...) of the text
+    whose :func:`text_digest` is ``digest`` within one call. Its draws are
+    ``row_seed(seed, row_key, pass, sample)``."""
+    return row_seed(digest, occurrence)

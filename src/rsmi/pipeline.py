@@ -186,9 +186,11 @@ def evaluate_stage(
     """Clean test accuracy (two-step prediction for RSMI), cached in ``eval/<method>/``.
 
     Writes ``evaluation.json`` and ``predictions.jsonl`` in the shape ``rsmi evaluate`` writes
-    (:mod:`rsmi.store.evaluation`); an existing evaluation made with the same settings is reused.
+    (:mod:`rsmi.store.evaluation`); an existing evaluation made with the same settings and the
+    current seeding scheme (:data:`rsmi.inference.SEEDING`) is reused.
     """
     from rsmi import RSMIClassifier
+    from rsmi.inference import SEEDING, recorded_seeding
     from rsmi.store import evaluation as store
     from rsmi.training.evaluate import evaluate_with_predictions
 
@@ -203,10 +205,14 @@ def evaluate_stage(
             cached.get("config") == clf.config.to_dict()
             and cached.get("seed") == cfg.seed
             and cached.get("dtype", "float32") == clf.compute_dtype
+            and recorded_seeding(cached) == SEEDING
         ):
             say(f"[evaluate] {method}: {path} exists, reused")
             return path
-        say(f"[evaluate] {method}: {path} was made with other settings, evaluating again")
+        why = "with other settings"
+        if cached and recorded_seeding(cached) != SEEDING:
+            why = f"under the seeding scheme {recorded_seeding(cached)!r}, not {SEEDING!r}"
+        say(f"[evaluate] {method}: {path} was made {why}, evaluating again")
     measured, records = evaluate_with_predictions(clf, dataset.split("test"), seed=cfg.seed)
     measured = {**measured, **store.confusion_summary(records, clf.label_names)}  # as rsmi evaluate
     setup = store.EvaluationSetup(

@@ -1,7 +1,8 @@
 """Combine shard (or partial) attack runs into one run, and recompute a run's metrics.
 
-Shards of one run share their settings (all but shard and batch size) and their example sample
-(``examples_sha256`` in ``run.json``, where recorded); an example attacked twice under one seed
+Shards of one run share their settings (all but shard and batch size), their example sample
+(``examples_sha256`` in ``run.json``, where recorded) and their seeding scheme (``seeding``,
+``"index"`` where not recorded); an example attacked twice under one seed
 is an error, never counted twice.
 """
 
@@ -26,6 +27,7 @@ from rsmi.attacks.records import (
 )
 from rsmi.attacks.summary import build_summary, combine_seeds
 from rsmi.errors import StoreError
+from rsmi.inference import SEEDING, recorded_seeding
 from rsmi.rundir import check_run_dir
 from rsmi.store.atomic import atomic_write_text
 
@@ -59,6 +61,7 @@ class _Collected:
         self.num_selected = 0
         self.model_info: dict[str, Any] = {}
         self.digest: tuple[str, Path] | None = None  # the sample's digest and a run recording it
+        self.seeding: tuple[str, Path] | None = None  # the runs' seeding scheme and a run of it
 
     def add(self, run: Path) -> None:
         meta = json.loads((run / RUN_FILE).read_text())
@@ -69,6 +72,15 @@ class _Collected:
             base = self.base.identity()
             diff = sorted(k for k, v in cfg.identity().items() if base.get(k) != v)
             raise StoreError(f"{run} was run with other settings ({', '.join(diff)}): cannot merge")
+        seeding = recorded_seeding(meta)
+        if self.seeding is None:
+            self.seeding = (seeding, run)
+        elif seeding != self.seeding[0]:
+            raise StoreError(
+                f"{run} was made under the seeding scheme {seeding!r}, {self.seeding[1]} under "
+                f"{self.seeding[0]!r} (how each text's draws are seeded, docs/method.md): cannot "
+                "merge; rerun the older shards with this rsmi"
+            )
         digest = meta.get("examples_sha256")
         if digest and self.digest is None:
             self.digest = (digest, run)
@@ -122,9 +134,11 @@ def merge_runs(
         meta: dict[str, Any] = {"config": seed_cfg.to_dict(), "num_selected": runs.num_selected}
         if runs.digest is not None:
             meta["examples_sha256"] = runs.digest[0]
+        seeding = runs.seeding[0] if runs.seeding else SEEDING
+        meta["seeding"] = seeding
         write_json(run_dir / RUN_FILE, meta)
         summary = build_summary(recs, seed_cfg, num_selected=runs.num_selected,
-                                model_info=runs.model_info)
+                                model_info=runs.model_info, seeding=seeding)
         write_json(run_dir / SUMMARY_FILE, summary)
         summaries.append(summary)
     if len(seeds) == 1:

@@ -2,10 +2,12 @@
 
 A seed's ``run.json`` records the attack settings (:meth:`AttackConfig.to_dict`), the sample
 size, the model's tensor digest and training CPU, a digest of the attacked examples
-(:func:`rsmi.attacks.sampling.examples_digest`) and the effective RSMI settings of the model.
-A resumed run must match all of them (compared by :func:`rsmi.runctl.check_resumable`), so its
-new records are of the same attack, on the same examples, against the same model as the old
-ones. A run directory that holds records but no ``run.json`` cannot be resumed: nothing says
+(:func:`rsmi.attacks.sampling.examples_digest`), the effective RSMI settings of the model and
+the seeding scheme of its draws (``seeding``, :data:`rsmi.inference.SEEDING`; a ``run.json``
+without it was made under ``"index"``). A resumed run must match all of them (compared by
+:func:`rsmi.runctl.check_resumable`), so its new records are of the same attack, on the same
+examples, against the same model, drawn the same way as the old ones: a run started under
+another seeding scheme is never resumed. A run directory that holds records but no ``run.json`` cannot be resumed: nothing says
 what made those records.
 """
 
@@ -21,6 +23,7 @@ from typing import Any
 from rsmi.attacks.config import AttackConfig
 from rsmi.attacks.records import EXAMPLES_FILE, RUN_FILE, read_records, write_json
 from rsmi.errors import ResumeError, RunDirError
+from rsmi.inference import SEEDING, recorded_seeding
 from rsmi.runctl import check_resumable
 from rsmi.store.model_card import training_cpu  # the owner: rsmi.store.model_card
 
@@ -41,6 +44,7 @@ class RunIdentity:
     trained_on: str | None = None
     examples_sha256: str | None = None
     rsmi_config: Mapping[str, Any] | None = field(default=None)
+    seeding: str = SEEDING
 
     def to_dict(self) -> dict[str, Any]:
         """The content of ``run.json`` (keys in their historical order, new ones last)."""
@@ -51,6 +55,7 @@ class RunIdentity:
             "trained_on": self.trained_on,
             "examples_sha256": self.examples_sha256,
             "rsmi_config": None if self.rsmi_config is None else dict(self.rsmi_config),
+            "seeding": self.seeding,
         }
 
     def write(self, run_dir: Path) -> None:
@@ -63,7 +68,8 @@ def check_resume(run_dir: Path, wanted: RunIdentity, resume: bool) -> None:
     Raises:
         RunDirError: records exist and ``resume`` is off.
         ResumeError: ``resume`` and the records were made by another attack, model or sample,
-            or ``run.json`` is missing or unreadable beside records.
+            or under another seeding scheme, or ``run.json`` is missing or unreadable beside
+            records.
     """
     existing = read_records(run_dir / EXAMPLES_FILE)
     if existing and not resume:
@@ -83,6 +89,7 @@ def check_resume(run_dir: Path, wanted: RunIdentity, resume: bool) -> None:
             )
         return
     meta, previous = _read_run_file(run_dir, run_file)
+    _check_seeding(run_dir, meta, wanted)
     _check_weights(run_dir, meta, wanted, len(existing))
     old, new = _identity(meta, previous), _identity(wanted.to_dict(), wanted.config)
     if meta.get("weights_sha256") and meta.get("weights_sha256") == wanted.weights_sha256:
@@ -102,6 +109,17 @@ def check_resume(run_dir: Path, wanted: RunIdentity, resume: bool) -> None:
             "the examples (data file, split, sample) and the model's RSMI settings are those of "
             "its records", run_dir, RUN_FILE, " or ".join(unchecked),
         )
+
+
+def _check_seeding(run_dir: Path, meta: Mapping[str, Any], wanted: RunIdentity) -> None:
+    """Refuse a run whose draws were seeded under another scheme (``run.json``'s ``seeding``)."""
+    check_resumable(
+        f"{run_dir}: it was started under another seeding scheme (how each text's noise and mask "
+        "draws are seeded, docs/method.md), so its seeds would not reproduce its records",
+        {"seeding": recorded_seeding(meta)}, {"seeding": wanted.seeding},
+        advice="start a new run in another --out (the old run's results stay readable by "
+        "rsmi report)",
+    )
 
 
 def _identity(meta: Mapping[str, Any], config: AttackConfig) -> dict[str, Any]:

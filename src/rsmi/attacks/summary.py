@@ -1,7 +1,8 @@
 """``summary.json``: one seed's summary from its records, and the summary over several seeds.
 
 The metrics come from :func:`rsmi.attacks.metrics.compute_metrics` alone (each example counted
-once); the rest records the run's settings, the attacked model and provenance.
+once); the rest records the run's settings, the attacked model, the seeding scheme of the
+records' draws (``seeding``, :data:`rsmi.inference.SEEDING`) and provenance.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from rsmi.attacks.config import AttackConfig
 from rsmi.attacks.metrics import METRIC_KEYS, aggregate_seeds, compute_metrics
+from rsmi.inference import SEEDING, recorded_seeding
 from rsmi.provenance import provenance
 
 
@@ -25,8 +27,10 @@ def describe_model(classifier: Any) -> dict[str, Any]:
     }
 
 
-def _run_fields(config: AttackConfig, wall_time_s: float | None) -> dict[str, Any]:
-    """What every summary records about the run: settings and provenance."""
+def _run_fields(
+    config: AttackConfig, wall_time_s: float | None, seeding: str = SEEDING
+) -> dict[str, Any]:
+    """What every summary records about the run: settings, seeding scheme and provenance."""
     return {
         "recipe": config.recipe,
         "preset": config.preset,
@@ -37,6 +41,7 @@ def _run_fields(config: AttackConfig, wall_time_s: float | None) -> dict[str, An
         "cut_to_max_length": config.cut_to_max_length,
         "preset_settings": dataclasses.asdict(config.preset_settings),
         "config": config.to_dict(),
+        "seeding": seeding,
         "wall_time_s": None if wall_time_s is None else round(wall_time_s, 3),
         **provenance(),
     }
@@ -49,8 +54,12 @@ def build_summary(
     num_selected: int,
     model_info: Mapping[str, Any] | None = None,
     wall_time_s: float | None = None,
+    seeding: str = SEEDING,
 ) -> dict[str, Any]:
-    """``summary.json`` of one seed: metrics from the records, plus provenance."""
+    """``summary.json`` of one seed: metrics from the records, plus provenance.
+
+    ``seeding``: the scheme the records were made under (a merge of old records passes theirs).
+    """
     recs = list(records)
     metrics = compute_metrics(recs)
     return {
@@ -62,7 +71,7 @@ def build_summary(
         "model": dict(model_info or {}),
         "method": (model_info or {}).get("method"),
         "attack_time_s": round(float(sum(r.get("wall_s", 0.0) for r in recs)), 3),
-        **_run_fields(config, wall_time_s),
+        **_run_fields(config, wall_time_s, seeding),
     }
 
 
@@ -84,7 +93,7 @@ def combine_seeds(
         "method": first.get("method"),
         "complete": all(s.get("complete") for s in summaries),
         "attack_time_s": round(sum(float(s.get("attack_time_s") or 0.0) for s in summaries), 3),
-        **_run_fields(config, wall_time_s),
+        **_run_fields(config, wall_time_s, recorded_seeding(first)),
     }
 
 

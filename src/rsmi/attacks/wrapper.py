@@ -8,7 +8,9 @@ share a noise draw. The wrapper counts the queries (texts) and encoder forward p
 
 Adaptive attack (EOT, expectation over transformation): with ``eot = m`` each query returns
 the mean probability vector of ``m`` independent stochastic evaluations, at ``m`` times the
-forward passes.
+forward passes. The ``m`` evaluations are ``m`` copies of each text in one ``predict`` call;
+under seeding ``"text-v1"`` (:mod:`rsmi.inference`) copy ``j`` of a text is its occurrence ``j``
+in the call and so gets its own draws, whatever the other texts of the query are.
 """
 
 from __future__ import annotations
@@ -83,7 +85,9 @@ class RSMIModelWrapper(ModelWrapper):
             texts[i] = self.empty_text
         if not texts:
             return np.zeros((0, self.classifier.num_labels))
-        repeated = list(texts) * self.eot  # row r + j·N: evaluation j of text r, its own draws
+        # Row r + j·N: evaluation j of text r; its own draws, as occurrence j (or later, when
+        # the query holds the text twice) of that text in the call.
+        repeated = list(texts) * self.eot
         pred = self.classifier.predict(
             repeated, seed=self.next_seed(), batch_size=self.batch_size, max_rows=self.max_rows
         )

@@ -132,8 +132,10 @@ def _progress(args: argparse.Namespace) -> Any:
 def run_predict(args: argparse.Namespace) -> int:
     from rsmi.inference import StreamSeed
 
+    stream = StreamSeed(args.seed)  # a text repeated in later chunks continues its count
+
     def answer(clf: Any, texts: list[str], start: int) -> list[dict[str, Any]]:
-        pred = clf.predict(texts, seed=StreamSeed(args.seed, start), batch_size=args.batch_size)
+        pred = clf.predict(texts, seed=stream, batch_size=args.batch_size)
         names = clf.label_names
         return [
             {
@@ -155,13 +157,15 @@ def run_certify(args: argparse.Namespace) -> int:
     from rsmi import ABSTAIN
     from rsmi.inference import StreamSeed, radius_ceiling
 
+    stream = StreamSeed(args.seed)  # a text repeated in later chunks continues its count
+
     def answer(clf: Any, texts: list[str], start: int) -> list[dict[str, Any]]:
         cert = clf.certify(
             texts,
             n0=args.n0,
             n=args.n,
             alpha=args.certify_alpha,
-            seed=StreamSeed(args.seed, start),
+            seed=stream,
             batch_size=args.batch_size,
         )
         ceiling = radius_ceiling(clf.config.noise_std, args.n, args.certify_alpha)

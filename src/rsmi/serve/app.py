@@ -20,6 +20,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from rsmi.errors import RSMIError
+from rsmi.inference import LEGACY_SEEDING, SEEDING
 from rsmi.serve.batcher import MicroBatcher, ShuttingDown, combines_requests
 
 log = logging.getLogger(__name__)
@@ -80,8 +81,8 @@ def model_card(clf: Any, model_dir: str | os.PathLike[str] | None) -> dict[str, 
     saved: dict[str, Any] = {}
     if model_dir is not None and has_card(model_dir):
         try:
-            saved = read_card(model_dir)  # from_pretrained verified it moments ago
-        except ValueError as exc:
+            saved = read_card(model_dir)  # the owner's reader; from_pretrained verified it
+        except RSMIError as exc:
             log.warning("cannot read the model card of %s for /metadata: %s", model_dir, exc)
     config = clf.config.to_dict() if hasattr(clf.config, "to_dict") else asdict(clf.config)
     return {
@@ -92,7 +93,7 @@ def model_card(clf: Any, model_dir: str | os.PathLike[str] | None) -> dict[str, 
         "architecture": saved.get("architecture", type(getattr(clf, "model", None)).__name__),
         "rsmi_config": config,
         "max_length": config.get("max_length"),
-        "seeding": getattr(clf, "seeding", "row"),
+        "seeding": getattr(clf, "seeding", LEGACY_SEEDING),
         "weights_sha256": saved.get("weights_sha256"),
         "format_version": saved.get("format_version"),
         "training": dict(getattr(clf, "metadata", {}) or {}),
@@ -256,7 +257,8 @@ def create_app(
 
     The micro-batcher starts and stops with the app's lifespan; at shutdown it refuses new
     requests (503) and finishes those already queued. ``combine`` overrides whether concurrent
-    ``predict`` requests share a call (default: only when ``clf.seeding == "text"``).
+    ``predict`` requests share a call (default: only when ``clf.seeding`` is
+    :data:`rsmi.inference.SEEDING`; see :mod:`rsmi.serve.batcher`).
     """
     settings = settings or ServeSettings()
     batcher = MicroBatcher(
@@ -329,9 +331,10 @@ def create_app(
                 "combines_requests": batcher.combine,
                 "max_wait_ms": settings.max_wait_ms,
                 "why": "requests share a predict call only when the classifier's randomness "
-                "follows the text (seeding == 'text') and they ask for the same seed"
+                f"follows the text (seeding {SEEDING!r}) and they ask for the same seed"
                 if not batcher.combine
-                else "concurrent requests with the same seed share one predict call",
+                else "concurrent requests with the same seed and no text in common share one "
+                "predict call (a text's draws follow the text and the seed, not its row)",
             },
             "default_seed": settings.default_seed,
         }

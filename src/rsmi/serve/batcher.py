@@ -8,9 +8,12 @@ Combining. ``predict`` requests that arrive within ``max_wait_ms`` of the first 
 joined into one ``predict`` call of at most ``max_batch_texts`` texts (the Monte-Carlo samples of
 all of them share forward passes), and the result is split back per request, in order. This
 changes no answer only when a text's noise and mask draws depend on the text and the seed, not
-on its row within the call: requests are combined only when the classifier says so
-(``clf.seeding == "text"``) and only when they ask for the same seed. Otherwise (and always for
-``certify``) each request is its own call, still queued through the same worker.
+on its row within the call: requests are combined only when the classifier says so (its
+``seeding`` is :data:`rsmi.inference.SEEDING`, ``"text-v1"``: draws follow the text, the seed and
+the text's occurrence number within the call), only when they ask for the same seed, and only
+when no text of a joining request is already in the call (a second copy would be the text's
+next occurrence, with other draws than it gets alone). Otherwise (and always for ``certify``)
+each request is its own call, still queued through the same worker.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from rsmi.inference import SEEDING
+
 log = logging.getLogger(__name__)
 
 
@@ -37,10 +42,10 @@ def combines_requests(clf: Any) -> bool:
     """Whether answers stay the same when requests share one ``predict`` call.
 
     True only when the classifier draws a text's randomness from the text and the seed (its
-    ``seeding`` attribute is ``"text"``); with row-index seeding the answer would depend on
-    which other requests happened to arrive at the same time.
+    ``seeding`` attribute is :data:`rsmi.inference.SEEDING`); with row-index seeding (or any
+    other) the answer would depend on which other requests happened to arrive at the same time.
     """
-    return getattr(clf, "seeding", None) == "text"
+    return getattr(clf, "seeding", None) == SEEDING
 
 
 @dataclass
@@ -199,14 +204,23 @@ class MicroBatcher:
         return sum(len(job.texts) for job in batch)
 
     def _take_compatible(self, batch: list[_Job]) -> None:
-        """Move waiting predict jobs with the first job's seed into ``batch`` while they fit."""
+        """Move waiting predict jobs with the first job's seed into ``batch`` while they fit.
+
+        A job sharing a text with the batch stays queued: in the combined call its copy would be
+        a later occurrence of the text, with other draws than the job gets on its own.
+        """
         seed, room = batch[0].seed, self.max_batch_texts - self._size(batch)
+        taken = {text for job in batch for text in job.texts}
         keep: deque[_Job] = deque()
         while self._pending:
             job = self._pending.popleft()
-            if job.kind == "predict" and job.seed == seed and len(job.texts) <= room:
+            if (
+                job.kind == "predict" and job.seed == seed and len(job.texts) <= room
+                and taken.isdisjoint(job.texts)
+            ):
                 batch.append(job)
                 room -= len(job.texts)
+                taken.update(job.texts)
             else:
                 keep.append(job)
         self._pending = keep

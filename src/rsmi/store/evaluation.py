@@ -7,8 +7,10 @@
   ``max_examples``), the measurements of :func:`rsmi.training.evaluate.evaluate_with_predictions`
   (``clean_accuracy``, ``per_class_accuracy``, ``avg_forward_passes``, ...), ``macro_f1`` and
   ``confusion_matrix`` (:func:`confusion_summary`, from ``rsmi evaluate``), the inference
-  ``model_overrides``, the model's ``training`` record, the name of the ``predictions`` file,
-  provenance, and ``warnings`` (a model that did not learn);
+  ``model_overrides``, the seeding scheme of the predictions' draws (``seeding``,
+  :data:`rsmi.inference.SEEDING`; an evaluation without it was made under ``"index"``), the
+  model's ``training`` record, the name of the ``predictions`` file, provenance, and
+  ``warnings`` (a model that did not learn);
 * ``predictions.jsonl`` — one record per example (``index``, ``label``, ``pred``, ``correct``,
   ``probs``, ``second_step``, ``forward_passes``, ``truncated``).
 
@@ -32,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from rsmi.errors import OutputError, StoreError
+from rsmi.inference import SEEDING
 from rsmi.store.atomic import atomic_write_text, check_output_file
 from rsmi.store.model_card import metadata_warning
 from rsmi.store.names import EVALUATION_FILE, PREDICTIONS_FILE
@@ -96,6 +99,7 @@ def build_evaluation(
         "model": setup.model, "data": setup.data, "split": setup.split,
         "split_seed": setup.split_seed, "max_examples": setup.max_examples, **measured,
         "model_overrides": dict(setup.model_overrides),
+        "seeding": SEEDING,  # the predictions were made by this rsmi's predict
         "training": (metadata or {}).get("training"),  # data, seed, lr, epoch of the weights
         "predictions": setup.predictions,
         **provenance(),

@@ -2,8 +2,9 @@
 
 Slow and obvious on purpose: one example at a time, one Monte-Carlo sample per forward call,
 no padding, the binomial test in closed form. It uses the same seeding convention as
-:class:`rsmi.RSMIClassifier` (every draw of example ``index`` from ``row_seed(seed, index,
-pass, sample)``), so the batched predictor must reproduce it exactly. Used by the tests and
+:class:`rsmi.RSMIClassifier` (seeding ``"text-v1"``: every draw of occurrence ``k`` of a text
+from ``row_seed(seed, row_key(text_digest(text), k), pass, sample)``), so the batched predictor
+must reproduce it exactly. Used by the tests and
 by ``benchmarks/bench_core.py`` as the baseline.
 """
 
@@ -24,7 +25,7 @@ from rsmi.classifier import (
     PASS_STEP2,
     RSMIClassifier,
 )
-from rsmi.noise import row_seed
+from rsmi.noise import row_key, row_seed, text_digest
 
 
 @dataclass
@@ -42,8 +43,14 @@ def binomial_p_value_closed_form(n_a: int, k0: int) -> float:
     return sum(comb(k0, i) for i in range(n_a + 1)) / 2**k0
 
 
-def reference_predict(clf: RSMIClassifier, text: str, index: int, seed: int) -> ReferenceResult:
-    """Predict one text exactly as docs/method.md describes, one forward pass at a time."""
+def reference_predict(
+    clf: RSMIClassifier, text: str, seed: int, occurrence: int = 0
+) -> ReferenceResult:
+    """Predict one text exactly as docs/method.md describes, one forward pass at a time.
+
+    ``occurrence``: how many copies of the same text precede it in the call being reproduced.
+    """
+    index = row_key(text_digest(text), occurrence)  # the row key: the text, not its position
     cfg, model, noise = clf.config, clf.model, clf.noise
     assert noise is not None
     model.eval()
