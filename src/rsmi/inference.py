@@ -36,7 +36,6 @@ from __future__ import annotations
 import functools
 import math
 import numbers
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,19 +48,18 @@ from statsmodels.stats.proportion import proportion_confint
 from rsmi.errors import ConfigError
 from rsmi.integrity import check_finite
 from rsmi.masking import Candidates, saliency
-from rsmi.noise import forward_sharing_prefix, row_key, row_seed, text_digest
+from rsmi.noise import forward_sharing_prefix, row_seed
+from rsmi.seeding import (  # noqa: F401 - SEEDING, LEGACY_SEEDING, recorded_seeding re-exported
+    LEGACY_SEEDING,
+    SEEDING,
+    StreamSeed,
+    recorded_seeding,
+    row_keys,
+)
+from rsmi.seeding import advance as _advance
+from rsmi.seeding import split_seed as _stream
 
 ABSTAIN = -1
-
-# The seeding scheme (module docstring): part of the identity of every result made with it.
-SEEDING = "text-v1"
-LEGACY_SEEDING = "index"  # what a record without a ``seeding`` field was made under
-
-
-def recorded_seeding(record: Mapping[str, Any]) -> str:
-    """The seeding scheme a result file (``run.json``, ``summary.json``, ``evaluation.json``)
-    was made under: its ``seeding`` field, ``"index"`` when it has none (older rsmi)."""
-    return str(record.get("seeding") or LEGACY_SEEDING)
 
 # Pass identifiers mixed into the row seeds: each kind of draw has its own stream.
 PASS_SALIENCY, PASS_STEP1, PASS_STEP2, PASS_MASKS, PASS_CERTIFY_SELECT, PASS_CERTIFY_ESTIMATE = (
@@ -127,67 +125,6 @@ class Certification:
 def binomial_p_value(n_a: int, k0: int) -> float:
     """One-sided binomial test of docs/method.md: ``P(X ≤ n_a)`` for ``X ~ Bin(k0, 1/2)``."""
     return float(binomtest(n_a, k0, 0.5, alternative="less").pvalue)
-
-
-class StreamSeed:
-    """The seed of one stream of texts answered in chunks (the CLI's ``--input``).
-
-    Draws follow ``(seed, text, k)`` with ``k`` the occurrence number of the text (module
-    docstring); a ``StreamSeed`` remembers how often each text occurred in the chunks it already
-    answered, so that ``predict(t[:m], seed=s)`` then ``predict(t[m:], seed=s)`` with one
-    ``s = StreamSeed(seed)`` answers exactly as ``predict(t, seed=seed)`` — a text repeated in
-    two chunks included. Use one ``StreamSeed`` per stream and per method (``predict`` and
-    ``certify`` count apart only when given separate objects). It holds one 64-bit digest and a
-    count per distinct text of the stream. The counts advance only when a call succeeds.
-
-    ``start`` is deprecated and ignored: under seeding ``"index"`` it was the stream position of
-    the chunk's first text; under ``"text-v1"`` the position plays no part.
-    """
-
-    def __init__(self, seed: int, start: int | None = None) -> None:
-        if start is not None:
-            warnings.warn(
-                "StreamSeed(seed, start): start is ignored — draws follow the text, not its "
-                "position (seeding 'text-v1'); pass one StreamSeed(seed) to every chunk",
-                DeprecationWarning,
-                stacklevel=2,
-            )
-        self.seed = seed
-        self.seen: dict[int, int] = {}  # text digest → occurrences in earlier chunks
-
-    def __repr__(self) -> str:
-        return f"StreamSeed({self.seed!r}, texts seen={sum(self.seen.values())})"
-
-
-def row_keys(
-    texts: Sequence[str], earlier: Mapping[int, int] | None = None
-) -> tuple[list[int], dict[int, int]]:
-    """The row key of every text of one call, and the occurrences the call adds per digest.
-
-    Occurrence ``k`` of a text counts its earlier copies in ``texts`` (plus ``earlier[digest]``,
-    those of earlier chunks of a stream).
-    """
-    earlier = earlier or {}
-    added: dict[int, int] = {}
-    keys = []
-    for text in texts:
-        digest = text_digest(text)
-        k = added.get(digest, 0)
-        keys.append(row_key(digest, earlier.get(digest, 0) + k))
-        added[digest] = k + 1
-    return keys, added
-
-
-def _stream(seed: int | StreamSeed) -> tuple[int, StreamSeed | None]:
-    if isinstance(seed, StreamSeed):
-        return seed.seed, seed
-    return seed, None
-
-
-def _advance(stream: StreamSeed | None, added: Mapping[int, int]) -> None:
-    if stream is not None:
-        for digest, count in added.items():
-            stream.seen[digest] = stream.seen.get(digest, 0) + count
 
 
 class SmoothedInference:
