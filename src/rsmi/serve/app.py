@@ -19,7 +19,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from rsmi.errors import RSMIError
+from rsmi.errors import ConfigError, RSMIError
 from rsmi.inference import LEGACY_SEEDING, SEEDING
 from rsmi.serve.batcher import MicroBatcher, ShuttingDown, combines_requests
 
@@ -57,11 +57,11 @@ class ServeSettings:
         for name in ("max_batch_texts", "max_text_chars", "max_certify_samples"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name}={value!r} is invalid: it must be an integer ≥ 1")
+                raise ConfigError(f"{name}={value!r} is invalid: it must be an integer ≥ 1")
         if not (isinstance(self.max_wait_ms, (int, float)) and 0 <= self.max_wait_ms <= 1000):
-            raise ValueError(f"max_wait_ms={self.max_wait_ms!r} is invalid: it must be in [0, 1000]")
+            raise ConfigError(f"max_wait_ms={self.max_wait_ms!r} is invalid: it must be in [0, 1000]")
         if not _is_int(self.default_seed) or not 0 <= self.default_seed <= MAX_SEED:
-            raise ValueError(f"default_seed={self.default_seed!r} is invalid: an integer in [0, 2^63-1]")
+            raise ConfigError(f"default_seed={self.default_seed!r} is invalid: an integer in [0, 2^63-1]")
 
 
 class RequestError(Exception):

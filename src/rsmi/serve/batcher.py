@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from rsmi.errors import ConfigError
 from rsmi.inference import SEEDING
 
 log = logging.getLogger(__name__)
@@ -102,9 +103,9 @@ class MicroBatcher:
         combine: bool | None = None,
     ) -> None:
         if max_batch_texts < 1:
-            raise ValueError(f"max_batch_texts={max_batch_texts} is invalid: it must be ≥ 1")
+            raise ConfigError(f"max_batch_texts={max_batch_texts} is invalid: it must be ≥ 1")
         if max_wait_ms < 0:
-            raise ValueError(f"max_wait_ms={max_wait_ms} is invalid: it must be ≥ 0")
+            raise ConfigError(f"max_wait_ms={max_wait_ms} is invalid: it must be ≥ 0")
         self.clf = clf
         self.max_batch_texts = int(max_batch_texts)
         self.max_wait = float(max_wait_ms) / 1000.0

@@ -14,6 +14,7 @@ from typing import Any
 
 import uvicorn
 
+from rsmi.errors import ConfigError
 from rsmi.serve.app import ServeSettings, create_app
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ def app_from_env():
     """uvicorn factory for worker processes: the spec comes from ``$RSMI_SERVE_SPEC``."""
     text = os.environ.get(SPEC_ENV)
     if not text:
-        raise RuntimeError(f"${SPEC_ENV} is not set: start workers with `rsmi serve --workers N`")
+        raise ConfigError(f"${SPEC_ENV} is not set: start workers with `rsmi serve --workers N`")
     return build_app(ServeSpec.from_json(text))
 
 
