@@ -83,8 +83,8 @@ NORMALISATION: dict[str, Any] = {
         "log.jsonl": ["provenance", "train_seconds", "dev_seconds"],
         "evaluation.json": ["seconds", *PROVENANCE_KEYS],
         "predictions.jsonl": [],
-        "examples.jsonl": ["wall_s"],
-        "summary.json": ["wall_time_s", "attack_time_s", *PROVENANCE_KEYS],
+        "examples.jsonl": ["wall_s", "model_s"],
+        "summary.json": ["wall_time_s", "attack_time_s", "seconds", *PROVENANCE_KEYS],
         "run.json": [],
     },
     "why": {
@@ -92,7 +92,7 @@ NORMALISATION: dict[str, Any] = {
         "provenance": "git revision and dirty flag (different by definition across a "
         "refactor), package versions, python, machine, UTC date: recorded once at the top "
         "level of this file instead",
-        "train_seconds, dev_seconds, seconds, wall_s, wall_time_s, attack_time_s": "timings",
+        "train_seconds, dev_seconds, seconds, wall_s, model_s, wall_time_s, attack_time_s": "timings",
         "paths": f"the work directory's absolute path is replaced by {WORK_TOKEN} in every "
         "JSON file (training_config.json `out`, the attack config's `model`, ...)",
     },

@@ -198,8 +198,11 @@ def tiny_classifier(tokenizer, **overrides) -> RSMIClassifier:
     return RSMIClassifier(make_tiny_bert(tokenizer, layers=2, seed=1), tokenizer, cfg)
 
 
+TIMINGS = ("wall_s", "model_s")  # per-record timings: not part of what a seed reproduces
+
+
 def strip(records):
-    return sorted(({k: v for k, v in r.items() if k != "wall_s"} for r in records),
+    return sorted(({k: v for k, v in r.items() if k not in TIMINGS} for r in records),
                   key=lambda r: (r["seed"], r["index"]))
 
 
@@ -598,3 +601,24 @@ def test_attack_with_cut_to_max_length_and_authors_preset(resources, tokenizer_m
     assert len(tokenizer_module(record["original_text"])["input_ids"]) <= 16
     assert record["words_cut"] == len(long_text.split()) - len(record["original_text"].split()) > 0
     assert record["query_budget"] is None  # the authors' script sets no budget
+
+
+def test_summaries_say_where_the_attack_time_went(resources, tokenizer_module, tmp_path):
+    """summary.json ``seconds``: total, inside the model, and the rest (issue 26)."""
+    from rsmi.attacks.summary import time_split
+
+    summary = _rsmi_run(resources, tokenizer_module, tmp_path / "one")
+    records = read_records(tmp_path / "one" / "examples.jsonl")
+    attacked = [r for r in records if r["result_type"] != "skipped"]
+    assert attacked and all(r["model_s"] > 0 for r in attacked)
+    assert all(0 <= r["model_s"] <= r["wall_s"] + 1e-3 for r in records)
+    split = summary["seconds"]
+    assert split["total"] == pytest.approx(sum(r["wall_s"] for r in records), abs=1e-3)
+    assert split["model"] == pytest.approx(sum(r["model_s"] for r in records), abs=1e-3)
+    assert split["harness"] == pytest.approx(split["total"] - split["model"], abs=1e-3)
+    # Records made before model_s existed: the split says it does not know.
+    old = [{k: v for k, v in r.items() if k != "model_s"} for r in records]
+    assert time_split(old)["model"] is None and time_split(old)["total"] == split["total"]
+    several = _rsmi_run(resources, tokenizer_module, tmp_path / "two", seeds=(0, 1), num_examples=2)
+    per_seed = [s["seconds"] for s in several["per_seed"]]
+    assert several["seconds"]["model"] == pytest.approx(sum(s["model"] for s in per_seed), abs=1e-3)

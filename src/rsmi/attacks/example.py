@@ -55,6 +55,7 @@ def attack_example(
         query_budget=None if budget == float("inf") else int(budget),
         num_words=original.num_words,
         wall_s=round(time.perf_counter() - started, 4),
+        model_s=round(float(wrapper.model_seconds), 4),
     )
     return {
         "index": ex.index, "data_index": ex.data_index, "seed": seed, **record,

@@ -71,8 +71,22 @@ def build_summary(
         "model": dict(model_info or {}),
         "method": (model_info or {}).get("method"),
         "attack_time_s": round(float(sum(r.get("wall_s", 0.0) for r in recs)), 3),
+        "seconds": time_split(recs),
         **_run_fields(config, wall_time_s, seeding),
     }
+
+
+def time_split(records: Sequence[Mapping[str, Any]]) -> dict[str, float | None]:
+    """Where an attack's time went: ``total`` (wall time attacking the examples), ``model``
+    (inside the defended classifier: its noisy, saliency and plain passes), ``harness`` (the
+    rest: TextAttack's search, constraints, transformation, tokenisation). ``model`` and
+    ``harness`` are None for records made before ``model_s`` was recorded."""
+    total = float(sum(r.get("wall_s", 0.0) for r in records))
+    timed = [r for r in records if "model_s" in r]
+    if len(timed) != len(records):
+        return {"total": round(total, 3), "model": None, "harness": None}
+    model = float(sum(r["model_s"] for r in timed))
+    return {"total": round(total, 3), "model": round(model, 3), "harness": round(total - model, 3)}
 
 
 def combine_seeds(
@@ -93,8 +107,17 @@ def combine_seeds(
         "method": first.get("method"),
         "complete": all(s.get("complete") for s in summaries),
         "attack_time_s": round(sum(float(s.get("attack_time_s") or 0.0) for s in summaries), 3),
+        "seconds": _sum_splits([s.get("seconds") or {} for s in summaries]),
         **_run_fields(config, wall_time_s, recorded_seeding(first)),
     }
+
+
+def _sum_splits(splits: Sequence[Mapping[str, Any]]) -> dict[str, float | None]:
+    out: dict[str, float | None] = {}
+    for key in ("total", "model", "harness"):
+        values = [s.get(key) for s in splits]
+        out[key] = None if not values or any(v is None for v in values) else round(sum(values), 3)
+    return out
 
 
 __all__ = ["build_summary", "combine_seeds", "describe_model"]

@@ -16,6 +16,7 @@ in the call and so gets its own draws, whatever the other texts of the query are
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -61,6 +62,7 @@ class RSMIModelWrapper(ModelWrapper):
         self.calls = 0
         self.queries = 0
         self.forward_passes = 0
+        self.model_seconds = 0.0  # wall time inside the classifier (the defended model's passes)
         self.empty_text = classifier.tokenizer.unk_token or "."
 
     def start_example(self, example_seed: int) -> None:
@@ -69,6 +71,7 @@ class RSMIModelWrapper(ModelWrapper):
         self.calls = 0
         self.queries = 0
         self.forward_passes = 0
+        self.model_seconds = 0.0
 
     def next_seed(self) -> int:
         """The seed of the next model call (advances the stream)."""
@@ -88,9 +91,11 @@ class RSMIModelWrapper(ModelWrapper):
         # Row r + j·N: evaluation j of text r; its own draws, as occurrence j (or later, when
         # the query holds the text twice) of that text in the call.
         repeated = list(texts) * self.eot
+        started = time.perf_counter()
         pred = self.classifier.predict(
             repeated, seed=self.next_seed(), batch_size=self.batch_size, max_rows=self.max_rows
         )
+        self.model_seconds += time.perf_counter() - started
         self.queries += len(texts)
         self.forward_passes += int(pred.forward_passes.sum())
         probs = pred.probs.reshape(self.eot, len(texts), -1).mean(axis=0)
