@@ -130,6 +130,11 @@ class AttackConfig:
             only); recorded, and a resumed or merged run must use the same.
         dtype: the effective compute precision of the attacked model (``float32``,
             ``bfloat16``, ``float16``; :mod:`rsmi.precision`); part of the run identity.
+        fresh_draws: ``R``: classify each record's original and final text again with ``R``
+            fresh draws right after it is attacked (:mod:`rsmi.attacks.fresh`, the deployed
+            threat models; 0 = off). It adds fields to the records and changes none of the
+            attack's, so it is not part of the run identity, and a config without it (0) is
+            recorded exactly as before the field existed.
     """
 
     recipe: str
@@ -152,6 +157,7 @@ class AttackConfig:
     model_overrides: dict[str, Any] = field(default_factory=dict)
     dtype: str = "float32"
     extra: dict[str, Any] = field(default_factory=dict)
+    fresh_draws: int = 0
 
     def __post_init__(self) -> None:
         if self.recipe not in RECIPES:
@@ -184,6 +190,11 @@ class AttackConfig:
             )
         if self.batch_size < 1:
             raise ConfigError(f"batch_size={self.batch_size} is invalid: it must be ≥ 1")
+        if not isinstance(self.fresh_draws, int) or self.fresh_draws < 0:
+            raise ConfigError(
+                f"fresh_draws={self.fresh_draws!r} is invalid: give R ≥ 1 fresh draws per text "
+                "(20 is the usual), or 0 for none"
+            )
         if self.dtype not in ("float32", "bfloat16", "float16"):
             raise ConfigError(
                 f"dtype={self.dtype!r} is invalid: an attack config records the effective "
@@ -213,6 +224,8 @@ class AttackConfig:
         out = dataclasses.asdict(self)
         out["seeds"] = list(self.seeds)
         out["shard"] = list(self.shard)
+        if not self.fresh_draws:  # runs without it are recorded as before the field existed
+            out.pop("fresh_draws")
         return out
 
     @classmethod
@@ -229,8 +242,10 @@ class AttackConfig:
         """The fields a resumed or merged run must share (batch size does not change results)."""
         out = self.to_dict()
         # model_max_length is what the model says, recorded; max_length is what ran.
+        # fresh_draws adds fields to the records and changes none of the attack's.
         for key in ("batch_size", "seeds", "shard", "model_max_length"):
             out.pop(key)
+        out.pop("fresh_draws", None)
         return out
 
 

@@ -37,6 +37,7 @@ import numpy as np
 
 from rsmi.attacks.config import AttackConfig, default_max_length
 from rsmi.attacks.example import attack_example
+from rsmi.attacks.fresh import score_missing, score_record, write_records
 from rsmi.attacks.merge import merge_runs, recompute_summary
 from rsmi.attacks.metrics import FAILED, SKIPPED, SUCCESSFUL
 from rsmi.attacks.records import (
@@ -271,6 +272,15 @@ class _AttackRun:
             examples_sha256=self.examples_sha256, rsmi_config=self.classifier.config.to_dict(),
         )
 
+    def score_resumed(self, path: Path, records: list[dict[str, Any]]) -> None:
+        """With ``fresh_draws``, give the records of a resumed run that lack them their
+        fresh-draw verdicts (then ``examples.jsonl`` is rewritten atomically, before appending)."""
+        if not self.config.fresh_draws or not records:
+            return
+        if score_missing(self.classifier, records, self.config.fresh_draws,
+                         batch_size=self.config.batch_size):
+            write_records(path, records)
+
     def run_seed(self, seed: int, run_dir: Path) -> dict[str, Any]:
         started = time.perf_counter()
         identity = self.identity(seed)
@@ -279,6 +289,7 @@ class _AttackRun:
         path = run_dir / EXAMPLES_FILE
         repair(path)
         records = read_records(path)
+        self.score_resumed(path, records)
         done = {int(r["index"]) for r in records}
         counts = {t: sum(r["result_type"] == t for r in records) for t in (SUCCESSFUL, FAILED, SKIPPED)}
         counts.update(done=len(records), total=len(self.todo))
@@ -304,6 +315,9 @@ class _AttackRun:
                         continue
                     record = attack_example(self.attack, self.wrapper, self.classifier, ex, seed,
                                             self.config)
+                    if self.config.fresh_draws:  # the deployed verdicts (rsmi.attacks.fresh)
+                        record = score_record(self.classifier, record, self.config.fresh_draws,
+                                              batch_size=self.config.batch_size)
                     writer.write(record)
                     records.append(record)
                     counts[record["result_type"]] += 1

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from rsmi.attacks.config import AttackConfig
+from rsmi.attacks.fresh import combine_blocks, fresh_block, is_deterministic
 from rsmi.attacks.metrics import METRIC_KEYS, aggregate_seeds, compute_metrics
 from rsmi.inference import SEEDING, recorded_seeding
 from rsmi.provenance import provenance
@@ -73,7 +74,15 @@ def build_summary(
         "attack_time_s": round(float(sum(r.get("wall_s", 0.0) for r in recs)), 3),
         "seconds": time_split(recs),
         **_run_fields(config, wall_time_s, seeding),
+        **_fresh(recs, model_info),
     }
+
+
+def _fresh(records: Sequence[Mapping[str, Any]], model_info: Mapping[str, Any] | None) -> dict:
+    """``{"fresh_draws": block}`` when records hold fresh-draw verdicts (rsmi.attacks.fresh)."""
+    settings = (model_info or {}).get("rsmi_config")
+    block = fresh_block(records, deterministic=None if not settings else is_deterministic(settings))
+    return {} if block is None else {"fresh_draws": block}
 
 
 def time_split(records: Sequence[Mapping[str, Any]]) -> dict[str, float | None]:
@@ -109,7 +118,13 @@ def combine_seeds(
         "attack_time_s": round(sum(float(s.get("attack_time_s") or 0.0) for s in summaries), 3),
         "seconds": _sum_splits([s.get("seconds") or {} for s in summaries]),
         **_run_fields(config, wall_time_s, recorded_seeding(first)),
+        **_combined_fresh(summaries),
     }
+
+
+def _combined_fresh(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    block = combine_blocks([s.get("fresh_draws") for s in summaries])
+    return {} if block is None else {"fresh_draws": block}
 
 
 def _sum_splits(splits: Sequence[Mapping[str, Any]]) -> dict[str, float | None]:

@@ -64,6 +64,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="cut each text to the longest word prefix whose tokenization fits the "
                    "model's max length before attacking: no query is spent on words the model "
                    "never reads (default: off)")
+    p.add_argument("--fresh-draws", type=int, default=0, metavar="R",
+                   help="after each example, classify its original and final text again with R "
+                   "fresh draws (seeds disjoint from the attack's): the deployed threat models' "
+                   "verdicts, summary.json fresh_draws (0: off; 20 is the usual; one draw for a "
+                   "deterministic model)")
     p.add_argument("--resume", action="store_true", help="continue a killed run in --out")
     p.add_argument("--overwrite", action="store_true",
                    help="write into an --out that holds files rsmi attack did not write")
@@ -83,12 +88,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_inference_flags(p, exclude=("max_length",))  # --max-length is the attack's own
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
-    msub = p.add_subparsers(dest="attack_command", metavar="merge")
+    msub = p.add_subparsers(dest="attack_command", metavar="merge|rescore")
     m = msub.add_parser("merge", help="combine shard runs and recompute the summary")
     m.add_argument("dirs", nargs="+", metavar="DIR", help="run or shard directories")
     m.add_argument("--out", required=True, dest="merge_out", help="output directory")
     m.set_defaults(func=run_merge)
+    _register_rescore(msub)
     clear_subcommand_errors(p, "attack", "merge")
+
+
+def _register_rescore(msub: argparse._SubParsersAction) -> None:
+    r = msub.add_parser(
+        "rescore", help="add fresh-draw verdicts (deployed threat models) to a finished run",
+        description="Classify each record's original and final text of a finished run again "
+        "with R fresh draws (seeds disjoint from the attack's) and add p_correct_original, "
+        "p_correct_perturbed to examples.jsonl and the fresh_draws block to summary.json, in "
+        "place. The model must be the weights the run attacked (by digest); records that hold "
+        "the fields at the same R are kept, so a second or interrupted call continues.",
+    )
+    r.add_argument("--run", required=True, help="the run directory (rsmi attack --out)")
+    r.add_argument("--model", required=True, dest="rescore_model",
+                   help="the model the run attacked (its weights digest is checked)")
+    r.add_argument("--draws", type=int, default=20, help="fresh draws per text, R (20)")
+    r.add_argument("--batch-size", type=int, default=32, dest="rescore_batch_size",
+                   help="texts per model call (32)")
+    r.add_argument("--device", default=None, dest="rescore_device",
+                   help="torch device (default: cuda if available)")
+    r.set_defaults(func=run_rescore)
 
 
 def _device(args: argparse.Namespace) -> str:
@@ -111,7 +137,7 @@ def _config(args: argparse.Namespace, shard: tuple[int, int]) -> AttackConfig:
         mlm=args.mlm, batch_size=args.batch_size, max_length=args.max_length, shard=shard,
         model=str(args.model), data=str(args.data), split=args.split,
         model_overrides=inference_overrides(args, exclude=("max_length",)),
-        dtype=resolve_dtype(args.dtype, _device(args)),
+        dtype=resolve_dtype(args.dtype, _device(args)), fresh_draws=args.fresh_draws,
     )
 
 
@@ -200,4 +226,25 @@ def run_merge(args: argparse.Namespace) -> int:
         print(f"warning: the merged run has {summary.get('num_examples')} of "
               f"{summary.get('num_selected')} examples (a shard is missing or unfinished)",
               file=sys.stderr)
+    return 0
+
+
+def run_rescore(args: argparse.Namespace) -> int:
+    from rsmi import RSMIClassifier
+    from rsmi.attacks.fresh import rescore_run
+    from rsmi.cli._common import resolve_device
+
+    if args.draws < 1:
+        raise CLIError(f"--draws {args.draws} is invalid: give R ≥ 1 fresh draws per text (20)")
+    clf = RSMIClassifier.from_pretrained(args.rescore_model, label_names=None,
+                                         device=resolve_device(args.rescore_device))
+    summary = rescore_run(args.run, clf, args.draws, batch_size=args.rescore_batch_size)
+    block = summary.get("fresh_draws") or {}
+    k = block.get("accuracy_under_attack_k") or {}
+    print(f"fresh draws: {block.get('draws')} per text · deployed clean "
+          f"{block.get('clean_accuracy', float('nan')):.1f} % · AUA (k = 1) "
+          f"{block.get('accuracy_under_attack', float('nan')):.1f} % · k = 5 "
+          f"{k.get('5', float('nan')):.1f} % · k = 25 {k.get('25', float('nan')):.1f} % · "
+          f"majority {block.get('majority_accuracy_under_attack', float('nan')):.1f} %")
+    print(f"results: {Path(args.run) / SUMMARY_FILE}", file=sys.stderr)
     return 0

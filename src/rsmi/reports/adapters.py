@@ -7,7 +7,8 @@ evaluations (``evaluation.json`` of ``rsmi evaluate`` / ``rsmi pipeline``).
 Fields are read defensively, under their old names too: older summaries lack dtype, machine,
 training seed ...; older evaluations say ``accuracy`` (a fraction) for ``clean_accuracy`` and
 ``forward_passes_per_example`` for ``avg_forward_passes``. A missing value is ``None`` and is
-shown as "–".
+shown as "–". A summary's ``fresh_draws`` block (the deployed threat models,
+:mod:`rsmi.attacks.fresh`) becomes the metrics of :data:`rsmi.reports.rows.FRESH_METRICS`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from rsmi.errors import StoreError
-from rsmi.reports.rows import CLEAN, ResultRow, attack_label
+from rsmi.reports.rows import CLEAN, FRESH_METRICS, ResultRow, attack_label
 from rsmi.store.names import EVALUATION_FILE, MODEL_CARD_FILE, SUMMARY_FILE
 
 
@@ -88,7 +89,7 @@ def _attack_row(data: dict[str, Any], path: Path) -> ResultRow:
         method=str(data.get("model_method") or data.get("method") or model_info.get("method") or "?"),
         attack=attack_label(label_config),
         plain_attack=attack_label({**label_config, "transfer": False, "eot": 1, "complete": True}),
-        metrics=dict(data.get("aggregate") or data),
+        metrics={**dict(data.get("aggregate") or data), **fresh_metrics(data)},
         source=str(path),
         kind="attack",
         dataset=str(_first(data, "config.data", "data", "model.metadata.training.data") or "?"),
@@ -104,6 +105,35 @@ def _attack_row(data: dict[str, Any], path: Path) -> ResultRow:
             _lr(training),
         ),
     )
+
+
+def _fresh_figures(block: Any) -> dict[str, float]:
+    """The deployed threat models' figures of one ``fresh_draws`` block, by metric key."""
+    if not isinstance(block, Mapping):
+        return {}
+    out = {}
+    for key, path in FRESH_METRICS.items():
+        value = _get(block, path)
+        if isinstance(value, int | float):
+            out[key] = float(value)
+    return out
+
+
+def fresh_metrics(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Row metrics from a summary's ``fresh_draws`` block (rsmi.attacks.fresh), none without
+    it: a value for one attack seed, ``{"mean", "std"}`` over several (from ``per_seed``)."""
+    per_seed = [s.get("fresh_draws") for s in data.get("per_seed") or [] if isinstance(s, Mapping)]
+    if len(per_seed) > 1 and all(isinstance(b, Mapping) for b in per_seed):
+        figures = [_fresh_figures(b) for b in per_seed]
+        out: dict[str, Any] = {}
+        for key in FRESH_METRICS:
+            values = [f[key] for f in figures if key in f]
+            if len(values) == len(figures):
+                mean = sum(values) / len(values)
+                var = sum((v - mean) ** 2 for v in values) / (len(values) - 1)
+                out[key] = {"mean": mean, "std": var**0.5}
+        return out
+    return _fresh_figures(data.get("fresh_draws"))
 
 
 def _clean_row(data: dict[str, Any], path: Path) -> ResultRow:

@@ -21,6 +21,17 @@ INCOMPLETE = " (incomplete)"  # attack label suffix of a run stopped before its 
 CLEAN = "none (clean)"
 RSMI_SETTINGS = ("noise_std", "noise_every", "num_masks")  # RSMIConfig fields a sweep varies
 
+# The deployed threat models' figures of a run (summary.json ``fresh_draws``, read by
+# rsmi.reports.adapters): row metric key → the block's field. The attack-time figures
+# (``accuracy_under_attack`` ...) are the protocol threat model's.
+FRESH_METRICS = {
+    "clean_deployed": "clean_accuracy",
+    "aua_deployed": "accuracy_under_attack",
+    "aua_deployed_k5": "accuracy_under_attack_k.5",
+    "aua_deployed_k25": "accuracy_under_attack_k.25",
+    "aua_majority": "majority_accuracy_under_attack",
+}
+
 
 def attack_label(config: Mapping[str, Any]) -> str:
     """``textfooler``, ``textfooler (EOT m=8)``, ``textfooler (transfer)`` ..."""
@@ -55,7 +66,8 @@ class ResultRow:
     Attributes:
         model, method, attack, dataset: what was evaluated (``attack`` is "none (clean)" for a
             clean evaluation).
-        metrics: docs/protocol.md's keys; a value or ``{"mean", "std"}`` over attack seeds.
+        metrics: docs/protocol.md's keys; a value or ``{"mean", "std"}`` over attack seeds;
+            with fresh-draw verdicts also :data:`FRESH_METRICS`' keys (deployed threat models).
         source: the file read.
         kind: "attack" or "clean".
         run_dir: the run directory (its ``examples.jsonl`` / ``seed-<s>/examples.jsonl``).

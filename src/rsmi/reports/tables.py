@@ -89,6 +89,12 @@ COLUMNS: dict[str, Column] = {
         Column("aua", "AUA %", _metric("accuracy_under_attack")),
         Column("aua_ci", "AUA 95 % CI",
                lambda r: fmt_interval(r.interval("accuracy_under_attack"))),
+        # Deployed threat models (fresh draws, rsmi.attacks.fresh): "–" for runs without them.
+        Column("clean_deployed", "clean deployed %", _metric("clean_deployed")),
+        Column("aua_deployed", "AUA deployed %", _metric("aua_deployed")),
+        Column("aua_deployed_k5", "AUA deployed k=5 %", _metric("aua_deployed_k5")),
+        Column("aua_deployed_k25", "AUA deployed k=25 %", _metric("aua_deployed_k25")),
+        Column("aua_majority", "AUA majority %", _metric("aua_majority")),
         Column("asr", "ASR %", _metric("attack_success_rate")),
         Column("queries", "queries", _metric("avg_queries")),
         Column("fwd", "fwd passes", _metric("avg_forward_passes")),
