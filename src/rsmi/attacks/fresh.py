@@ -273,9 +273,21 @@ def rescore_run(
 
     Raises:
         ResumeError: the model's weights are not those the run attacked.
+        RunLockedError: an attack (or another re-score) is writing the run.
     """
+    from rsmi.attacks.records import ATTACK_RUN_EVIDENCE, ATTACK_RUN_FILES
+    from rsmi.rundir import claim_run
+
     root = Path(run)
     seed_runs = _seed_runs(root)
+    # Locked as an attack holds it: never rewritten under a running attack or a second re-score.
+    with claim_run(root, "attack", legacy=ATTACK_RUN_FILES, evidence=ATTACK_RUN_EVIDENCE):
+        return _rescore_locked(root, seed_runs, classifier, draws, batch_size)
+
+
+def _rescore_locked(
+    root: Path, seed_runs: Sequence[Path], classifier: Any, draws: int, batch_size: int
+) -> dict[str, Any]:
     blocks = []
     for run_dir in seed_runs:
         meta = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8"))

@@ -94,8 +94,9 @@ def time_split(records: Sequence[Mapping[str, Any]]) -> dict[str, float | None]:
     timed = [r for r in records if "model_s" in r]
     if len(timed) != len(records):
         return {"total": round(total, 3), "model": None, "harness": None}
-    model = float(sum(r["model_s"] for r in timed))
-    return {"total": round(total, 3), "model": round(model, 3), "harness": round(total - model, 3)}
+    total, model = round(total, 3), round(float(sum(r["model_s"] for r in timed)), 3)
+    # The rest from the rounded figures, so that total = model + harness as printed.
+    return {"total": total, "model": model, "harness": round(total - model, 3)}
 
 
 def combine_seeds(
