@@ -106,13 +106,13 @@ def _register_rescore(msub: argparse._SubParsersAction) -> None:
         "place. The model must be the weights the run attacked (by digest); records that hold "
         "the fields at the same R are kept, so a second or interrupted call continues.",
     )
-    r.add_argument("--run", required=True, help="the run directory (rsmi attack --out)")
-    r.add_argument("--model", required=True, dest="rescore_model",
+    r.add_argument("--run", required=True, metavar="DIR", help="the run directory (rsmi attack --out)")
+    r.add_argument("--model", required=True, dest="rescore_model", metavar="MODEL",
                    help="the model the run attacked (its weights digest is checked)")
-    r.add_argument("--draws", type=int, default=20, help="fresh draws per text, R (20)")
-    r.add_argument("--batch-size", type=int, default=32, dest="rescore_batch_size",
+    r.add_argument("--draws", type=int, default=20, metavar="R", help="fresh draws per text, R (20)")
+    r.add_argument("--batch-size", type=int, default=32, dest="rescore_batch_size", metavar="N",
                    help="texts per model call (32)")
-    r.add_argument("--device", default=None, dest="rescore_device",
+    r.add_argument("--device", default=None, dest="rescore_device", metavar="DEVICE",
                    help="torch device (default: cuda if available)")
     r.set_defaults(func=run_rescore)
 
