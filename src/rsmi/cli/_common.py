@@ -282,7 +282,7 @@ def data_options(args: argparse.Namespace) -> Any:
     )
 
 
-def clear_subcommand_errors(parser: argparse.ArgumentParser, command: str, sub: str) -> None:
+def clear_subcommand_errors(parser: argparse.ArgumentParser, command: str, *subs: str) -> None:
     """Say what went wrong when an argument lands on ``parser``'s sub-command slot.
 
     A value after an unknown option (``--colum text``) is read as the name of a sub-command,
@@ -291,13 +291,13 @@ def clear_subcommand_errors(parser: argparse.ArgumentParser, command: str, sub: 
     plain = parser.error
 
     def error(message: str) -> Any:
-        if "invalid choice" in message and f"argument {sub}" in message:
+        if "invalid choice" in message and f"argument {'|'.join(subs)}" in message:
             word = message.split("invalid choice:", 1)[1].split("(choose", 1)[0].strip()
             message = (
                 f"unexpected argument {word}: it follows an option `rsmi {command}` does not "
                 f"have, or is one value too many (see rsmi {command} --help; data options: "
-                "--text-column, --label-column, --label-names, --split-column, --split); the "
-                f"only sub-command is `rsmi {command} {sub}`"
+                "--text-column, --label-column, --label-names, --split-column, --split); its "
+                "sub-commands are " + ", ".join(f"`rsmi {command} {sub}`" for sub in subs)
             )
         return plain(message)
 

@@ -94,7 +94,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--out", required=True, dest="merge_out", help="output directory")
     m.set_defaults(func=run_merge)
     _register_rescore(msub)
-    clear_subcommand_errors(p, "attack", "merge")
+    clear_subcommand_errors(p, "attack", "merge", "rescore")
 
 
 def _register_rescore(msub: argparse._SubParsersAction) -> None:
