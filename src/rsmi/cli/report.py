@@ -48,6 +48,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--compare", nargs=2, metavar=("RUN_A", "RUN_B"),
                    help="exact McNemar test of two attack runs on the same examples "
                    "(robust = the attack failed)")
+    p.add_argument("--at-least", type=float, metavar="C",
+                   help="with --compare: the verdict also answers 'is A's AUA at least C times "
+                   "B's?' from the ratio's paired bootstrap 95 %% interval (yes: lower bound ≥ C; "
+                   "no: upper bound < C; undetermined otherwise)")
     p.add_argument("--update-docs", nargs="+", metavar="FILE",
                    help="regenerate every '<!-- rsmi-report: PATH ... -->' block of these "
                    "Markdown files from the results it names")
@@ -61,13 +65,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rsmi import reports
 
     if not (args.runs or args.compare or args.update_docs or args.model_card):
         raise CLIError("give RUN_OR_DIR, --compare RUN_A RUN_B, --update-docs FILE or "
                        "--model-card MODEL_DIR (see --help)")
     if args.model_card:
         return _model_card(args)
+    if args.at_least is not None and not args.compare:
+        raise CLIError("--at-least goes with --compare RUN_A RUN_B")
     if args.check and not args.update_docs:
         raise CLIError("--check goes with --update-docs FILE ...")
     _check_outputs(args)  # before any result is read
@@ -75,12 +80,32 @@ def run(args: argparse.Namespace) -> int:
     if args.update_docs:
         status = _update_docs(args.update_docs, check=args.check)
     if args.compare:
-        a, b = (reports.load_row(p) for p in args.compare)
-        console().print(reports.rich_pairs(reports.compare(a, b), title="Paired comparison "
-                                           "(b: robust under A only, c: under B only)"))
+        _compare(args.compare, args.at_least)
     if args.runs:
         _report(args)
     return status
+
+
+def _compare(paths: list[str], factor: float | None) -> None:
+    """``--compare A B``: exact McNemar, then the AUAs' difference and ratio with their paired
+    bootstrap 95 % intervals and what they say, per attack-seed pair."""
+    from rsmi import reports
+    from rsmi.reports.tables import INTERVAL_PAIR_HEADERS, interval_cells
+
+    a, b = (reports.load_row(p) for p in paths)
+    pairs = reports.compare(a, b)
+    out = console()
+    out.print(reports.rich_pairs(pairs, title="Paired comparison "
+                                 "(b: robust under A only, c: under B only)"))
+    from rich.table import Table
+
+    table = Table(title="AUA of A against B: paired bootstrap (10,000 resamples, seed 0), 95 % "
+                  "percentile intervals")
+    for header in ("seeds (A/B)", *INTERVAL_PAIR_HEADERS):
+        table.add_column(header, justify="left" if header == "seeds (A/B)" else "right")
+    for p in pairs:
+        table.add_row(f"{p.seed_a}/{p.seed_b}", *interval_cells(p, factor))
+    out.print(table)
 
 
 def _check_outputs(args: argparse.Namespace) -> None:

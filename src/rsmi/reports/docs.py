@@ -11,7 +11,10 @@ Markers start a line (elsewhere, and in fenced code, they are just text). Paths 
 the repository root of the Markdown file (the nearest directory above it
 holding ``.git`` or ``pyproject.toml``). Options: ``--columns`` (names of
 :data:`rsmi.reports.tables.COLUMNS`), ``--table results|training-seeds|pairs`` (default
-results). ``tests/test_docs_tables.py`` fails when a committed block differs from what the
+results); with ``--table pairs``, ``--columns`` names :data:`rsmi.reports.tables.PAIR_COLUMNS`
+(bootstrap intervals of the difference and ratio of AUAs among them), ``--vs MODEL,...`` puts
+those models on the B side, ``--at-least C`` makes the verdict answer "A ≥ C × B?".
+``tests/test_docs_tables.py`` fails when a committed block differs from what the
 committed results give.
 """
 
@@ -26,7 +29,12 @@ from pathlib import Path
 from rsmi.errors import ConfigError, OutputError
 from rsmi.reports.discovery import NoResultsYet
 from rsmi.reports.grouping import ResultSet
-from rsmi.reports.tables import SEED_COLUMNS, markdown_pairs, markdown_table
+from rsmi.reports.tables import (
+    SEED_COLUMNS,
+    markdown_pair_table,
+    markdown_pairs,
+    markdown_table,
+)
 from rsmi.store.atomic import atomic_write_text, check_output_file
 
 OPEN = "<!-- rsmi-report:"
@@ -48,6 +56,8 @@ class BlockSpec:
     paths: tuple[str, ...]
     columns: str | None = None
     table: str = "results"
+    vs: tuple[str, ...] = ()  # --table pairs: models on the B side (ratio's denominator)
+    at_least: float | None = None  # --table pairs: the verdict answers "A ≥ this × B?"
 
 
 @dataclass(frozen=True)
@@ -77,10 +87,10 @@ def parse_spec(text: str) -> BlockSpec:
                     raise ConfigError(f"rsmi-report block '{text.strip()}': {word} needs a value")
                 i += 1
                 value = words[i]
-            if name not in ("columns", "table"):
+            if name not in ("columns", "table", "vs", "at-least"):
                 raise ConfigError(
                     f"rsmi-report block '{text.strip()}': unknown option --{name} "
-                    "(use --columns, --table)"
+                    "(use --columns, --table, --vs, --at-least)"
                 )
             options[name] = value
         else:
@@ -91,7 +101,17 @@ def parse_spec(text: str) -> BlockSpec:
     table = options.get("table", "results")
     if table not in TABLES:
         raise ConfigError(f"rsmi-report block '{text.strip()}': --table must be one of {TABLES}")
-    return BlockSpec(paths=tuple(paths), columns=options.get("columns"), table=table)
+    try:
+        at_least = float(options["at-least"]) if "at-least" in options else None
+    except ValueError:
+        raise ConfigError(f"rsmi-report block '{text.strip()}': --at-least needs a number "
+                          f"(got {options['at-least']!r})") from None
+    if table != "pairs" and ("vs" in options or at_least is not None):
+        raise ConfigError(f"rsmi-report block '{text.strip()}': --vs and --at-least go with "
+                          "--table pairs")
+    vs = tuple(m.strip() for m in options.get("vs", "").split(",") if m.strip())
+    return BlockSpec(paths=tuple(paths), columns=options.get("columns"), table=table, vs=vs,
+                     at_least=at_least)
 
 
 def repo_root(path: str | Path) -> Path:
@@ -113,10 +133,12 @@ def render_block(spec: BlockSpec, root: str | Path) -> str:
     if spec.table == "training-seeds":
         return markdown_table(results.training_seed_groups(), spec.columns or SEED_COLUMNS)
     if spec.table == "pairs":
-        pairs = results.pairs()
+        pairs = results.pairs(reference=spec.vs)
         if not pairs:  # one run per attack so far: nothing to pair, rather than an empty table
             return "_No two runs of one attack on the same examples yet._\n"
-        return markdown_pairs(pairs)
+        if spec.columns is None and spec.at_least is None:
+            return markdown_pairs(pairs)  # the classic table
+        return markdown_pair_table(pairs, spec.columns, spec.at_least)
     return markdown_table(results.rows, spec.columns)
 
 

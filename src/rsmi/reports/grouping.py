@@ -9,7 +9,7 @@ same examples (:func:`compare`, exact McNemar).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -104,12 +104,16 @@ class ResultSet:
                 out.append(aggregate_training_seeds(members))
         return out
 
-    def pairs(self) -> list[stats.PairedComparison]:
+    def pairs(self, reference: Sequence[str] = ()) -> list[stats.PairedComparison]:
         """Exact McNemar of every two attack runs on one dataset, under one attack, on the same
         example indices (first attack seed of each run); then each adaptive run (transfer, EOT)
         against the plain runs of its recipe on that dataset: the same model's (is the plain
         attack the stronger?) and those of deterministic models (base, FreeLB++: their plain
-        attack is already the adaptive one), i.e. does the defense still beat them?"""
+        attack is already the adaptive one), i.e. does the defense still beat them?
+
+        ``reference``: model names that go on the B side (the denominator of the ratio): a pair
+        with one of them is oriented "other vs reference", two of them "later-listed vs
+        earlier-listed" (``("base", "freelb")``: rsmi vs base, rsmi vs freelb, freelb vs base)."""
         # a run stopped early ("(incomplete)") attacked a prefix of its sample: it pairs with
         # the finished runs of its attack on the examples it holds
         same: dict[tuple[str, str], list[ResultRow]] = {}
@@ -128,11 +132,18 @@ class ResultSet:
                 candidates.extend((base, row) for base in same_model + deterministic)
         out = []
         for a, b in candidates:
+            if _reference_rank(a, reference) < _reference_rank(b, reference):
+                a, b = b, a
             try:
                 out.append(compare(a, b)[0])
             except ValueError:
                 continue
         return out
+
+
+def _reference_rank(row: ResultRow, reference: Sequence[str]) -> int:
+    """How much of a reference the row's model is: lower = more (B side); others rank last."""
+    return reference.index(row.model) if row.model in reference else len(reference)
 
 
 def aggregate_training_seeds(rows: Sequence[ResultRow]) -> ResultRow:
@@ -190,9 +201,12 @@ def compare(row_a: ResultRow, row_b: ResultRow) -> list[stats.PairedComparison]:
             )
         pairs = [(s, s) for s in common]
     return [
-        stats.compare_records(
-            row_a.records[sa], row_b.records[sb], label_a=row_a.label, label_b=row_b.label,
-            seed_a=sa, seed_b=sb,
+        replace(
+            stats.compare_records(
+                row_a.records[sa], row_b.records[sb], label_a=row_a.label, label_b=row_b.label,
+                seed_a=sa, seed_b=sb,
+            ),
+            training_seed_a=row_a.training_seed, training_seed_b=row_b.training_seed,
         )
         for sa, sb in pairs
     ]

@@ -25,7 +25,15 @@ from rsmi.reports import plots
 from rsmi.reports.grouping import ResultSet
 from rsmi.reports.outputs import GENERATOR
 from rsmi.reports.rows import ResultRow
-from rsmi.reports.tables import COLUMNS, SEED_COLUMNS, columns, fmt, pair_cells
+from rsmi.reports.tables import (
+    COLUMNS,
+    INTERVAL_PAIR_HEADERS,
+    SEED_COLUMNS,
+    columns,
+    fmt,
+    interval_cells,
+    pair_cells,
+)
 from rsmi.reports.tables import PAIR_HEADERS as PAIR_HEADERS
 from rsmi.store.atomic import atomic_write_text, check_output_file
 
@@ -174,8 +182,8 @@ def render_html(results: ResultSet, *, title: str = "Robustness results") -> str
         intervals={k: COLUMNS[v] for k, v in INTERVALS.items()},
         seed_columns=columns(SEED_COLUMNS),
         seed_groups=results.training_seed_groups(),
-        pair_headers=PAIR_HEADERS,
-        pairs=[pair_cells(p) for p in results.pairs()],
+        pair_headers=(*PAIR_HEADERS, *INTERVAL_PAIR_HEADERS),
+        pairs=[pair_cells(p) + interval_cells(p) for p in results.pairs()],
         figures=figures,
         runs=runs,
         models=models,

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from rsmi.errors import StoreError
@@ -96,6 +97,22 @@ class PairedComparison:
     clean_b: int
     clean_c: int
     clean_p_value: float
+    # per example (shared indices, in order): robust under A, under B; the bootstrap reads them
+    robust_a: tuple[bool, ...] = field(default=(), repr=False, compare=False)
+    robust_b: tuple[bool, ...] = field(default=(), repr=False, compare=False)
+    training_seed_a: int | None = None
+    training_seed_b: int | None = None
+
+    @property
+    def across_training_seeds(self) -> bool:
+        """A and B are models of different training seeds (both recorded and unequal)."""
+        return (self.training_seed_a is not None and self.training_seed_b is not None
+                and self.training_seed_a != self.training_seed_b)
+
+    @cached_property
+    def interval(self) -> PairedInterval:
+        """Difference and ratio of the AUAs with paired bootstrap 95 % intervals (seeded)."""
+        return paired_bootstrap(self.robust_a, self.robust_b)
 
 
 def compare_records(
@@ -154,4 +171,125 @@ def compare_records(
         clean_b=cb_,
         clean_c=cc_,
         clean_p_value=mcnemar_exact(cb_, cc_),
+        robust_a=tuple(ra[i] for i in idx),
+        robust_b=tuple(rb[i] for i in idx),
     )
+
+
+# ---- paired bootstrap of two AUAs: difference and ratio (docs/report.md, "Intervals") ----
+
+BOOTSTRAP_RESAMPLES = 10_000
+BOOTSTRAP_SEED = 0
+
+
+@dataclass(frozen=True)
+class PairedInterval:
+    """Difference (A − B, points) and ratio (A / B) of two AUAs on the same N examples, with
+    paired bootstrap percentile intervals. ``ratio`` and ``ratio_ci`` are None when B's AUA is
+    0 (the ratio is undefined); ``ratio_ci``'s upper bound is ``inf`` when some resamples have
+    B's AUA at 0."""
+
+    n: int
+    aua_a: float
+    aua_b: float
+    diff: float
+    diff_ci: tuple[float, float]
+    ratio: float | None
+    ratio_ci: tuple[float, float] | None
+    level: float
+    resamples: int
+    seed: int
+
+
+def paired_bootstrap(
+    robust_a: Sequence[bool],
+    robust_b: Sequence[bool],
+    *,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+    level: float = 0.95,
+) -> PairedInterval:
+    """Paired bootstrap of AUA(A) − AUA(B) (points) and AUA(A) / AUA(B) on the same examples.
+
+    ``robust_a[i]`` and ``robust_b[i]`` are the outcomes of one example under A and B. Each
+    resample draws the N examples with replacement, keeping each example's pair together;
+    since an example is one of four kinds (robust under both, A only, B only, neither), a
+    resample is drawn as the multinomial counts of those kinds (the same distribution as
+    resampling indices, at no memory cost). Percentile intervals at ``level``; seeded, so the
+    same outcomes give the same interval.
+    """
+    import numpy as np
+
+    a = np.asarray(robust_a, dtype=bool)
+    b = np.asarray(robust_b, dtype=bool)
+    if a.shape != b.shape or a.ndim != 1 or a.size == 0:
+        raise ValueError(
+            f"paired bootstrap needs two equally long, non-empty outcome lists "
+            f"(got {a.shape} and {b.shape})"
+        )
+    n = int(a.size)
+    cells = np.array([(a & b).sum(), (a & ~b).sum(), (~a & b).sum(), (~a & ~b).sum()])
+    counts = np.random.default_rng(seed).multinomial(n, cells / n, size=int(resamples))
+    aua_a = (counts[:, 0] + counts[:, 1]) / n
+    aua_b = (counts[:, 0] + counts[:, 2]) / n
+    tail = (1.0 - level) / 2.0
+    qs = [tail, 1.0 - tail]
+    diff = 100.0 * (aua_a - aua_b)
+    lo, hi = np.quantile(diff, qs, method="inverted_cdf")
+    point_a, point_b = 100.0 * a.mean(), 100.0 * b.mean()
+    ratio = ratio_ci = None
+    if point_b > 0:
+        ratio = float(point_a / point_b)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = np.where(aua_b > 0, aua_a / np.where(aua_b > 0, aua_b, 1.0),
+                         np.where(aua_a > 0, np.inf, np.nan))
+        r = r[~np.isnan(r)]  # 0 / 0: both AUAs 0 in the resample, no ratio
+        rlo, rhi = np.quantile(r, qs, method="inverted_cdf")
+        ratio_ci = (float(rlo), float(rhi))
+    return PairedInterval(
+        n=n, aua_a=float(point_a), aua_b=float(point_b), diff=float(point_a - point_b),
+        diff_ci=(float(lo), float(hi)), ratio=ratio, ratio_ci=ratio_ci, level=level,
+        resamples=int(resamples), seed=seed,
+    )
+
+
+def ratio_verdict(ratio_ci: tuple[float, float] | None, factor: float) -> str:
+    """"Is A ≥ factor × B?" from the ratio's interval: ``yes`` (lower bound ≥ factor), ``no``
+    (upper bound < factor), ``undetermined`` (the interval holds ``factor``) or ``undefined``
+    (no ratio: B's AUA is 0)."""
+    if ratio_ci is None:
+        return "undefined"
+    if ratio_ci[0] >= factor:
+        return "yes"
+    if ratio_ci[1] < factor:
+        return "no"
+    return "undetermined"
+
+
+def difference_wording(diff_ci: tuple[float, float]) -> str:
+    """One line for the difference A − B (points) from its interval.
+
+    An interval holding 0 is "not separable; a difference larger than X points is excluded"
+    (X: the larger absolute bound), never "refuted"; otherwise which is higher, by how much.
+    """
+    lo, hi = diff_ci
+    if lo <= 0.0 <= hi:
+        bound = max(abs(lo), abs(hi))
+        return f"not separable; a difference larger than {bound:.1f} points is excluded"
+    if lo > 0:
+        return f"A higher by {lo:.1f} to {hi:.1f} points"
+    return f"B higher by {-hi:.1f} to {-lo:.1f} points"
+
+
+def verdict(interval: PairedInterval, factor: float | None = None,
+            across_training_seeds: bool = False) -> str:
+    """The one-line wording of a pair: the difference, optionally "A ≥ factor × B?" and a mark
+    when A and B come from different training seeds."""
+    parts = [difference_wording(interval.diff_ci)]
+    if factor is not None:
+        parts.append(f"A ≥ {factor:g}× B: {ratio_verdict(interval.ratio_ci, factor)}")
+    elif interval.ratio is None:
+        parts.append("ratio undefined (B's AUA is 0)")
+    if across_training_seeds:
+        parts.append("pair across training seeds")
+    return "; ".join(parts)

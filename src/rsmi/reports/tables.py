@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from rsmi.errors import ConfigError
 from rsmi.reports.rows import ResultRow
-from rsmi.reports.stats import PairedComparison
+from rsmi.reports.stats import PairedComparison, verdict
 
 DASH = "–"
 
@@ -219,3 +219,97 @@ def markdown_report(
         parts.append("\n" + notes.strip() + "\n")
     parts.append("\nSources:\n" + "".join(f"- `{r.source}`\n" for r in rows))
     return "\n".join(parts)
+
+
+# ---- pairs with bootstrap intervals (docs/report.md, "Intervals"): a column set of its own ----
+
+
+def fmt_ratio(value: float | None) -> str:
+    if value is None:
+        return DASH
+    return "∞" if math.isinf(value) else f"{value:.2f}"
+
+
+def fmt_ratio_interval(interval: tuple[float, float] | None) -> str:
+    return "undefined (B's AUA is 0)" if interval is None else \
+        f"[{fmt_ratio(interval[0])}, {fmt_ratio(interval[1])}]"
+
+
+def _seed_pair(a: int | None, b: int | None) -> str:
+    return f"{DASH if a is None else a}/{DASH if b is None else b}"
+
+
+@dataclass(frozen=True)
+class PairColumn:
+    """A column of the pairs table: its name (``--columns`` of ``--table pairs``), header and
+    how a pair's cell reads (``factor``: the "A ≥ factor × B?" question of the verdict)."""
+
+    name: str
+    header: str
+    cell: Callable[[PairedComparison, float | None], str]
+    numeric: bool = True
+
+
+PAIR_COLUMNS: dict[str, PairColumn] = {
+    c.name: c
+    for c in (
+        PairColumn("a", "A", lambda p, f: p.label_a, numeric=False),
+        PairColumn("b", "B", lambda p, f: p.label_b, numeric=False),
+        PairColumn("seeds", "seeds (A/B)", lambda p, f: _seed_pair(p.seed_a, p.seed_b), False),
+        PairColumn("training_seeds", "training seeds (A/B)",
+                   lambda p, f: _seed_pair(p.training_seed_a, p.training_seed_b)
+                   + (" (across seeds)" if p.across_training_seeds else ""), False),
+        PairColumn("n", "N", lambda p, f: str(p.n)),
+        PairColumn("aua_a", "AUA A %", lambda p, f: fmt(p.aua_a)),
+        PairColumn("aua_b", "AUA B %", lambda p, f: fmt(p.aua_b)),
+        PairColumn("b_only", "b (A only)", lambda p, f: str(p.b)),
+        PairColumn("c_only", "c (B only)", lambda p, f: str(p.c)),
+        PairColumn("p", "p (exact McNemar)", lambda p, f: fmt_p(p.p_value)),
+        PairColumn("clean_bc", "clean b/c", lambda p, f: f"{p.clean_b}/{p.clean_c}"),
+        PairColumn("clean_p", "clean p", lambda p, f: fmt_p(p.clean_p_value)),
+        PairColumn("diff", "A − B (points)", lambda p, f: fmt(p.interval.diff)),
+        PairColumn("diff_ci", "A − B 95 % CI", lambda p, f: fmt_interval(p.interval.diff_ci)),
+        PairColumn("ratio", "A / B", lambda p, f: fmt_ratio(p.interval.ratio)),
+        PairColumn("ratio_ci", "A / B 95 % CI", lambda p, f: fmt_ratio_interval(p.interval.ratio_ci)),
+        PairColumn("verdict", "what the intervals say",
+                   lambda p, f: verdict(p.interval, f, p.across_training_seeds), numeric=False),
+    )
+}
+# the pairs table as it always read (``--table pairs`` without ``--columns``)
+DEFAULT_PAIR_COLUMNS = ("a", "b", "seeds", "n", "aua_a", "aua_b", "b_only", "c_only", "p",
+                        "clean_bc", "clean_p")
+INTERVAL_PAIR_COLUMNS = ("diff", "diff_ci", "ratio", "ratio_ci", "verdict")
+
+
+def pair_columns(names: Sequence[str] | str | None = None) -> list[PairColumn]:
+    """Pairs-table columns by name (comma-separated or a list); the classic table for None."""
+    if names is None:
+        names = DEFAULT_PAIR_COLUMNS
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = [n for n in names if n not in PAIR_COLUMNS]
+    if unknown:
+        raise ConfigError(
+            f"unknown pairs column(s) {', '.join(unknown)}: with --table pairs choose from "
+            f"{', '.join(PAIR_COLUMNS)}"
+        )
+    return [PAIR_COLUMNS[n] for n in names]
+
+
+def markdown_pair_table(pairs: Sequence[PairedComparison], cols: Sequence[str] | str | None = None,
+                        factor: float | None = None) -> str:
+    """Paired comparisons as a Markdown table of the chosen :data:`PAIR_COLUMNS`."""
+    chosen = pair_columns(cols)
+    lines = ["| " + " | ".join(c.header for c in chosen) + " |",
+             "|" + "".join("---:|" if c.numeric else "---|" for c in chosen)]
+    for p in pairs:
+        lines.append("| " + " | ".join(_md_cell(c.cell(p, factor)) for c in chosen) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def interval_cells(p: PairedComparison, factor: float | None = None) -> list[str]:
+    """The bootstrap cells of a pair (:data:`INTERVAL_PAIR_COLUMNS`), for the HTML and terminal."""
+    return [PAIR_COLUMNS[n].cell(p, factor) for n in INTERVAL_PAIR_COLUMNS]
+
+
+INTERVAL_PAIR_HEADERS = tuple(PAIR_COLUMNS[n].header for n in INTERVAL_PAIR_COLUMNS)
