@@ -17,12 +17,12 @@ from rsmi.errors import StoreError
 from rsmi.reports import stats
 from rsmi.reports.adapters import load_row
 from rsmi.reports.discovery import NoResultsYet, find_results, is_glob
-from rsmi.reports.rows import CLEAN, INCOMPLETE, ResultRow
+from rsmi.reports.rows import CLEAN, FRESH_METRICS, INCOMPLETE, ResultRow
 from rsmi.store.metric_keys import METRIC_KEYS
 from rsmi.store.names import EVALUATION_FILE, EXAMPLES_FILE, SUMMARY_FILE
 
 # what a row aggregated over training seeds averages: every metric and N
-AGGREGATED_KEYS = (*METRIC_KEYS, "num_examples")
+AGGREGATED_KEYS = (*METRIC_KEYS, "num_examples", *FRESH_METRICS)  # fresh: deployed threat models
 
 
 def _attack_order(attack: str) -> tuple[int, str]:
