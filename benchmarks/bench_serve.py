@@ -8,12 +8,14 @@ model in this process: `predict` called once per text (what a single client gets
 and once on all texts of a level (the most the Monte-Carlo samples can amortise).
 
 Requests are combined into one `predict` call only when the classifier's randomness follows the
-text (`seeding == "text"`); until then the served model runs one call per request. With
-`--combine-levels` the benchmark also starts a server that combines regardless, to measure what
-micro-batching buys (its answers differ from in-process `predict` under row-index seeding, so it
-is a measurement, never a way to serve).
+text (`seeding == "text-v1"`, every model since the seeding change): the plain server then
+micro-batches. With `--combine-levels` the benchmark also starts a server that combines
+regardless of the classifier's seeding (a measurement for classifiers without `text-v1`, never
+a way to serve; with a `text-v1` model it measures the same thing as the plain server).
 
     python benchmarks/bench_serve.py --out results/benchmarks/serve/minilm_cpu.json
+    python benchmarks/bench_serve.py --model runs/user-path/model --data tweets --combine-levels '' \
+        --min-requests 8 --single-texts 8 --out results/benchmarks/serve/tweets_rsmi_trained_cpu.json
 
 The model is a trained RSMI directory (--model) or, by default, the untrained MiniLM backbone
 with a new 2-class head (noise and masks on: every forward pass costs what a trained model's
@@ -42,11 +44,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def mr_texts(num: int, seed: int) -> list[str]:
-    """MR test sentences (≈21 words), a fixed random sample."""
+def test_texts(data: str, num: int, seed: int) -> list[str]:
+    """Test texts of a built-in dataset (MR: ≈21 words; tweets: ≈16), a fixed random sample."""
     from rsmi.data import load_dataset
 
-    pool = [e.text for e in load_dataset("mr").split("test")]
+    pool = [e.text for e in load_dataset(data).split("test")]
     rng = np.random.default_rng(seed)
     return [pool[i] for i in rng.choice(len(pool), size=min(num, len(pool)), replace=False)]
 
@@ -250,6 +252,8 @@ def serve_combined(args: argparse.Namespace) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", default=None, help="a trained RSMI model directory (default: untrained MiniLM)")
+    p.add_argument("--data", default="mr",
+                   help="built-in dataset whose test texts are sent, one per request (default mr)")
     p.add_argument("--levels", default="1,4,16,64", help="concurrency levels")
     p.add_argument("--combine-levels", default="16,64",
                    help="levels also run against a server that always combines ('' for none)")
@@ -277,7 +281,7 @@ def main() -> None:
     combine_levels = [int(x) for x in args.combine_levels.split(",") if x]
     started = time.time()
     info = machine()
-    texts = mr_texts(max([args.min_requests, *levels]), args.seed)
+    texts = test_texts(args.data, max([args.min_requests, *levels]), args.seed)
     with tempfile.TemporaryDirectory(prefix="rsmi-bench-serve-") as tmp:
         model, what = prepare_model(args, Path(tmp))
         print(f"model: {what}", flush=True)
@@ -296,7 +300,7 @@ def main() -> None:
         "machine": info,
         "model": what,
         "settings": {
-            "texts": "MR test sentences, one per request, each request its own sentence",
+            "texts": f"{args.data} test texts, one per request, each request its own text",
             "levels": levels, "min_requests": args.min_requests, "threads": args.threads,
             "max_wait_ms": args.max_wait_ms, "seed": args.seed, "rsmi_config": base["config"],
             "seeding": base["seeding"], "transport": "HTTP/1.1 on 127.0.0.1, httpx AsyncClient",

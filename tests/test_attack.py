@@ -313,6 +313,34 @@ def test_goal_function_cache_freezes_a_randomized_model_unless_off(resources, to
         assert wrapper.queries == (1 if cache else 3)  # cached: one query for all three
 
 
+def test_building_an_attack_does_not_warn_that_rsmi_may_be_incompatible(resources, tokenizer_module):
+    # A user's `rsmi attack` printed TextAttack's "Unknown if model of class <class
+    # 'rsmi.classifier.RSMIClassifier'> compatible with goal function ..." (issue 28 user path).
+    import logging
+
+    from rsmi.attacks.recipes import build_attack
+    from rsmi.attacks.wrapper import RSMIModelWrapper
+
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    handler = Keep(level=logging.DEBUG)
+    from textattack.shared.utils import logger as textattack_logger  # what TextAttack logs with
+    textattack_logger.addHandler(handler)
+    try:
+        build_attack(RSMIModelWrapper(tiny_classifier(tokenizer_module)),
+                     AttackConfig(recipe="textfooler"), resources)
+        textattack_logger.warning("Unknown if model of class <class 'other.Model'> compatible "
+                                  "with goal function <class 'x'>.")
+    finally:
+        textattack_logger.removeHandler(handler)
+    assert not [m for m in seen if "<class 'rsmi." in m], seen
+    assert any("other.Model" in m for m in seen)  # others' models are still warned about
+
+
 # ----------------------------------------------------------------------------- recipes end to end
 
 

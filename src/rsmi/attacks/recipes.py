@@ -38,6 +38,7 @@ from textattack.constraints.semantics import WordEmbeddingDistance  # noqa: E402
 from textattack.constraints.semantics.sentence_encoders import SBERT, SentenceEncoder  # noqa: E402
 from textattack.goal_functions import UntargetedClassification  # noqa: E402
 from textattack.search_methods import GreedyWordSwapWIR  # noqa: E402
+from textattack.shared.utils import logger as textattack_logger  # noqa: E402
 from textattack.transformations import (  # noqa: E402
     CompositeTransformation,
     WordSwap,
@@ -52,6 +53,25 @@ from textattack.transformations import (  # noqa: E402
 )
 
 logger = logging.getLogger(__name__)
+
+
+class _RSMIModelIsCompatible(logging.Filter):
+    """Drops TextAttack's "Unknown if model of class <class 'rsmi....'> compatible with goal
+    function" warning: TextAttack only knows its own wrappers' classes, and rsmi's wrapper returns
+    the class probabilities that untargeted classification needs (tested in tests/test_attack.py).
+    Every other TextAttack message passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith("Unknown if model of class <class 'rsmi.")
+                    and "compatible with goal function" in message)
+
+
+# TextAttack logs through its own logger (textattack.shared.utils.install, propagate=False): a
+# filter on the "textattack" parent would never see its records.
+_TEXTATTACK_LOGGER = textattack_logger
+if not any(isinstance(f, _RSMIModelIsCompatible) for f in _TEXTATTACK_LOGGER.filters):
+    _TEXTATTACK_LOGGER.addFilter(_RSMIModelIsCompatible())
 
 # TextFooler's published stopword list is TextAttack's recipe list; other recipes use NLTK's.
 TEXTFOOLER_ANGULAR = 0.840845057  # 1 - 0.5/π: TextFooler's USE threshold, corrected (TextAttack)
