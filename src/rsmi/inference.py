@@ -60,6 +60,11 @@ from rsmi.seeding import advance as _advance
 from rsmi.seeding import split_seed as _stream
 
 ABSTAIN = -1
+# What a certified radius measures: said in every certificate (CLI and server alike).
+RADIUS_SPACE = (
+    "L2 norm in the hidden space of the first noised encoder block (its output hidden states), "
+    "not a number of words"
+)
 
 # Pass identifiers mixed into the row seeds: each kind of draw has its own stream.
 PASS_SALIENCY, PASS_STEP1, PASS_STEP2, PASS_MASKS, PASS_CERTIFY_SELECT, PASS_CERTIFY_ESTIMATE = (

@@ -155,7 +155,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
 def run_certify(args: argparse.Namespace) -> int:
     from rsmi import ABSTAIN
-    from rsmi.inference import StreamSeed, radius_ceiling
+    from rsmi.inference import RADIUS_SPACE, StreamSeed, radius_ceiling
 
     stream = StreamSeed(args.seed)  # a text repeated in later chunks continues its count
 
@@ -178,7 +178,7 @@ def run_certify(args: argparse.Namespace) -> int:
                     "label": label,
                     "label_name": "ABSTAIN" if label == ABSTAIN else clf.label_names[label],
                     "radius": float(cert.radius[i]),
-                    "radius_space": "hidden states of the first noised encoder block (L2)",
+                    "radius_space": RADIUS_SPACE,
                     # The largest radius n samples can show (all n agree); docs/method.md.
                     "radius_ceiling": ceiling,
                     "at_ceiling": label != ABSTAIN and float(cert.radius[i]) >= ceiling,

@@ -20,15 +20,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from rsmi.errors import ConfigError, RSMIError
-from rsmi.inference import LEGACY_SEEDING, SEEDING
+from rsmi.inference import LEGACY_SEEDING, RADIUS_SPACE, SEEDING
 from rsmi.serve.batcher import MicroBatcher, ShuttingDown, combines_requests
 
 log = logging.getLogger(__name__)
 
-RADIUS_SPACE = (
-    "L2 norm in the hidden space of the first noised encoder block (its output hidden states), "
-    "not a number of words"
-)
 MAX_SEED = 2**63 - 1
 MAX_CERTIFY_SAMPLES = 100_000
 
@@ -96,7 +92,7 @@ def model_card(clf: Any, model_dir: str | os.PathLike[str] | None) -> dict[str, 
         "seeding": getattr(clf, "seeding", LEGACY_SEEDING),
         "weights_sha256": saved.get("weights_sha256"),
         "format_version": saved.get("format_version"),
-        "training": dict(getattr(clf, "metadata", {}) or {}),
+        "metadata": dict(getattr(clf, "metadata", {}) or {}),  # the card's (training, backbone)
         "rsmi_version": rsmi.__version__,
     }
 
