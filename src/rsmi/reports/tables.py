@@ -7,8 +7,9 @@ takes its cells from :data:`COLUMNS`, so a number reads the same everywhere.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from rsmi.errors import ConfigError
 from rsmi.reports.rows import ResultRow
@@ -109,18 +110,22 @@ DEFAULT_COLUMNS = (
 SEED_COLUMNS = ("dataset", "method", "attack", "training_seeds", "clean", "aua", "n")
 
 
-def columns(names: Sequence[str] | str | None = None) -> list[Column]:
-    """Columns by name (a comma-separated string or a list); the defaults for None."""
+def _pick(names: Sequence[str] | str | None, default: Sequence[str], table: Mapping[str, Any],
+          what: str, hint: str = "") -> list[Any]:
+    """Entries of ``table`` by name (a comma-separated string or a list); ``default`` for None."""
     if names is None:
-        names = DEFAULT_COLUMNS
+        names = default
     if isinstance(names, str):
         names = [n.strip() for n in names.split(",") if n.strip()]
-    unknown = [n for n in names if n not in COLUMNS]
+    unknown = [n for n in names if n not in table]
     if unknown:
-        raise ConfigError(
-            f"unknown column(s) {', '.join(unknown)}: choose from {', '.join(COLUMNS)}"
-        )
-    return [COLUMNS[n] for n in names]
+        raise ConfigError(f"unknown {what}(s) {', '.join(unknown)}: {hint}choose from {', '.join(table)}")
+    return [table[n] for n in names]
+
+
+def columns(names: Sequence[str] | str | None = None) -> list[Column]:
+    """Columns by name (a comma-separated string or a list); the defaults for None."""
+    return _pick(names, DEFAULT_COLUMNS, COLUMNS, "column")
 
 
 def _table_columns(cols: Sequence[str] | str | None) -> list[Column]:
@@ -283,17 +288,7 @@ INTERVAL_PAIR_COLUMNS = ("diff", "diff_ci", "ratio", "ratio_ci", "verdict")
 
 def pair_columns(names: Sequence[str] | str | None = None) -> list[PairColumn]:
     """Pairs-table columns by name (comma-separated or a list); the classic table for None."""
-    if names is None:
-        names = DEFAULT_PAIR_COLUMNS
-    if isinstance(names, str):
-        names = [n.strip() for n in names.split(",") if n.strip()]
-    unknown = [n for n in names if n not in PAIR_COLUMNS]
-    if unknown:
-        raise ConfigError(
-            f"unknown pairs column(s) {', '.join(unknown)}: with --table pairs choose from "
-            f"{', '.join(PAIR_COLUMNS)}"
-        )
-    return [PAIR_COLUMNS[n] for n in names]
+    return _pick(names, DEFAULT_PAIR_COLUMNS, PAIR_COLUMNS, "pairs column", "with --table pairs ")
 
 
 def markdown_pair_table(pairs: Sequence[PairedComparison], cols: Sequence[str] | str | None = None,
