@@ -326,8 +326,10 @@ def distributions(rows: Sequence[ResultRow]) -> Any | None:
     a2.boxplot(queries, showmeans=True, **horizontal)
     a1.set_yticks(range(1, len(runs) + 1))
     a1.set_yticklabels(labels, fontsize=7)
-    a2.set_xscale("log")
-    a2.set_xlabel("queries per attacked example (log)")
+    log = any(q > 0 for qs in queries for q in qs)  # no attacked example (all skipped): linear
+    if log:
+        a2.set_xscale("log")
+    a2.set_xlabel("queries per attacked example" + (" (log)" if log else ""))
     for ax in (a1, a2):
         ax.grid(alpha=0.3, axis="x")
     fig.suptitle("Distributions over examples (all attack seeds)")
