@@ -265,6 +265,9 @@ def test_pipeline_table_has_the_deployed_columns_and_rescores_a_finished_attack(
     assert "AUA deployed %" in report and tm.DEPLOYED.name in report and "3 fresh draws" in report
     html = (tmp_path / "run" / "report.html").read_text()
     assert f'<span class="tm">{tm.DEPLOYED.name}</span>' in html
+    card = (tmp_path / "run" / "models" / "rsmi" / "README.md").read_text()
+    assert "AUA deployed %" in card and tm.DEPLOYED.name in card
+    assert "AUA deployed %" not in (tmp_path / "run" / "models" / "base" / "README.md").read_text()
 
     # the printed table of the main job (rsmi pipeline), protocol and deployed columns
     messages.clear()
