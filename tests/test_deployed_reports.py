@@ -178,6 +178,24 @@ def test_deployed_pairs_need_fresh_draws_and_read_a_deterministic_side(tmp_path)
                            deterministic=(True, True)).deployed is None
 
 
+def test_docs_pairs_blocks_add_the_deployed_table_when_runs_have_fresh_draws(tmp_path):
+    from rsmi.reports.docs import parse_spec, render_block
+
+    _runs(tmp_path, fresh=False)
+    _runs(tmp_path, fresh=True)
+    plain = render_block(parse_spec("plain --table pairs"), tmp_path)
+    assert "majority" not in plain and "Above:" not in plain
+    fresh = render_block(parse_spec("fresh --table pairs"), tmp_path)
+    protocol, deployed = fresh.split("\nAbove: ")
+    assert protocol == render_block(parse_spec("plain --table pairs"), tmp_path)  # unchanged
+    assert tm.PROTOCOL_VERDICT in deployed and tm.MAJORITY_VERDICT in deployed
+    assert "p (exact McNemar, majority verdicts)" in deployed
+    # a marker that names deployed columns gets exactly those
+    chosen = render_block(parse_spec("fresh --table pairs --columns a,b,p_majority,ratio_deployed_ci"),
+                          tmp_path)
+    assert "Above:" not in chosen and chosen.splitlines()[0].count("|") == 5
+
+
 # ---------------------------------------------------------------------------- bootstrap
 
 
