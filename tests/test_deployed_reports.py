@@ -120,6 +120,27 @@ def test_markdown_report_and_default_columns_add_the_deployed_ones(tmp_path):
     assert "deployed threat models" not in markdown_report(plain.rows, pairs=plain.pairs())
 
 
+def test_training_seed_spread_per_threat_model_needs_every_seed():
+    from rsmi.reports import ResultRow, aggregate_training_seeds, markdown_report
+
+    def row(seed, aua, deployed):
+        metrics = {"accuracy_under_attack": aua, "num_examples": 8}
+        if deployed is not None:
+            metrics["aua_deployed"] = deployed
+        return ResultRow(model="rsmi", method="rsmi", attack="textfooler", metrics=metrics,
+                         training_seed=seed)
+
+    both = aggregate_training_seeds([row(0, 50.0, 80.0), row(1, 60.0, 90.0)])
+    assert both.value("aua_deployed") == pytest.approx((85.0, math.sqrt(50.0)))
+    one = aggregate_training_seeds([row(0, 50.0, 80.0), row(1, 60.0, None)])
+    assert one.value("aua_deployed") == (None, None)  # one seed's figure is no spread
+    assert one.value("accuracy_under_attack") == pytest.approx((55.0, math.sqrt(50.0)))
+    text = markdown_report([], seed_groups=[both])
+    seeds = text[text.index("Across training seeds"):]
+    assert "AUA deployed %" in seeds and "85.0 ± 7.1" in seeds
+    assert "AUA deployed %" not in markdown_report([], seed_groups=[one])
+
+
 # ---------------------------------------------------------------------------- pairs
 
 

@@ -169,7 +169,7 @@ def _report(args: argparse.Namespace) -> None:
         from rsmi.reports.tables import SEED_COLUMNS
 
         out.print(reports.rich_table(seed_groups, title="Across training seeds (mean ± std)",
-                                     cols=SEED_COLUMNS))
+                                     cols=tm.with_deployed(SEED_COLUMNS, seed_groups)))
     plot_name = None
     if args.plot:
         if args.plot_kind == "bars":

@@ -152,7 +152,10 @@ def aggregate_training_seeds(rows: Sequence[ResultRow]) -> ResultRow:
     first = rows[0]
     metrics: dict[str, Any] = {}
     for key in AGGREGATED_KEYS:
-        mean, std = stats.mean_std(r.value(key)[0] for r in rows)
+        values = [r.value(key)[0] for r in rows]
+        if key in FRESH_METRICS and None in values:  # not every seed has fresh draws: no
+            values = []  # spread over seeds to show (one seed's figure is not a mean ± std)
+        mean, std = stats.mean_std(values)
         metrics[key] = {"mean": mean, "std": std}
     seeds = sorted(r.training_seed for r in rows if r.training_seed is not None)
     models = sorted({r.model for r in rows})

@@ -221,6 +221,7 @@ def render_html(results: ResultSet, *, title: str = "Robustness results") -> str
     runs = run_views(results.rows)
     models = sorted({v.row.model for v in runs})
     headers = result_headers(results.rows)
+    seed_groups = results.training_seed_groups()
     shown = [h.column.name for h in headers]
     return _environment().get_template("report.html").render(
         title=title,
@@ -232,8 +233,8 @@ def render_html(results: ResultSet, *, title: str = "Robustness results") -> str
         intervals={k: COLUMNS[v] for k, v in INTERVALS.items()},
         threat_legend=tm.legend(shown) if tm.has_deployed(results.rows) else [],
         no_fresh_draws=tm.NO_FRESH_DRAWS,
-        seed_columns=columns(SEED_COLUMNS),
-        seed_groups=results.training_seed_groups(),
+        seed_columns=columns(tm.with_deployed(SEED_COLUMNS, seed_groups)),
+        seed_groups=seed_groups,
         **_pair_view(results.pairs()),
         figures=figures,
         runs=runs,

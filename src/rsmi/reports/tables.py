@@ -218,7 +218,7 @@ def markdown_report(
         parts.append("\n" + tm.legend_line(shown) + " " + tm.NO_FRESH_DRAWS + ".\n")
     if seed_groups:
         parts.append("\n## Across training seeds (mean ± std)\n\n" +
-                     markdown_table(seed_groups, SEED_COLUMNS))
+                     markdown_table(seed_groups, tm.with_deployed(SEED_COLUMNS, seed_groups)))
     if pairs:
         parts.append("\n## Paired comparisons (same examples, exact McNemar on robust or not)\n\n"
                      + f"Verdicts: {tm.PROTOCOL_VERDICT}.\n\n" + markdown_pairs(pairs))
