@@ -217,6 +217,21 @@ def test_docs_pairs_blocks_add_the_deployed_table_when_runs_have_fresh_draws(tmp
     assert "Above:" not in chosen and chosen.splitlines()[0].count("|") == 5
 
 
+def test_cli_compare_prints_the_deployed_block_when_runs_have_fresh_draws(tmp_path, capsys):
+    from rsmi.cli.main import main
+
+    for fresh in (False, True):
+        root = _runs(tmp_path, fresh=fresh)
+        capsys.readouterr()
+        assert main(["report", "--compare", str(root / "rsmi-m1-textfooler"),
+                     str(root / "base-textfooler"), "--at-least", "2"]) == 0
+        out = capsys.readouterr().out
+        assert "protocol verdicts (single draws)" in out
+        assert ("Paired comparison, deployed threat models" in out) is fresh
+        assert ("majority verdicts (R fresh draws)" in out) is fresh
+        assert ("not compared (a run without fresh draws" in out) is not fresh
+
+
 # ---------------------------------------------------------------------------- bootstrap
 
 
