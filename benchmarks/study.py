@@ -12,10 +12,15 @@ order (phases below), so a study cut short still has the most important rows:
 1. ``train``: the fixed models (``models:``) on the first training seed;
 2. ``evaluate``: their clean test accuracy (``evaluation.json`` + ``predictions.jsonl``);
 3. ``attack``: the main attacks (``attacks.main``) on them;
-4. ``sweep-train`` / ``sweep-attack``: the RSMI grid (``sweep:``) trained on one seed and
-   attacked on the **dev** split; the best by the chosen metric (ties: clean accuracy, then
-   fewer forward passes) becomes the model ``sweep.name`` (``selection.json``);
-5. the selected model: evaluation and main attacks (its first seed is the sweep's run);
+4. ``sweep-train`` / ``sweep-attack``: each dev sweep — the RSMI grid (``sweep:``) and the named
+   ones (``sweeps:``, e.g. FreeLB++'s) — trained on one seed and attacked on the **dev** split;
+   the best by the chosen metric (ties: clean accuracy, then fewer forward passes) becomes the
+   sweep's model (``name``: ``rsmi-dev``, ``freelb-dev``; ``selection.json``). A sweep with
+   ``long_epochs`` then retrains its grid's winner for that many epochs (same seed,
+   ``<winner>-<E>ep``), attacks it on the same dev examples, and the better of the two by the
+   same rule (a full tie keeps the shorter training) becomes the model (``selection.json``:
+   ``grid_selected``, ``long``, ``why``);
+5. each sweep's model: evaluation and main attacks (its first seed is the sweep's run);
 6. ``extra`` rows (transfer, EOT, authors' preset and masking, inference ablations), on the
    first training seed unless a row lists ``train_seeds`` and on every dataset unless it lists
    ``datasets``; a row with inference ``overrides`` also gets its clean evaluation
@@ -26,7 +31,8 @@ Models and checkpoints go under ``runs_dir`` (git-ignored); what may be committe
 ``results_dir``/<dataset>/: ``models/<model>/seed-<s>/`` (training_config.json, log.jsonl,
 rsmi.json — never weights), ``eval/<model>/seed-<s>/test/`` (evaluation.json,
 predictions.jsonl), ``attacks/<model>/seed-<s>/<row>/`` (summary.json, examples.jsonl,
-run.json), ``sweep/`` (dev attacks, selection.json). Run from the repository root.
+run.json), ``sweep/`` (the ``sweep:`` block's dev attacks, selection.json), ``sweep-<name>/``
+(those of ``sweeps: {<name>: ...}``). Run from the repository root.
 """
 
 from __future__ import annotations
