@@ -163,12 +163,11 @@ def _load_sweeps(path: str | Path, raw: dict[str, Any], first_seed: int) -> list
             raise ValueError(f"{path}: sweep name {key!r} must be lower-case letters, digits "
                              "and '-' (it names a results folder)")
         sweeps.append(Sweep(str(key), dict(spec or {}), first_seed))
-    for what, values in (("model name", [s.name for s in sweeps]),
-                         ("results folder", [s.folder for s in sweeps])):
-        twice = sorted({v for v in values if values.count(v) > 1})
-        if twice:
-            raise ValueError(f"{path}: two sweeps share the {what} {twice}: give each its own "
-                             "`name:` / key")
+    names = [s.name for s in sweeps]  # folders differ: a key names one
+    twice = sorted({v for v in names if names.count(v) > 1})
+    if twice:
+        raise ValueError(f"{path}: two sweeps share the model name {twice}: give each its own "
+                         "`name:`")
     return sweeps
 
 
