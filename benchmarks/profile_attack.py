@@ -489,15 +489,18 @@ def tables(directory: Path = OUT) -> str:
     """The docs' tables, from the JSON files (configuration order)."""
     found = {p.stem: json.loads(p.read_text()) for p in sorted(directory.glob("*.json"))}
     runs = [found[c.name] for c in CONFIGS if c.name in found]
-    out = ["| configuration | N | s / example | queries / example | passes / query | ms / query "
+    out = ["| configuration | N | queries / example | passes / query | s / example | ms / query "
            "| model % | harness % | summary `model` / profile model, s "
            "| speed-up bound: harness → 0 | noisy/plain passes → 0 | model → 0 |",
            "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
     for d in runs:
         g, a, c, s = d["groups"], d["amdahl"], d["amdahl_cpu"], d.get("summary_seconds") or {}
+        cpu = d["loop_cpu_s"]
         out.append(
-            f"| {label(d)} | {d['n']} | {d['per_example_s']:.2f} | {d['queries_per_example']:.0f} "
-            f"| {d['forward_passes_per_query']:.2f} | {d['ms_per_query']:.1f} "
+            f"| {label(d)} | {d['n']} | {d['queries_per_example']:.0f} "
+            f"| {d['forward_passes_per_query']:.2f} "
+            f"| {d['per_example_s']:.2f} ({cpu / d['n']:.2f}) "
+            f"| {d['ms_per_query']:.0f} ({1000 * cpu / d['queries']:.1f}) "
             f"| {pct(g['model']['share'], g['model']['cpu_share'])} "
             f"| {pct(g['harness']['share'], g['harness']['cpu_share'])} "
             f"| {s.get('model')} / {d['profile_model_s']} | "
