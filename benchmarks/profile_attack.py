@@ -395,6 +395,8 @@ def report(cfg: Config, timer: PartTimer, total: float, records: list[dict[str, 
         "amdahl_cpu": amdahl(groups, parts, "cpu_share"),
         # summary.json's own split, against the profile's model parts (predict, inclusive).
         "summary_seconds": summary.get("seconds"),
+        "weights_sha256": (summary.get("model") or {}).get("weights_sha256"),
+        "model_epoch": ((summary.get("model") or {}).get("metadata") or {}).get("training", {}).get("epoch"),
         "profile_model_s": round(model, 3),
         "profile_predict_inclusive_s": round(timer.inclusive.get("model.other", 0.0), 3),
         **provenance(),
