@@ -21,9 +21,12 @@ A second, shorter run of each configuration under ``cProfile`` (``--cprofile-exa
 timed) writes the top 25 functions by cumulative and by own time beside the JSON, to name the
 hot functions inside each part.
 
-    nice -n 5 python benchmarks/profile_attack.py                    # every configuration
-    nice -n 5 python benchmarks/profile_attack.py --only mr-textfooler-base-bfloat16
+    nice -n 5 python benchmarks/profile_attack.py --threads 1        # every configuration
+    nice -n 5 python benchmarks/profile_attack.py --threads 1 --only mr-textfooler-base-bfloat16
     python benchmarks/profile_attack.py --table                      # markdown from the JSON
+
+On a shared, loaded machine use ``--threads 1``: two torch threads then mostly wait for each
+other (docs/benchmarks.md); the JSON records wall and CPU seconds per part either way.
 
 Output: ``results/benchmarks/profile/<dataset>-<recipe>-<model>-<dtype>.json`` and
 ``...cprofile.txt``.
@@ -63,7 +66,7 @@ MODELS = {  # (dataset, model) → trained model directory (git-ignored, on the 
 }
 MAX_LENGTH = {"mr": 64, "bbc": 128}  # the study's max length per dataset
 NUM_EXAMPLES = {"mr": 20, "bbc": 4}  # the first of the study's seeded sample (sample seed 0)
-CPROFILE_EXAMPLES = {"mr": 3, "bbc": 1}
+CPROFILE_EXAMPLES = {"mr": 2, "bbc": 1}
 
 # Setup: the one-time cost (loading model, data, resources; building the attack).
 SETUP, RUNNER = "setup", "runner"
@@ -532,7 +535,7 @@ def main() -> None:
     p.add_argument("--num-examples", type=int, default=None,
                    help="examples per configuration (default: 20 MR, 4 BBC)")
     p.add_argument("--cprofile-examples", type=int, default=None,
-                   help="examples of the cProfile run (default: 3 MR, 1 BBC; 0: none)")
+                   help="examples of the cProfile run (default: 2 MR, 1 BBC; 0: none)")
     p.add_argument("--out", type=Path, default=OUT, help=f"output directory ({OUT.relative_to(ROOT)})")
     p.add_argument("--threads", type=int, default=None,
                    help="torch intra-op threads (default: torch's, one per core); recorded")
