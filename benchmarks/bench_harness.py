@@ -111,6 +111,7 @@ def compare(clf: Any, examples: Any, recipe: str, args: argparse.Namespace, root
         "num_attacked": int(attacked.sum()),
         "per_example": [
             {"index": r["index"], "result_type": r["result_type"], "queries": r["queries"],
+             "num_words": r["num_words"],
              "old_s": float(o), "new_s": float(w), "old_model_s": float(mo),
              "new_model_s": float(mn)}
             for r, o, w, mo, mn in zip(runs["old"]["records"], old, new, model_old, model_new,

@@ -167,7 +167,7 @@ def test_attacks_give_identical_records_with_and_without_the_caches(
     assert "harness_cache" not in summaries[1]["config"]  # how fast, not what: not recorded
     run_json = [json.loads((out[h] / "run.json").read_text()) for h in (False, True)]
     assert run_json[0] == run_json[1]  # the same identity: either may resume the other
-    assert {r["result_type"] for r in new} >= {"successful"} or len(new) == len(LONG)
+    assert any(r["result_type"] != "skipped" for r in new)  # something was attacked
     # The caches were used, not just present.
     (attack,) = built
     (encoder,) = [c for c in attack.constraints if isinstance(c, CachedSentenceEncoder)]
