@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
+PLAIN = {"noise_std": 0.0, "num_masks": 0, "k0": 1, "k1": 1}  # RSMIConfig.plain: deterministic
 TIMING = ("wall_s", "model_s", "seconds", "attack_time_s", "wall_time_s", "created")
 
 
@@ -92,7 +93,8 @@ def compare(clf: Any, examples: Any, recipe: str, args: argparse.Namespace, root
                                seeds=(args.seed,), sample_seed=args.sample_seed,
                                max_length=args.max_length, cut_to_max_length=True,
                                model=args.model, data=args.data, dtype=clf.compute_dtype,
-                               shard=(i, n), harness_cache=which == "new")
+                               shard=(i, n), harness_cache=which == "new",
+                               model_overrides=PLAIN if args.plain else {})
             run_attack(clf, examples, cfg, paths[which], resources=resources)
     runs = {}
     for which, path in paths.items():
@@ -141,6 +143,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0, help="attack seed (0)")
     p.add_argument("--sample-seed", type=int, default=0, help="the study's sample seed (0)")
     p.add_argument("--dtype", default="float32")
+    p.add_argument("--plain", action="store_true",
+                   help="attack the model's deterministic view (no noise, no masks, one pass)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1)")
     p.add_argument("--out", default="runs/bench_harness")
     p.add_argument("--json", required=True, help="where the result JSON goes")
