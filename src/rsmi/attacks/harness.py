@@ -10,18 +10,21 @@ is the one TextAttack computes.
 
 * :class:`CachedSentenceEncoder`: the sentence encoder's rows are cached by their *content*,
   the exact token ids, attention mask and token types (padding included) that
-  ``SentenceTransformer.encode`` would feed the model for that row. The encoder's output for a
-  row depends only on those tensors, not on the other rows of its batch (checked once per
-  process on a probe, :func:`probe_is_exact`; where it does not hold the cache turns
-  itself off and says so), so a cached row is the float TextAttack would have computed. A call
-  whose every candidate is shorter than the window (each score is overwritten with 1) encodes
-  nothing.
+  ``SentenceTransformer.encode`` would feed the model for that row, and whether that row's
+  batch was padded. The encoder's output for a row depends on those and not on the other rows
+  of its batch (checked once per process on a probe, :func:`probe_is_exact`; where it does not
+  hold the cache turns itself off and says so), so a cached row is the float TextAttack would
+  have computed. A call whose every candidate is shorter than the window (each score is
+  overwritten with 1) encodes nothing.
 * :class:`HarnessAttack`: ``Attack`` whose constraint filter first asks the cheap, per-text
   constraints (``MaxWordsPerturbed``) whether they reject *every* candidate; then the result is
   empty whatever the expensive ones (POS tagger, sentence encoder) say, so they are not asked.
+  Within its ``attack``, ``AttackedText``'s word splitter answers repeats from a cache
+  (:func:`words_cache`).
 
-Caches are per attack object (one per run process), bounded (LRU), and keyed by content, so they
-are safe across examples: a value is a pure function of its key for the life of the process.
+The sentence-encoder cache belongs to its attack object (one per run), the word cache to the
+process; both are bounded (LRU) and keyed by content, so they are kept across examples: a value
+is a pure function of its key for the life of the process.
 ``AttackConfig.harness_cache = False`` (hidden flag ``--no-harness-cache``) builds the attack
 exactly as before, for comparison; results are identical either way, so the switch is not part
 of a run's identity.
