@@ -148,6 +148,33 @@ def select(points: list[dict[str, Any]]) -> dict[str, Any] | None:
                                     p["figures"]["cost"]["avg_forward_passes"] or 0.0))
 
 
+def _ci(pair: Any) -> str:
+    return f"[{pair[0]:.1f}, {pair[1]:.1f}]"
+
+
+def markdown(selection: dict[str, Any]) -> str:
+    """The table of docs/study.md's pilot subsection, from ``selection.json``."""
+    lines = ["| attacker (m, δ) | N | protocol AUA | deployed AUA, k = 1 | k = 5 | k = 25 | majority "
+             "of 20 | deployed − first, k = 1 (paired) | forward passes / example | s / example |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for pt in selection["points"]:
+        f = pt.get("figures")
+        if not f:
+            lines.append(f"| m = {pt['m']}, δ = {pt['delta']:g} | not run | | | | | | | | |")
+            continue
+        d, pr, k = f["deployed"], f["protocol"], f["deployed"]["k"]
+        diff = pt.get("deployed_k1_minus_first")
+        diff_text = "—" if diff is None else f"{diff['diff']:+.1f} {_ci(diff['ci95_paired_bootstrap'])}"
+        lines.append(
+            f"| {f['attacker']} | {f['num_examples']} | {pr['aua']:.1f} {_ci(pr['ci95_wilson'])} | "
+            f"{k['1']['aua']:.1f} {_ci(k['1']['ci95_bootstrap'])} | "
+            f"{k['5']['aua']:.1f} {_ci(k['5']['ci95_bootstrap'])} | "
+            f"{k['25']['aua']:.1f} {_ci(k['25']['ci95_bootstrap'])} | "
+            f"{d['majority_aua']:.1f} {_ci(d['majority_ci95_wilson'])} | {diff_text} | "
+            f"{f['cost']['avg_forward_passes']:,.0f} | {f['cost']['seconds_per_example']:.0f} |")
+    return "\n".join(lines)
+
+
 def _read(run: Path) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     from rsmi.attacks import read_records
 
@@ -232,15 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     from rsmi.store.atomic import atomic_write_json
 
     atomic_write_json(args.out / "selection.json", out)
-    for pt in points:
-        f = pt.get("figures")
-        if f:
-            d = f["deployed"]
-            print(f"{point_name(pt['m'], pt['delta']):10s} protocol AUA {f['protocol']['aua']:5.1f} "
-                  f"{f['protocol']['ci95_wilson']} · deployed k=1 {d['k']['1']['aua']:5.1f} "
-                  f"{d['k']['1']['ci95_bootstrap']} · k=5 {d['k']['5']['aua']:5.1f} · k=25 "
-                  f"{d['k']['25']['aua']:5.1f} · majority {d['majority_aua']:5.1f} · "
-                  f"{f['cost']['avg_forward_passes']:.0f} passes/example")
+    print(markdown(out))
     print(f"selected: {out['selected']} → {args.out / 'selection.json'}")
     return 0
 
