@@ -296,3 +296,20 @@ def test_a_run_attack_call_with_margin_on_a_deterministic_model_writes_nothing(
     with pytest.raises(ConfigError, match="deterministic model"):
         run_attack(clf, DATA[:3], config, tmp_path / "x", resources=resources)
     assert not (tmp_path / "x").exists()
+
+
+def test_a_study_row_runs_the_adaptive_attacker(tmp_path):
+    import yaml
+
+    from test_study import _config, study_mod
+
+    path = _config(tmp_path, "minilm", tmp_path / "toy.jsonl")
+    cfg = yaml.safe_load(path.read_text())
+    cfg["attacks"]["extra"] = [{"name": "adaptive", "recipe": "deepwordbug", "eot": 4,
+                                "eot_margin": 0.2, "attack_seeds": [0], "models": ["rsmi"]}]
+    path.write_text(yaml.safe_dump(cfg))
+    jobs = {j.id: j for j in study_mod.plan(study_mod.Study.load(path))}
+    argv = jobs["toy/attack/rsmi/seed-0/adaptive"].argv
+    assert argv[argv.index("--eot") + 1] == "4" and argv[argv.index("--eot-margin") + 1] == "0.2"
+    plain = {k: j for k, j in jobs.items() if k.endswith("/deepwordbug")}
+    assert plain and all("--eot-margin" not in j.argv for j in plain.values())
