@@ -99,31 +99,38 @@ def per_example(records: list[dict[str, Any]]) -> dict[str, np.ndarray]:
 
 
 def figures(summary: dict[str, Any], records: list[dict[str, Any]], seed: int) -> dict[str, Any]:
-    """One point's figures with their intervals, from its summary and records."""
+    """One point's figures with their intervals: the metrics from its records (rsmi's own
+    ``compute_metrics`` and ``fresh_block``, so an unfinished run is read as far as it got), the
+    attacker from its summary."""
+    from rsmi.attacks import compute_metrics
+    from rsmi.attacks.fresh import fresh_block
+
     ex = per_example(records)
     n = int(ex["robust"].size)
     rng = np.random.default_rng(seed)
-    block = summary.get("fresh_draws") or {}
+    metrics = compute_metrics(records)
+    block = fresh_block(records, deterministic=False) or {}
     deployed = {str(k): {"aua": round(100.0 * float(ex[f"k{k}"].mean()), 2),
                          "ci95_bootstrap": _bootstrap(ex[f"k{k}"], rng)} for k in K_SUBMISSIONS}
     return {
         "attacker": summary.get("attacker"),
         "num_examples": n,
-        "protocol": {"clean_accuracy": summary.get("clean_accuracy"),
+        "protocol": {"clean_accuracy": metrics["clean_accuracy"],
                      "aua": round(100.0 * float(ex["robust"].mean()), 2),
                      "ci95_wilson": _wilson(int(ex["robust"].sum()), n),
-                     "num_successful": summary.get("num_successful"),
-                     "num_failed": summary.get("num_failed"),
-                     "num_skipped": summary.get("num_skipped")},
+                     "num_successful": metrics["num_successful"],
+                     "num_failed": metrics["num_failed"],
+                     "num_skipped": metrics["num_skipped"]},
         "deployed": {"draws": block.get("draws"), "clean_accuracy": block.get("clean_accuracy"),
                      "num_attacked": block.get("num_attacked"), "k": deployed,
                      "majority_aua": round(100.0 * float(ex["majority"].mean()), 2),
                      "majority_ci95_wilson": _wilson(int(ex["majority"].sum()), n)},
-        "summary_block": {"accuracy_under_attack": block.get("accuracy_under_attack"),
-                          "majority_accuracy_under_attack": block.get("majority_accuracy_under_attack")},
-        "cost": {"avg_forward_passes": summary.get("avg_forward_passes"),
-                 "avg_queries": summary.get("avg_queries"),
-                 "seconds_per_example": round(float(summary.get("attack_time_s") or 0.0) / max(n, 1), 2),
+        "fresh_draws_block": {k: block.get(k) for k in (
+            "accuracy_under_attack", "majority_accuracy_under_attack", "accuracy_under_attack_k")},
+        "cost": {"avg_forward_passes": metrics["avg_forward_passes"],
+                 "avg_queries": metrics["avg_queries"],
+                 "seconds_per_example": round(sum(float(r.get("wall_s", 0.0)) for r in records)
+                                              / max(n, 1), 2),
                  "fresh_forward_passes_per_example": round(
                      float(block.get("forward_passes") or 0) / max(n, 1), 1)},
     }
@@ -140,8 +147,9 @@ def paired_difference(a: np.ndarray, b: np.ndarray, seed: int) -> dict[str, Any]
 
 
 def select(points: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The point of lowest deployed AUA (k = 1); ties: fewer forward passes per example."""
-    done = [p for p in points if p.get("figures")]
+    """The point of lowest deployed AUA (k = 1) among the finished ones; ties: fewer forward
+    passes per example."""
+    done = [p for p in points if p.get("figures") and p.get("complete", True)]
     if not done:
         return None
     return min(done, key=lambda p: (p["figures"]["deployed"]["k"]["1"]["aua"],
@@ -155,7 +163,7 @@ def _ci(pair: Any) -> str:
 def markdown(selection: dict[str, Any]) -> str:
     """The table of docs/study.md's pilot subsection, from ``selection.json``."""
     lines = ["| attacker (m, δ) | N | protocol AUA | deployed AUA, k = 1 | k = 5 | k = 25 | majority "
-             "of 20 | deployed − first, k = 1 (paired) | forward passes / example | s / example |",
+             "of 20 | deployed − first, k = 1 (paired) | forward passes / attacked example | s / example |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for pt in selection["points"]:
         f = pt.get("figures")
@@ -164,9 +172,11 @@ def markdown(selection: dict[str, Any]) -> str:
             continue
         d, pr, k = f["deployed"], f["protocol"], f["deployed"]["k"]
         diff = pt.get("deployed_k1_minus_first")
-        diff_text = "—" if diff is None else f"{diff['diff']:+.1f} {_ci(diff['ci95_paired_bootstrap'])}"
+        diff_text = "—" if diff is None else (
+            f"{diff['diff']:+.1f} {_ci(diff['ci95_paired_bootstrap'])} (N = {diff['num_examples']})")
+        n = f"{f['num_examples']}" + ("" if pt.get("complete", True) else " (unfinished)")
         lines.append(
-            f"| {f['attacker']} | {f['num_examples']} | {pr['aua']:.1f} {_ci(pr['ci95_wilson'])} | "
+            f"| {f['attacker']} | {n} | {pr['aua']:.1f} {_ci(pr['ci95_wilson'])} | "
             f"{k['1']['aua']:.1f} {_ci(k['1']['ci95_bootstrap'])} | "
             f"{k['5']['aua']:.1f} {_ci(k['5']['ci95_bootstrap'])} | "
             f"{k['25']['aua']:.1f} {_ci(k['25']['ci95_bootstrap'])} | "
@@ -227,16 +237,25 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"[{point_name(m, delta)}] failed (exit {rc})", file=sys.stderr)
         summary, records = _read(run)
         point: dict[str, Any] = {"m": m, "delta": delta, "run": str(run), "command": shlex.join(["rsmi", *cmd])}
-        if summary and summary.get("complete") and records:
+        records = [r for r in records if "p_correct_perturbed" in r]
+        if summary and records:  # an unfinished run is read as far as it got (complete: false)
+            point["complete"] = bool(summary.get("complete"))
             point["figures"] = figures(summary, records, BOOTSTRAP_SEED + i)
-            point["_values"] = per_example(records)["k1"]
+            ex = per_example(records)
+            point["_values"] = dict(zip(ex["index"].tolist(), ex["k1"].tolist(), strict=True))
         points.append(point)
     if args.dry_run:
         return 0
     first = next((pt for pt in points if "_values" in pt), None)
     for pt in points:
         if first is not None and "_values" in pt and pt is not first:
-            pt["deployed_k1_minus_first"] = paired_difference(pt["_values"], first["_values"], BOOTSTRAP_SEED)
+            common = sorted(set(pt["_values"]) & set(first["_values"]))  # the same examples
+            if common:
+                pt["deployed_k1_minus_first"] = {
+                    "num_examples": len(common),
+                    **paired_difference(np.array([pt["_values"][i] for i in common]),
+                                        np.array([first["_values"][i] for i in common]),
+                                        BOOTSTRAP_SEED)}
     for pt in points:
         pt.pop("_values", None)
     best = select(points)
@@ -252,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
                      f"95 % over examples ({BOOTSTRAP_RESAMPLES} resamples, seeded); differences: "
                      "paired bootstrap on the same examples",
         "points": points,
-        "complete": all("figures" in pt for pt in points),
+        "complete": all(pt.get("complete") for pt in points),
         "selected": None if best is None else {"m": best["m"], "delta": best["delta"],
                                                "attacker": best["figures"]["attacker"]},
     }
@@ -260,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
 
     atomic_write_json(args.out / "selection.json", out)
     print(markdown(out))
-    print(f"selected: {out['selected']} → {args.out / 'selection.json'}")
+    print(f"selected (finished points only): {out['selected']} → {args.out / 'selection.json'}")
     return 0
 
 

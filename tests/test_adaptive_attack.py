@@ -261,22 +261,30 @@ def test_dev_selection_takes_the_lowest_deployed_aua_and_breaks_ties_by_cost():
                                                      "cost": {"avg_forward_passes": passes}}}
 
     points = [point(1, 0.0, 40.0, 100), point(4, 0.0, 30.0, 400), point(8, 0.1, 30.0, 900),
-              {"m": 8, "delta": 0.3}]  # an unfinished point is not selected
+              {"m": 8, "delta": 0.3},  # not run
+              {**point(8, 0.3, 10.0, 900), "complete": False}]  # unfinished: not selected
     assert (sel.select(points)["m"], sel.select(points)["delta"]) == (4, 0.0)
+    common = {"seed": 0, "queries": 10, "forward_passes": 100, "perturbed_word_pct": 10.0,
+              "wall_s": 1.0, "fresh_draws": 20, "fresh_forward_passes": 40}
     records = [
-        {"index": 0, "result_type": "failed", "p_correct_original": 1.0, "p_correct_perturbed": 0.8},
-        {"index": 1, "result_type": "successful", "p_correct_original": 0.9, "p_correct_perturbed": 0.3},
-        {"index": 2, "result_type": "skipped", "p_correct_original": 0.2, "p_correct_perturbed": 0.2},
+        {**common, "index": 0, "result_type": "failed", "p_correct_original": 1.0,
+         "p_correct_perturbed": 0.8},
+        {**common, "index": 1, "result_type": "successful", "p_correct_original": 0.9,
+         "p_correct_perturbed": 0.3},
+        {**common, "index": 2, "result_type": "skipped", "p_correct_original": 0.2,
+         "p_correct_perturbed": 0.2},
     ]
     ex = sel.per_example(records)
     assert ex["robust"].tolist() == [True, False, False]
     assert ex["majority"].tolist() == [True, False, False]
     assert ex["k1"] == pytest.approx([0.8, 0.3, 0.0]) and ex["k5"] == pytest.approx([0.8**5, 0.3**5, 0])
-    summary = {"attacker": "direct", "clean_accuracy": 66.7, "avg_forward_passes": 10.0,
-               "attack_time_s": 3.0, "fresh_draws": {"draws": 20, "forward_passes": 120}}
-    f = sel.figures(summary, records, seed=0)
+    f = sel.figures({"attacker": "direct"}, records, seed=0)
     assert f["protocol"]["aua"] == pytest.approx(100 / 3, abs=0.01)
+    assert f["protocol"]["clean_accuracy"] == pytest.approx(200 / 3)
     assert f["deployed"]["k"]["1"]["aua"] == pytest.approx(100 * 1.1 / 3, abs=0.01)
+    # The same figure as rsmi's own fresh_draws block of these records.
+    assert f["fresh_draws_block"]["accuracy_under_attack"] == pytest.approx(100 * 1.1 / 3)
+    assert f["cost"]["avg_forward_passes"] == 100 and f["cost"]["seconds_per_example"] == 1.0
     lo, hi = f["deployed"]["k"]["1"]["ci95_bootstrap"]
     assert lo <= f["deployed"]["k"]["1"]["aua"] <= hi
     diff = sel.paired_difference(ex["k1"], ex["k1"], seed=0)
