@@ -7,7 +7,7 @@ lowest deployed AUA for one submission (k = 1); ties go to fewer forward passes 
 Every attack is ``rsmi attack`` itself, run as a subprocess with ``--resume`` (a killed
 selection continues where it stopped; a finished point is read, not re-run).
 
-Writes, under ``--out``: ``runs/m<m>-d<δ>/`` (each point's run: examples.jsonl, summary.json,
+Writes, under ``--out``: ``attacks/m<m>-d<δ>/`` (each point's run: examples.jsonl, summary.json,
 run.json) and ``selection.json``: per point the protocol AUA (Wilson 95 %), the deployed AUA for
 k = 1, 5, 25 submissions (percentile bootstrap 95 % over examples), the majority AUA (Wilson),
 the paired bootstrap of each point's deployed AUA (k = 1) minus the first point's, the cost
@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     python = [sys.executable, "-m", "rsmi.cli.main"]
     points: list[dict[str, Any]] = []
     for i, (m, delta) in enumerate(grid):
-        run = args.out / "runs" / point_name(m, delta)
+        run = args.out / "attacks" / point_name(m, delta)
         cmd = attack_argv(args, m, delta, run)
         if args.dry_run:
             print(shlex.join(["rsmi", *cmd]))
