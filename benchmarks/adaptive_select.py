@@ -163,7 +163,7 @@ def _ci(pair: Any) -> str:
 def markdown(selection: dict[str, Any]) -> str:
     """The table of docs/study.md's pilot subsection, from ``selection.json``."""
     lines = ["| attacker (m, δ) | N | protocol AUA | deployed AUA, k = 1 | k = 5 | k = 25 | majority "
-             "of 20 | deployed − first, k = 1 (paired) | forward passes / attacked example | s / example |",
+             "of 20 | deployed k = 1 minus the first and the previous point (paired) | forward passes / attacked example | s / example |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for pt in selection["points"]:
         f = pt.get("figures")
@@ -171,9 +171,12 @@ def markdown(selection: dict[str, Any]) -> str:
             lines.append(f"| m = {pt['m']}, δ = {pt['delta']:g} | not run | | | | | | | | |")
             continue
         d, pr, k = f["deployed"], f["protocol"], f["deployed"]["k"]
-        diff = pt.get("deployed_k1_minus_first")
-        diff_text = "—" if diff is None else (
-            f"{diff['diff']:+.1f} {_ci(diff['ci95_paired_bootstrap'])} (N = {diff['num_examples']})")
+        diffs = [pt.get("deployed_k1_minus_first"), pt.get("deployed_k1_minus_previous")]
+        if diffs[0] is not None and diffs[1] is not None and diffs[0]["versus"] == diffs[1]["versus"]:
+            diffs = diffs[:1]  # the previous point is the first
+        diff_text = " / ".join(
+            f"{x['diff']:+.1f} {_ci(x['ci95_paired_bootstrap'])} vs {x['versus']} (N = {x['num_examples']})"
+            for x in diffs if x) or "—"
         n = f"{f['num_examples']}" + ("" if pt.get("complete", True) else " (unfinished)")
         lines.append(
             f"| {f['attacker']} | {n} | {pr['aua']:.1f} {_ci(pr['ci95_wilson'])} | "
@@ -246,16 +249,16 @@ def main(argv: list[str] | None = None) -> int:
         points.append(point)
     if args.dry_run:
         return 0
-    first = next((pt for pt in points if "_values" in pt), None)
-    for pt in points:
-        if first is not None and "_values" in pt and pt is not first:
-            common = sorted(set(pt["_values"]) & set(first["_values"]))  # the same examples
+    run_points = [pt for pt in points if "_values" in pt]
+    for j, pt in enumerate(run_points[1:], start=1):  # against the first and the previous point
+        for key, other in (("deployed_k1_minus_first", run_points[0]),
+                           ("deployed_k1_minus_previous", run_points[j - 1])):
+            common = sorted(set(pt["_values"]) & set(other["_values"]))  # the same examples
             if common:
-                pt["deployed_k1_minus_first"] = {
-                    "num_examples": len(common),
-                    **paired_difference(np.array([pt["_values"][i] for i in common]),
-                                        np.array([first["_values"][i] for i in common]),
-                                        BOOTSTRAP_SEED)}
+                pt[key] = {"versus": point_name(other["m"], other["delta"]), "num_examples": len(common),
+                           **paired_difference(np.array([pt["_values"][i] for i in common]),
+                                               np.array([other["_values"][i] for i in common]),
+                                               BOOTSTRAP_SEED)}
     for pt in points:
         pt.pop("_values", None)
     best = select(points)

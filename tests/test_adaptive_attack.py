@@ -287,6 +287,9 @@ def test_dev_selection_takes_the_lowest_deployed_aua_and_breaks_ties_by_cost():
     assert f["cost"]["avg_forward_passes"] == 100 and f["cost"]["seconds_per_example"] == 1.0
     lo, hi = f["deployed"]["k"]["1"]["ci95_bootstrap"]
     assert lo <= f["deployed"]["k"]["1"]["aua"] <= hi
+    table = sel.markdown({"points": [{"m": 1, "delta": 0.0, "complete": False, "figures": f},
+                                     {"m": 8, "delta": 0.3}]})
+    assert "| direct | 3 (unfinished) | 33.3 [" in table and "| m = 8, δ = 0.3 | not run |" in table
     diff = sel.paired_difference(ex["k1"], ex["k1"], seed=0)
     assert diff["diff"] == 0 and diff["ci95_paired_bootstrap"] == (0.0, 0.0)
     argv = sel.attack_argv(sel.main.__globals__["argparse"].Namespace(
