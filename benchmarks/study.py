@@ -468,6 +468,8 @@ def attack_job(study: Study, ds: str, model: str, seed: int, row: dict[str, Any]
         argv.append("--transfer")
     if int(row.get("eot", 1)) > 1:
         argv += ["--eot", str(row["eot"])]
+    if float(row.get("eot_margin", 0) or 0) > 0:  # the adaptive margin-EOT attacker
+        argv += ["--eot-margin", f"{float(row['eot_margin']):g}"]
     argv += _flags(overrides)
     job = Job(job_id or f"{ds}/attack/{model}/seed-{seed}/{name}", argv,
               complete_summary(out) is not None)

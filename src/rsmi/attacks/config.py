@@ -109,6 +109,11 @@ class AttackConfig:
         sample_seed: seed of the example sample (the same examples for every attack seed).
         eot: ``m`` of the adaptive attack: each query is the mean probability of ``m``
             independent stochastic evaluations (1 = plain query).
+        eot_margin: ``δ`` of the adaptive margin-EOT attacker (:mod:`rsmi.attacks.goals`): the
+            search succeeds only when the query's mean probabilities are wrong by more than
+            ``δ`` (``max_{c≠y} p̄_c − p̄_y > δ``); 0 = TextAttack's untargeted goal exactly. A
+            config without it (0) is recorded exactly as before the field existed; the
+            identity always holds it, so a run recorded without it resumes as ``δ = 0``.
         transfer: attack the noise-off, mask-off model and re-score with the smoothed model.
         cache: TextAttack's output cache (None: the preset's, off except for ``authors``: a
             randomized model must be resampled at every query).
@@ -164,6 +169,7 @@ class AttackConfig:
     extra: dict[str, Any] = field(default_factory=dict)
     fresh_draws: int = 0
     harness_cache: bool = True
+    eot_margin: float = 0.0
 
     def __post_init__(self) -> None:
         if self.recipe not in RECIPES:
@@ -194,6 +200,7 @@ class AttackConfig:
             raise ConfigError(
                 "--eot has no effect with --transfer (the surrogate is deterministic): drop one"
             )
+        self._check_margin()
         if self.batch_size < 1:
             raise ConfigError(f"batch_size={self.batch_size} is invalid: it must be ≥ 1")
         if not isinstance(self.fresh_draws, int) or self.fresh_draws < 0:
@@ -219,6 +226,28 @@ class AttackConfig:
         if n < 1 or not 0 <= i < n:
             raise ConfigError(f"shard {i}/{n} is invalid: use i/n with 0 ≤ i < n")
 
+    def _check_margin(self) -> None:
+        margin = self.eot_margin
+        if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not (
+            math.isfinite(margin) and 0.0 <= margin < 1.0
+        ):
+            raise ConfigError(
+                f"eot_margin={margin!r} is invalid: the margin δ of the adaptive attacker must "
+                "lie in [0, 1) (0 = plain EOT goal; e.g. --eot-margin 0.2)"
+            )
+        object.__setattr__(self, "eot_margin", float(margin))
+        if self.transfer and margin > 0:
+            raise ConfigError(
+                "--eot-margin has no effect with --transfer (the search runs on the deterministic "
+                "surrogate and the smoothed model re-scores its final text once): drop one"
+            )
+
+    @property
+    def attacker(self) -> str:
+        """Who attacked, for reports: ``direct``, ``eot m=4``,
+        ``adaptive margin-EOT m=8 δ=0.2`` or ``transfer``."""
+        return attacker_label(self.eot, self.eot_margin, self.transfer)
+
     @property
     def preset_settings(self) -> Preset:
         return PRESET_SETTINGS[self.preset]
@@ -233,6 +262,8 @@ class AttackConfig:
         if not self.fresh_draws:  # runs without it are recorded as before the field existed
             out.pop("fresh_draws")
         out.pop("harness_cache")  # how fast, not what: the records are the same either way
+        if not self.eot_margin:  # likewise: δ = 0 is the attack as it ran before the field
+            out.pop("eot_margin")
         return out
 
     @classmethod
@@ -253,7 +284,19 @@ class AttackConfig:
         for key in ("batch_size", "seeds", "shard", "model_max_length"):
             out.pop(key)
         out.pop("fresh_draws", None)
+        out["eot_margin"] = self.eot_margin  # always compared: a run without it ran at δ = 0
         return out
+
+
+def attacker_label(eot: int, eot_margin: float = 0.0, transfer: bool = False) -> str:
+    """The attacker of a run in words (``summary.json``'s ``attacker``)."""
+    if transfer:
+        return "transfer"
+    if eot_margin:
+        return f"adaptive margin-EOT m={int(eot)} δ={float(eot_margin):g}"
+    if int(eot) > 1:
+        return f"eot m={int(eot)}"
+    return "direct"
 
 
 def parse_shard(text: str) -> tuple[int, int]:

@@ -266,14 +266,24 @@ def build_attack(model_wrapper: Any, cfg: AttackConfig, resources: Any) -> Attac
     """The attack ``cfg.recipe`` against ``model_wrapper`` under ``cfg.preset``.
 
     The goal function is untargeted classification with TextAttack's output cache only when
-    ``cfg.cache`` (a randomized model must be resampled at every query). A per-example query
+    ``cfg.cache`` (a randomized model must be resampled at every query); with
+    ``cfg.eot_margin`` δ > 0 it is the adaptive attacker's margin goal
+    (:class:`rsmi.attacks.goals.MarginUntargetedClassification`). A per-example query
     budget (TextDefender) is set by :func:`set_query_budget` before each example. With
     ``cfg.harness_cache`` (the default) the attack runs with the exact harness caches of
     :mod:`rsmi.attacks.harness`; the results are the same without them.
     """
-    goal = UntargetedClassification(
-        model_wrapper, use_cache=cfg.cache, model_batch_size=cfg.batch_size
-    )
+    if cfg.eot_margin:
+        from rsmi.attacks.goals import MarginUntargetedClassification
+
+        goal: UntargetedClassification = MarginUntargetedClassification(
+            model_wrapper, margin=cfg.eot_margin, use_cache=cfg.cache,
+            model_batch_size=cfg.batch_size,
+        )
+    else:
+        goal = UntargetedClassification(
+            model_wrapper, use_cache=cfg.cache, model_batch_size=cfg.batch_size
+        )
     attack = BUILDERS[cfg.recipe](goal, resources, cfg)
     _apply_preset(attack, cfg.preset_settings, resources)
     return accelerate(attack) if cfg.harness_cache else attack

@@ -37,7 +37,7 @@ import numpy as np
 
 from rsmi.attacks.config import AttackConfig, default_max_length
 from rsmi.attacks.example import attack_example
-from rsmi.attacks.fresh import score_missing, score_record, write_records
+from rsmi.attacks.fresh import is_deterministic, score_missing, score_record, write_records
 from rsmi.attacks.merge import merge_runs, recompute_summary
 from rsmi.attacks.metrics import FAILED, SKIPPED, SUCCESSFUL
 from rsmi.attacks.records import (
@@ -68,6 +68,7 @@ from rsmi.attacks.sampling import (
     shard_examples,
 )
 from rsmi.attacks.summary import build_summary, combine_seeds, describe_model
+from rsmi.errors import ConfigError
 from rsmi.runctl import stop_on_signals
 from rsmi.rundir import check_run_dir, claim_run
 
@@ -132,6 +133,7 @@ def run_attack(
     unknown = sorted(set(hooks) - set(AttackHooks.__annotations__))
     if unknown:
         raise TypeError(f"run_attack() got an unexpected keyword argument {unknown[0]!r}")
+    _check_margin_applies(classifier, config)  # before anything is written
     out = Path(out)
     owned = {"overwrite": overwrite, "legacy": ATTACK_RUN_FILES, "evidence": ATTACK_RUN_EVIDENCE}
     check_run_dir(out, "attack", **owned)  # before any work: never write into the user's files
@@ -227,6 +229,16 @@ def _prepare(
                       todo=shard_examples(selected, config.shard), num_selected=len(selected),
                       examples_sha256=examples_digest(selected), model_info=info,
                       started=started)
+
+
+def _check_margin_applies(classifier: Any, config: AttackConfig) -> None:
+    """The adaptive attacker's margin needs a randomized model (rsmi.attacks.goals)."""
+    if config.eot_margin and is_deterministic(classifier.config.replace(**config.model_overrides)):
+        raise ConfigError(
+            f"--eot-margin {config.eot_margin:g} has no effect on a deterministic model (no "
+            "noise, no masks: every query gives the same answer, so the deployed decision is "
+            "the plain argmax the direct attack already targets): drop --eot-margin"
+        )
 
 
 @dataclass

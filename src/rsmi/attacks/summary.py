@@ -36,6 +36,8 @@ def _run_fields(
         "recipe": config.recipe,
         "preset": config.preset,
         "eot": config.eot,
+        "eot_margin": config.eot_margin,
+        "attacker": config.attacker,
         "transfer": config.transfer,
         "cache": config.cache,
         "dtype": config.dtype,

@@ -54,6 +54,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--eot", type=int, default=1,
                    help="adaptive attack: each query = mean probability of M stochastic "
                    "evaluations (1)")
+    p.add_argument("--eot-margin", type=float, default=0.0, metavar="DELTA",
+                   help="adaptive margin-EOT attacker: the search succeeds only when the mean "
+                   "of the M evaluations is wrong by more than DELTA (max other class − true "
+                   "class probability > DELTA), in [0, 1); 0 = the plain EOT goal (0). Needs a "
+                   "randomized model; no effect with --transfer")
     p.add_argument("--transfer", action="store_true",
                    help="attack the noise-off model, re-score its adversarial examples with the "
                    "smoothed model")
@@ -142,6 +147,7 @@ def _config(args: argparse.Namespace, shard: tuple[int, int]) -> AttackConfig:
         model_overrides=inference_overrides(args, exclude=("max_length",)),
         dtype=resolve_dtype(args.dtype, _device(args)), fresh_draws=args.fresh_draws,
         harness_cache=args.harness_cache,
+        eot_margin=args.eot_margin,
     )
 
 

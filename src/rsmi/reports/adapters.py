@@ -82,13 +82,15 @@ def _attack_row(data: dict[str, Any], path: Path) -> ResultRow:
     seeds = data.get("seeds") or config.get("seeds") or ([data["seed"]] if "seed" in data else [])
     training = _first(data, "model.metadata.training", "training") or {}
     label_config = {
-        **config, **{k: data[k] for k in ("recipe", "eot", "transfer", "cache", "complete") if k in data}
+        **config,
+        **{k: data[k] for k in ("recipe", "eot", "eot_margin", "transfer", "cache", "complete") if k in data},
     }
     return ResultRow(
         model=_with_overrides(_model_name(model), config.get("model_overrides")),
         method=str(data.get("model_method") or data.get("method") or model_info.get("method") or "?"),
         attack=attack_label(label_config),
-        plain_attack=attack_label({**label_config, "transfer": False, "eot": 1, "complete": True}),
+        plain_attack=attack_label({**label_config, "transfer": False, "eot": 1, "eot_margin": 0.0,
+                                   "complete": True}),
         metrics={**dict(data.get("aggregate") or data), **fresh_metrics(data)},
         source=str(path),
         kind="attack",

@@ -34,11 +34,15 @@ FRESH_METRICS = {
 
 
 def attack_label(config: Mapping[str, Any]) -> str:
-    """``textfooler``, ``textfooler (EOT m=8)``, ``textfooler (transfer)`` ..."""
+    """``textfooler``, ``textfooler (EOT m=8)``, ``textfooler (margin-EOT m=8 δ=0.2)``,
+    ``textfooler (transfer)`` ... (the attacker: direct, EOT, adaptive margin-EOT, transfer)."""
     name = str(config.get("recipe", "?"))
     if config.get("transfer"):
         name += " (transfer)"
-    if int(config.get("eot", 1) or 1) > 1:
+    margin = float(config.get("eot_margin", 0.0) or 0.0)
+    if margin:
+        name += f" (margin-EOT m={int(config.get('eot', 1) or 1)} δ={margin:g})"
+    elif int(config.get("eot", 1) or 1) > 1:
         name += f" (EOT m={config['eot']})"
     preset = config.get("preset")
     if preset and preset != "textdefender":  # the protocol of every other row
