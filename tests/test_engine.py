@@ -147,3 +147,59 @@ def test_default_engine_is_torch_and_views_keep_theirs(make_classifier):
     assert view.engine_precision == "float32"
     assert view.configured(dtype="bfloat16").engine_precision == "bfloat16"
     assert clf.configured(engine="onnx-int8").engine_precision == "int8"
+
+
+def _attack_run(tmp_path, engine_recorded):
+    from rsmi.attacks import AttackConfig
+    from rsmi.attacks.resume import RunIdentity
+
+    run = tmp_path / "attack"
+    run.mkdir(exist_ok=True)
+    cfg = AttackConfig(recipe="deepwordbug", preset="recipe", num_examples=3, model="m")
+    meta = RunIdentity(cfg, num_selected=3, weights_sha256="a" * 64).to_dict()
+    assert meta["config"]["engine"] == "torch"  # recorded like dtype
+    if engine_recorded is None:
+        del meta["config"]["engine"]  # a run.json written before the setting existed
+    else:
+        meta["config"]["engine"] = engine_recorded
+    (run / "run.json").write_text(json.dumps(meta))
+    (run / "examples.jsonl").write_text(json.dumps({"index": 0, "result_type": "failed"}) + "\n")
+    return run, cfg
+
+
+@pytest.mark.parametrize("recorded", [None, "torch"])
+def test_attack_identity_records_the_engine(tmp_path, recorded):
+    from rsmi.attacks.resume import RunIdentity, check_resume
+    from rsmi.errors import ResumeError
+
+    run, cfg = _attack_run(tmp_path, recorded)
+    check_resume(run, RunIdentity(cfg, 3, weights_sha256="a" * 64), resume=True)  # old = torch
+    other = cfg.replace(engine="openvino")
+    assert other.identity()["engine"] == "openvino"
+    with pytest.raises(ResumeError, match="engine"):
+        check_resume(run, RunIdentity(other, 3, weights_sha256="a" * 64), resume=True)
+    with pytest.raises(ConfigError, match="engine='trt' is invalid"):
+        cfg.replace(engine="trt")
+
+
+def test_evaluation_and_cli_predict_record_and_use_the_engine(make_classifier, texts, tmp_path,
+                                                              capsys):
+    from rsmi.cli.main import main
+    from rsmi.training.evaluate import evaluate_with_predictions
+
+    clf = make_classifier(noise_std=0.2, noise_every=2, num_masks=1, k0=3, k1=4)
+    path = clf.save_pretrained(tmp_path / "model")
+    answers = {}
+    for engine in ("torch", "openvino"):
+        assert main(["predict", "--model", str(path), "--engine", engine, *texts[:4]]) == 0
+        answers[engine] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["label"] for r in answers["torch"]] == [r["label"] for r in answers["openvino"]]
+
+    class Item:
+        def __init__(self, text, label):
+            self.text, self.label = text, label
+
+    items = [Item(t, i % 2) for i, t in enumerate(texts[:3])]
+    measured, _ = evaluate_with_predictions(clf.configured(engine="openvino"), items, seed=0)
+    assert measured["engine"] == "openvino"
+    assert evaluate_with_predictions(clf, items, seed=0)[0]["engine"] == "torch"
