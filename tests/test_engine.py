@@ -203,3 +203,16 @@ def test_evaluation_and_cli_predict_record_and_use_the_engine(make_classifier, t
     measured, _ = evaluate_with_predictions(clf.configured(engine="openvino"), items, seed=0)
     assert measured["engine"] == "openvino"
     assert evaluate_with_predictions(clf, items, seed=0)[0]["engine"] == "torch"
+
+
+def test_bfloat16_hint_exports_a_float32_graph(make_classifier, texts):
+    """The export runs outside the caller's autocast: bf16 is OpenVINO's hint, not the graph's."""
+    from rsmi.engine.cache import cache_root
+
+    clf = make_classifier(noise_std=0.2, noise_every=2, num_masks=0)
+    rows, seeds = _rows(clf, texts)
+    reference = _logits(clf, rows, seeds)
+    got = _logits(clf.configured(dtype="bfloat16", engine="openvino"), rows, seeds)
+    torch.testing.assert_close(got, reference, rtol=0.05, atol=0.05)
+    xml = next(cache_root().glob("*/model.xml")).read_text()
+    assert 'element_type="bf16"' not in xml

@@ -71,7 +71,8 @@ class NoiseInputs(nn.Module):
             for i in self.blocks
         ]
         try:
-            with silent.activated(), torch.no_grad(), warnings.catch_warnings():
+            with silent.activated(), torch.no_grad(), warnings.catch_warnings(), \
+                    torch.autocast("cpu", enabled=False):  # a float32 graph, whatever the caller
                 warnings.simplefilter("ignore")  # tracer and deprecation chatter
                 yield
         finally:
