@@ -44,7 +44,8 @@ SETTINGS = {  # name -> (engine, dtype)
     "torch-float32": ("torch", "float32"),
     "torch-bfloat16": ("torch", "bfloat16"),
     "openvino-float32": ("openvino", "float32"),
-    "openvino-bfloat16": ("openvino", "bfloat16"),
+    "openvino-bf16": ("openvino-bf16", "bfloat16"),
+    "openvino-bf16+saliency-float32": ("openvino-bf16", "float32"),
     "onnx-float32": ("onnx", "float32"),
     "onnx-int8": ("onnx-int8", "float32"),
 }
@@ -179,7 +180,7 @@ def main() -> None:
     pr.add_argument("--chunk", type=int, default=50)
     pr.add_argument("--batch-size", type=int, default=32)
     at = sub.add_parser("attack")
-    at.add_argument("--engines", type=lambda s: s.split(","), default=["torch", "openvino"])
+    at.add_argument("--engines", type=lambda s: s.split(","), default=["torch", "openvino-bf16"])
     at.add_argument("--dtype", default="bfloat16")
     at.add_argument("--num-examples", type=int, default=20)
     at.add_argument("--interleave", type=int, default=4)

@@ -145,7 +145,9 @@ def test_default_engine_is_torch_and_views_keep_theirs(make_classifier):
     assert view.engine == "openvino" and clf.engine == "torch"
     assert view.configured().engine == "openvino"
     assert view.engine_precision == "float32"
-    assert view.configured(dtype="bfloat16").engine_precision == "bfloat16"
+    assert view.configured(dtype="bfloat16").engine_precision == "float32"  # its own precision
+    assert clf.configured(engine="openvino-bf16").engine_precision == "bfloat16"
+    assert clf.configured(dtype="bfloat16").engine_precision == "bfloat16"  # torch: the dtype
     assert clf.configured(engine="onnx-int8").engine_precision == "int8"
 
 
@@ -212,7 +214,7 @@ def test_bfloat16_hint_exports_a_float32_graph(make_classifier, texts):
     clf = make_classifier(noise_std=0.2, noise_every=2, num_masks=0)
     rows, seeds = _rows(clf, texts)
     reference = _logits(clf, rows, seeds)
-    got = _logits(clf.configured(dtype="bfloat16", engine="openvino"), rows, seeds)
+    got = _logits(clf.configured(dtype="bfloat16", engine="openvino-bf16"), rows, seeds)
     torch.testing.assert_close(got, reference, rtol=0.05, atol=0.05)
     xml = next(cache_root().glob("*/model.xml")).read_text()
     assert 'element_type="bf16"' not in xml

@@ -100,9 +100,9 @@ def add_engine_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--engine", choices=ENGINES, default=DEFAULT_ENGINE,
         help="where the Monte-Carlo passes (and the plain classifier's) run: torch (eager "
-        "PyTorch, the default), openvino (OpenVINO, in --dtype: float32, or bfloat16 through "
-        "its precision hint), onnx (ONNX Runtime, float32), onnx-int8; the saliency pass stays "
-        "in PyTorch; same seeds, same draws (docs/inference.md, 'Inference engines')",
+        "PyTorch, the default), openvino (OpenVINO, float32), openvino-bf16 (OpenVINO's "
+        "bfloat16 hint), onnx (ONNX Runtime, float32), onnx-int8; the saliency pass stays in "
+        "PyTorch, in --dtype; same seeds, same draws (docs/method.md, 'Inference engines')",
     )
 
 

@@ -14,12 +14,16 @@ give the same draws and, in float32, logits equal to PyTorch's within rounding.
 Engines (:data:`ENGINES`) and their precision:
 
 * ``"torch"`` — eager PyTorch (the default, the fallback and the reference);
-* ``"openvino"`` — OpenVINO on the CPU, in the classifier's compute ``dtype``: ``float32``, or
-  ``bfloat16`` through OpenVINO's inference-precision hint (``bf16``);
-* ``"onnx"`` — ONNX Runtime on the CPU, float32 (whatever ``dtype``: it then sets the saliency
-  pass only);
+* ``"openvino"`` — OpenVINO on the CPU, float32;
+* ``"openvino-bf16"`` — OpenVINO with its bfloat16 inference-precision hint (the graph and the
+  noise inputs stay float32; OpenVINO computes the matrix products in bfloat16);
+* ``"onnx"`` — ONNX Runtime on the CPU, float32;
 * ``"onnx-int8"`` — ONNX Runtime with dynamically quantized int8 weights (a measured candidate,
   not adopted: docs/benchmarks.md).
+
+An engine's name says its precision; the classifier's ``dtype`` still sets the precision of the
+passes that stay in PyTorch (the saliency pass), so ``dtype="float32", engine="openvino-bf16"``
+is a valid pair.
 
 The exported graph is cached under ``$RSMI_HOME/engine`` (:mod:`rsmi.engine.cache`), keyed by the
 weights, the engine, its precision and the opset; loading it runs no code (an OpenVINO IR or an
@@ -34,13 +38,18 @@ import torch
 
 from rsmi.errors import ConfigError
 
-ENGINES: tuple[str, ...] = ("torch", "onnx", "onnx-int8", "openvino")
+ENGINES: tuple[str, ...] = ("torch", "openvino", "openvino-bf16", "onnx", "onnx-int8")
 DEFAULT_ENGINE = "torch"
 # The PyPI package each engine needs (pinned in pyproject.toml's `engine` extra).
 PACKAGES: dict[str, tuple[str, str]] = {
     "onnx": ("onnxruntime", "onnxruntime onnx"),
     "onnx-int8": ("onnxruntime", "onnxruntime onnx"),
     "openvino": ("openvino", "openvino"),
+    "openvino-bf16": ("openvino", "openvino"),
+}
+# The precision of each engine's passes (torch: the classifier's compute dtype).
+PRECISIONS: dict[str, str] = {
+    "openvino": "float32", "openvino-bf16": "bfloat16", "onnx": "float32", "onnx-int8": "int8",
 }
 INSTALL_HINT = "pip install -e '.[engine]' (scripts/setup.sh installs it)"
 
@@ -81,16 +90,13 @@ def require_engine(engine: str, device: str | torch.device = "cpu") -> None:
 
 
 def engine_precision(engine: str, compute_dtype: str) -> str:
-    """The precision an engine's passes run in (what results record beside the engine)."""
-    if engine == "openvino":
-        if compute_dtype == "float16":
-            raise ConfigError("engine='openvino' runs float32 or bfloat16: use one of those dtypes")
-        return compute_dtype
-    if engine == "onnx-int8":
-        return "int8"
-    if engine == "onnx":
-        return "float32"
-    return compute_dtype
+    """The precision an engine's passes run in: its own, or ``compute_dtype`` for torch."""
+    return PRECISIONS.get(engine, compute_dtype)
+
+
+def runtime(engine: str) -> str:
+    """The runtime behind an engine name (``openvino`` or ``onnx``)."""
+    return "openvino" if engine.startswith("openvino") else "onnx"
 
 
 class EngineSetting:
@@ -109,7 +115,6 @@ class EngineSetting:
         """Switch where the passes without gradient run (checked now: package, device)."""
         name = normalize_engine(engine)
         require_engine(name, self.device)
-        engine_precision(name, self.compute_dtype)
         self.engine = name
 
     @property
@@ -124,10 +129,10 @@ class EngineSetting:
         from rsmi.engine.session import runner
 
         require_engine(self.engine, self.device)
-        return runner(self.model, self.engine, self.engine_precision)
+        return runner(self.model, runtime(self.engine), self.engine_precision)
 
 
 __all__ = [
     "DEFAULT_ENGINE", "ENGINES", "EngineSetting", "EngineUnavailableError", "engine_precision",
-    "normalize_engine", "require_engine",
+    "normalize_engine", "require_engine", "runtime",
 ]
