@@ -13,6 +13,7 @@ parameters were changed in place since (an optimiser step) or replaced gets its 
 from __future__ import annotations
 
 import functools
+import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -45,10 +46,12 @@ class OpenVINOSession:
              "PERFORMANCE_HINT": "LATENCY"},
         )
         self.request = self.compiled.create_infer_request()
+        self.lock = threading.Lock()  # one infer request: one call at a time (a server's threads)
 
     def run(self, feeds: Sequence[np.ndarray]) -> np.ndarray:
-        result = self.request.infer(list(feeds))
-        return np.array(result[self.compiled.output(0)], dtype=np.float32)
+        with self.lock:
+            result = self.request.infer(list(feeds))
+            return np.array(result[self.compiled.output(0)], dtype=np.float32)
 
 
 class OnnxSession:
