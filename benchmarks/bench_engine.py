@@ -12,6 +12,9 @@ to chunk, so a change of machine load hits every setting alike):
   noise on), clean accuracy with a paired exact McNemar test, and the largest difference of the
   probabilities.
 
+``passes`` — the noisy passes alone (``_forward_rows`` as step 1 calls it, 5 copies of a few
+sentences), every setting in turn, a few rounds: what the engine gains where it runs.
+
 ``attack`` — TextFooler on the RSMI model with the study's flags (textdefender preset, max
 length 64, cut to max length, bfloat16) in torch and in an engine, on the same examples,
 interleaved shard by shard; seconds per attacked example (the records' ``wall_s``), queries,
@@ -19,6 +22,8 @@ AUA and a paired exact McNemar test on the per-example outcome (correct under at
 
     python benchmarks/bench_engine.py predict --model runs/bench/mr-rsmi-paper \\
         --out results/benchmarks/engine/predict.json
+    python benchmarks/bench_engine.py passes --model runs/bench/mr-rsmi-paper \\
+        --out results/benchmarks/engine/passes.json
     python benchmarks/bench_engine.py attack --model runs/bench/mr-rsmi-paper \\
         --num-examples 20 --interleave 4 --run-dir runs/bench_engine \\
         --out results/benchmarks/engine/attack.json
@@ -120,54 +125,97 @@ def bench_predict(args: argparse.Namespace) -> dict:
     return out
 
 
+def bench_passes(args: argparse.Namespace) -> dict:
+    """The noisy passes alone (``_forward_rows``, as step 1 calls it): k0 = 5 copies of
+    ``--num-texts`` sentences, seeds as step 1's, every setting in turn, ``--rounds`` times."""
+    from rsmi import RSMIClassifier
+    from rsmi.data import load_dataset
+    from rsmi.inference import PASS_STEP1
+    from rsmi.noise import row_seed
+
+    base = RSMIClassifier.from_pretrained(args.model)
+    views = {name: base.configured(dtype=d, engine=e) for name, (e, d) in SETTINGS.items()
+             if name in args.settings}
+    texts = [e.text for e in load_dataset(args.data).split("test")[: args.num_texts]]
+    (idx, inputs), = base.batches(texts, len(texts))[0]
+    rows = base._repeat(inputs, 5)
+    seeds = [row_seed(0, int(i), PASS_STEP1, j) for i in idx for j in range(5)]
+    seconds: dict[str, list[float]] = {name: [] for name in views}
+    for r in range(args.rounds + 1):  # round 0: warm-up
+        for name, view in views.items():
+            with view.noise.activated():
+                t0 = time.perf_counter()
+                view._forward_rows(rows, seeds, 1024)
+                if r:
+                    seconds[name].append(time.perf_counter() - t0)
+    ref = float(np.median(seconds["torch-bfloat16"]))
+    return {"rows": int(rows["input_ids"].shape[0]), "tokens": int(rows["input_ids"].shape[1]),
+            "rounds": args.rounds, "settings": {
+                name: {"median_seconds": float(np.median(t)), "min_max": [min(t), max(t)],
+                       "speedup_vs_torch_bfloat16": ref / float(np.median(t))}
+                for name, t in seconds.items()}}
+
+
 def bench_attack(args: argparse.Namespace) -> dict:
     from rsmi import RSMIClassifier
-    from rsmi.attacks import AttackConfig, merge_runs, run_attack
-    from rsmi.attacks.records import read_records
+    from rsmi.attacks import AttackConfig, run_attack
     from rsmi.data import load_dataset
     from rsmi.resources import Resources
 
-    resources = Resources.load()
-    examples = load_dataset(args.data).split("test")
-    clf = RSMIClassifier.from_pretrained(args.model, dtype=args.dtype)
-    wall = dict.fromkeys(args.engines, 0.0)
-    n = args.interleave
-    for i in range(n):
-        for engine in args.engines if i % 2 == 0 else args.engines[::-1]:
-            cfg = AttackConfig(recipe="textfooler", preset="textdefender",
-                               num_examples=args.num_examples, seeds=(0,), model=args.model,
-                               data=args.data, dtype=clf.compute_dtype, max_length=64,
-                               cut_to_max_length=True, shard=(i, n), engine=engine)
-            t0 = time.perf_counter()
-            run_attack(clf, examples, cfg, Path(args.run_dir) / engine, resources=resources,
-                       resume=True)
-            wall[engine] += time.perf_counter() - t0
-    rows, outcome = {}, {}
+    if not args.summarize_only:
+        resources = Resources.load()
+        examples = load_dataset(args.data).split("test")
+        clf = RSMIClassifier.from_pretrained(args.model, dtype=args.dtype)
+        n = args.interleave
+        for i in range(n):  # shard by shard, the engines' order alternating
+            for engine in args.engines if i % 2 == 0 else args.engines[::-1]:
+                cfg = AttackConfig(recipe="textfooler", preset="textdefender",
+                                   num_examples=args.num_examples, seeds=(0,), model=args.model,
+                                   data=args.data, dtype=clf.compute_dtype, max_length=64,
+                                   cut_to_max_length=True, shard=(i, n), engine=engine)
+                run_attack(clf, examples, cfg, Path(args.run_dir) / engine,
+                           resources=resources, resume=True)
+            print(f"shard {i + 1}/{n} done", file=sys.stderr, flush=True)
+    return summarize_attack(args)
+
+
+def summarize_attack(args: argparse.Namespace) -> dict:
+    """Per-example figures over the examples every engine has attacked (a stopped run too)."""
+    from rsmi.attacks.records import read_records
+
+    records = {e: {r["index"]: r for path in sorted((Path(args.run_dir) / e).glob("**/examples.jsonl"))
+                   for r in read_records(path)} for e in args.engines}
+    common = sorted(set.intersection(*(set(r) for r in records.values())))
+    rows = {}
     for engine in args.engines:
-        run = Path(args.run_dir) / engine
-        summary = merge_runs([run], run) if n > 1 else json.loads((run / "summary.json").read_text())
-        records = sorted(read_records(run / "examples.jsonl"), key=lambda r: r["index"])
-        outcome[engine] = {r["index"]: r["result_type"] not in ("successful", "skipped")
-                           for r in records}
+        got = [records[engine][i] for i in common]
+        robust = np.array([r["result_type"] == "failed" for r in got])
         rows[engine] = {
-            "seconds_per_example": sum(r["wall_s"] for r in records) / max(len(records), 1),
-            "wall_s": wall[engine],
-            **{k: summary.get(k) for k in ("num_examples", "clean_accuracy",
-                                           "accuracy_under_attack", "attack_success_rate",
-                                           "avg_queries", "avg_forward_passes")},
+            "seconds_per_example": float(np.mean([r["wall_s"] for r in got])),
+            "median_seconds_per_example": float(np.median([r["wall_s"] for r in got])),
+            "accuracy_under_attack": float(robust.mean()),
+            "clean_accuracy": float(np.mean([r["result_type"] != "skipped" for r in got])),
+            "result_types": {t: sum(r["result_type"] == t for r in got)
+                             for t in ("successful", "failed", "skipped")},
+            "avg_queries": float(np.mean([r.get("queries", 0) for r in got])),
+            "model_seconds_per_example": float(np.mean([r.get("model_s") or 0 for r in got])),
         }
+        rows[engine]["_robust"] = robust
     ref = args.engines[0]
     for engine in args.engines[1:]:
-        common = sorted(set(outcome[ref]) & set(outcome[engine]))
-        a = np.array([outcome[ref][i] for i in common])
-        b = np.array([outcome[engine][i] for i in common])
+        a, b = rows[ref]["_robust"], rows[engine]["_robust"]
         table = [[int(np.sum(a & b)), int(np.sum(a & ~b))], [int(np.sum(~a & b)), int(np.sum(~a & ~b))]]
+        ratios = [records[ref][i]["wall_s"] / records[engine][i]["wall_s"] for i in common]
         rows[engine][f"vs_{ref}"] = {
             "speedup_per_example": rows[ref]["seconds_per_example"] / rows[engine]["seconds_per_example"],
-            "same_outcome_share": float(np.mean(a == b)), "mcnemar_table": table,
+            "per_example_ratio_min_median_max": [min(ratios), float(np.median(ratios)), max(ratios)],
+            "same_outcome_share": float(np.mean(a == b)), "robust_table": table,
             "mcnemar_exact_p": float(mcnemar(table, exact=True).pvalue),
         }
-    return {"dtype": args.dtype, "num_examples": args.num_examples, "interleave": n,
+    for row in rows.values():
+        row.pop("_robust")
+    return {"dtype": args.dtype, "num_examples_asked": args.num_examples,
+            "num_examples_done": len(common), "indices": common, "interleave": args.interleave,
             "flags": "--preset textdefender --max-length 64 --cut-to-max-length", "rows": rows}
 
 
@@ -179,13 +227,19 @@ def main() -> None:
     pr.add_argument("--num-texts", type=int, default=400)
     pr.add_argument("--chunk", type=int, default=50)
     pr.add_argument("--batch-size", type=int, default=32)
+    pa = sub.add_parser("passes")
+    pa.add_argument("--settings", type=lambda s: s.split(","), default=list(SETTINGS))
+    pa.add_argument("--num-texts", type=int, default=13)
+    pa.add_argument("--rounds", type=int, default=7)
     at = sub.add_parser("attack")
     at.add_argument("--engines", type=lambda s: s.split(","), default=["torch", "openvino-bf16"])
     at.add_argument("--dtype", default="bfloat16")
     at.add_argument("--num-examples", type=int, default=20)
     at.add_argument("--interleave", type=int, default=4)
     at.add_argument("--run-dir", default="runs/bench_engine")
-    for q in (pr, at):
+    at.add_argument("--summarize-only", action="store_true",
+                    help="only summarize the records already in --run-dir (a stopped run)")
+    for q in (pr, pa, at):
         q.add_argument("--model", required=True)
         q.add_argument("--data", default="mr")
         q.add_argument("--out", required=True)
@@ -193,7 +247,7 @@ def main() -> None:
     from rsmi.provenance import provenance
 
     started = machine()
-    result = bench_predict(args) if args.what == "predict" else bench_attack(args)
+    result = {"predict": bench_predict, "passes": bench_passes, "attack": bench_attack}[args.what](args)
     report = {"command": "python benchmarks/bench_engine.py " + " ".join(sys.argv[1:]),
               "machine": started, "load_average_at_end": os.getloadavg(), **result,
               "provenance": provenance()}
