@@ -199,6 +199,10 @@ def summarize_attack(args: argparse.Namespace) -> dict:
                              for t in ("successful", "failed", "skipped")},
             "avg_queries": float(np.mean([r.get("queries", 0) for r in got])),
             "model_seconds_per_example": float(np.mean([r.get("model_s") or 0 for r in got])),
+            "seconds_per_query": sum(r["wall_s"] for r in got) / max(sum(r.get("queries", 0)
+                                                                        for r in got), 1),
+            "model_seconds_per_query": sum(r.get("model_s") or 0 for r in got) / max(
+                sum(r.get("queries", 0) for r in got), 1),
         }
         rows[engine]["_robust"] = robust
     ref = args.engines[0]
@@ -208,6 +212,9 @@ def summarize_attack(args: argparse.Namespace) -> dict:
         ratios = [records[ref][i]["wall_s"] / records[engine][i]["wall_s"] for i in common]
         rows[engine][f"vs_{ref}"] = {
             "speedup_per_example": rows[ref]["seconds_per_example"] / rows[engine]["seconds_per_example"],
+            "speedup_per_query": rows[ref]["seconds_per_query"] / rows[engine]["seconds_per_query"],
+            "model_speedup_per_query": rows[ref]["model_seconds_per_query"]
+            / rows[engine]["model_seconds_per_query"],
             "per_example_ratio_min_median_max": [min(ratios), float(np.median(ratios)), max(ratios)],
             "same_outcome_share": float(np.mean(a == b)), "robust_table": table,
             "mcnemar_exact_p": float(mcnemar(table, exact=True).pvalue),
