@@ -12,10 +12,15 @@ order (phases below), so a study cut short still has the most important rows:
 1. ``train``: the fixed models (``models:``) on the first training seed;
 2. ``evaluate``: their clean test accuracy (``evaluation.json`` + ``predictions.jsonl``);
 3. ``attack``: the main attacks (``attacks.main``) on them;
-4. ``sweep-train`` / ``sweep-attack``: the RSMI grid (``sweep:``) trained on one seed and
-   attacked on the **dev** split; the best by the chosen metric (ties: clean accuracy, then
-   fewer forward passes) becomes the model ``sweep.name`` (``selection.json``);
-5. the selected model: evaluation and main attacks (its first seed is the sweep's run);
+4. ``sweep-train`` / ``sweep-attack``: each dev sweep — the RSMI grid (``sweep:``) and the named
+   ones (``sweeps:``, e.g. FreeLB++'s) — trained on one seed and attacked on the **dev** split;
+   the best by the chosen metric (ties: clean accuracy, then fewer forward passes) becomes the
+   sweep's model (``name``: ``rsmi-dev``, ``freelb-dev``; ``selection.json``). A sweep with
+   ``long_epochs`` then retrains its grid's winner for that many epochs (same seed,
+   ``<winner>-<E>ep``), attacks it on the same dev examples, and the better of the two by the
+   same rule (a full tie keeps the shorter training) becomes the model (``selection.json``:
+   ``grid_selected``, ``long``, ``why``);
+5. each sweep's model: evaluation and main attacks (its first seed is the sweep's run);
 6. ``extra`` rows (transfer, EOT, authors' preset and masking, inference ablations), on the
    first training seed unless a row lists ``train_seeds`` and on every dataset unless it lists
    ``datasets``; a row with inference ``overrides`` also gets its clean evaluation
@@ -26,7 +31,8 @@ Models and checkpoints go under ``runs_dir`` (git-ignored); what may be committe
 ``results_dir``/<dataset>/: ``models/<model>/seed-<s>/`` (training_config.json, log.jsonl,
 rsmi.json — never weights), ``eval/<model>/seed-<s>/test/`` (evaluation.json,
 predictions.jsonl), ``attacks/<model>/seed-<s>/<row>/`` (summary.json, examples.jsonl,
-run.json), ``sweep/`` (dev attacks, selection.json). Run from the repository root.
+run.json), ``sweep/`` (the ``sweep:`` block's dev attacks, selection.json), ``sweep-<name>/``
+(those of ``sweeps: {<name>: ...}``). Run from the repository root.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ import argparse
 import fnmatch
 import itertools
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -69,6 +76,106 @@ class Job:
 
 
 @dataclass
+class Sweep:
+    """One dev sweep: a grid of settings trained on one seed and attacked on **dev**; the best
+    by the rule ``select_by`` becomes the model ``name``. With ``long_epochs``, the grid's winner
+    is also trained for that many epochs (same seed) and attacked on the same dev examples, and
+    the better of the two by the same rule becomes the model.
+
+    ``key`` is None for the plan's single ``sweep:`` block (results in ``sweep/``, grid models
+    ``sweep-…``, model ``rsmi-dev`` by default); a named sweep of ``sweeps:`` has results in
+    ``sweep-<key>/``, grid models ``sweep-<key>-…`` and model ``<key>-dev`` by default.
+    """
+
+    key: str | None
+    spec: dict[str, Any]
+    default_seed: int = 0
+
+    @property
+    def folder(self) -> str:
+        """The results folder (under ``results_dir/<dataset>/``) and the grid models' prefix."""
+        return "sweep" if self.key is None else f"sweep-{self.key}"
+
+    @property
+    def name(self) -> str:
+        return str(self.spec.get("name", "rsmi-dev" if self.key is None else f"{self.key}-dev"))
+
+    @property
+    def seed(self) -> int:
+        return int(self.spec.get("seed", self.default_seed))
+
+    @property
+    def rule(self) -> dict[str, Any]:
+        return dict(self.spec.get("select_by") or {})
+
+    @property
+    def long_epochs(self) -> int | None:
+        value = self.spec.get("long_epochs")
+        return None if value is None else int(value)
+
+    def grid_models(self) -> dict[str, dict[str, Any]]:
+        """The grid's models, named ``<folder>-s<σ>-n<every>-m<masks>`` (and so on per key)."""
+        grid = self.spec.get("grid") or {}
+        keys = list(grid)
+        out = {}
+        for values in itertools.product(*(grid[k] for k in keys)):
+            name = self.folder + "-" + "-".join(
+                f"{_short(k)}{v}" for k, v in zip(keys, values, strict=True))
+            out[name] = {**(self.spec.get("base") or {}), **dict(zip(keys, values, strict=True))}
+        return out
+
+    def long_model(self, winner: str) -> str:
+        """The grid winner retrained for ``long_epochs``: ``<winner>-<epochs>ep``."""
+        return f"{winner}-{self.long_epochs}ep"
+
+    def settings(self, model: str) -> dict[str, Any] | None:
+        """A grid model's or a long model's settings (None: not one of this sweep's)."""
+        grid = self.grid_models()
+        if model in grid:
+            return grid[model]
+        suffix = f"-{self.long_epochs}ep"
+        if self.long_epochs and model.endswith(suffix) and model[: -len(suffix)] in grid:
+            return {**grid[model[: -len(suffix)]], "epochs": self.long_epochs}
+        return None
+
+    def attack_row(self) -> dict[str, Any]:
+        return {"recipe": self.rule.get("recipe", "textfooler"),
+                "attack_seeds": self.rule.get("attack_seeds", [0])}
+
+    def attack_dir(self, results_dir: Path, ds: str, model: str) -> Path:
+        name = f"{self.rule.get('split', 'dev')}-{self.rule.get('recipe', 'textfooler')}"
+        return results_dir / ds / self.folder / model / name
+
+
+# A named sweep's key becomes a folder and a model-name prefix.
+_SWEEP_KEY = re.compile(r"[a-z0-9][a-z0-9-]*")
+
+
+def _load_sweeps(path: str | Path, raw: dict[str, Any], first_seed: int) -> list[Sweep]:
+    """``sweep:`` (one unnamed sweep, as the plan always had) and ``sweeps:`` (named ones)."""
+    sweeps = [Sweep(None, dict(raw["sweep"]), first_seed)] if raw.get("sweep") else []
+    named = raw.get("sweeps") or {}
+    if not isinstance(named, dict):
+        raise ValueError(f"{path}: sweeps must map a name to a sweep block (as sweep:), "
+                         f"got {type(named).__name__}")
+    for key, spec in named.items():
+        if not _SWEEP_KEY.fullmatch(str(key)):
+            raise ValueError(f"{path}: sweep name {key!r} must be lower-case letters, digits "
+                             "and '-' (it names a results folder)")
+        sweeps.append(Sweep(str(key), dict(spec or {}), first_seed))
+    names = [s.name for s in sweeps]  # folders differ: a key names one
+    twice = sorted({v for v in names if names.count(v) > 1})
+    if twice:
+        raise ValueError(f"{path}: two sweeps share the model name {twice}: give each its own "
+                         "`name:`")
+    return sweeps
+
+
+# The selections found so far, by the sweep's model name (``rsmi-dev``, ``freelb-dev``).
+Selections = dict[str, dict[str, Any]]
+
+
+@dataclass
 class Study:
     """The parsed YAML plan (see ``benchmarks/study.yaml`` for every key)."""
 
@@ -79,7 +186,7 @@ class Study:
     train: dict[str, Any]
     seeds: list[int]
     models: dict[str, dict[str, Any]]
-    sweep: dict[str, Any] | None
+    sweeps: list[Sweep]
     attacks: dict[str, Any]
     device: str | None = None
     dtype: str | None = None
@@ -89,7 +196,7 @@ class Study:
     def load(cls, path: str | Path, **overrides: Any) -> Study:
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
         known = {"name", "runs_dir", "results_dir", "backbone", "datasets", "train", "models",
-                 "sweep", "attacks", "device", "dtype"}
+                 "sweep", "sweeps", "attacks", "device", "dtype"}
         unknown = sorted(set(raw) - known)
         if unknown:
             raise ValueError(f"{path}: unknown key(s) {unknown}; known: {sorted(known)}")
@@ -103,7 +210,7 @@ class Study:
             train=train,
             seeds=seeds,
             models=dict(raw.get("models") or {}),
-            sweep=raw.get("sweep"),
+            sweeps=_load_sweeps(path, raw, seeds[0]),
             attacks=dict(raw.get("attacks") or {}),
             device=raw.get("device"),
             dtype=raw.get("dtype"),
@@ -113,54 +220,53 @@ class Study:
                 setattr(study, key, Path(value) if key.endswith("_dir") else value)
         if not study.datasets or not study.models:
             raise ValueError(f"{path}: give at least one dataset and one model")
+        clash = sorted(set(study.models) & {s.name for s in study.sweeps})
+        if clash:
+            raise ValueError(f"{path}: {clash} is both a fixed model and a sweep's model: "
+                             "rename one")
         return study
 
     # ------------------------------------------------------------------ models
+    def sweep_for(self, model: str) -> Sweep | None:
+        """The sweep whose selected model is ``model`` (``rsmi-dev``), if any."""
+        return next((s for s in self.sweeps if s.name == model), None)
+
     def sweep_models(self) -> dict[str, dict[str, Any]]:
-        """The grid's models, named ``sweep-s<σ>-n<every>-m<masks>`` (and so on per key)."""
-        if not self.sweep:
-            return {}
-        grid = self.sweep.get("grid") or {}
-        keys = list(grid)
-        out = {}
-        for values in itertools.product(*(grid[k] for k in keys)):
-            name = "sweep-" + "-".join(f"{_short(k)}{v}" for k, v in zip(keys, values, strict=True))
-            out[name] = {**(self.sweep.get("base") or {}), **dict(zip(keys, values, strict=True))}
-        return out
+        """Every sweep's grid models, by name."""
+        return {name: spec for s in self.sweeps for name, spec in s.grid_models().items()}
 
-    @property
-    def selected_name(self) -> str | None:
-        return None if not self.sweep else str(self.sweep.get("name", "rsmi-dev"))
-
-    @property
-    def sweep_seed(self) -> int:
-        return int((self.sweep or {}).get("seed", self.seeds[0]))
-
-    def model_dir(self, ds: str, model: str, seed: int, selection: dict[str, Any] | None) -> Path:
-        if model == self.selected_name and selection and seed == self.sweep_seed:
-            model = selection["selected"]  # the selected setting's sweep run is its seed
+    def model_dir(self, ds: str, model: str, seed: int, selections: Selections | None) -> Path:
+        sweep, chosen = self.sweep_for(model), (selections or {}).get(model)
+        if sweep and chosen and seed == sweep.seed:
+            model = chosen["selected"]  # the selected setting's sweep run is its seed
         return self.runs_dir / ds / model / f"seed-{seed}"
 
-    def model_settings(self, model: str, selection: dict[str, Any] | None) -> dict[str, Any]:
-        if model == self.selected_name:
-            if not selection:
+    def model_settings(self, model: str, selections: Selections | None) -> dict[str, Any]:
+        sweep = self.sweep_for(model)
+        if sweep:
+            chosen = (selections or {}).get(model)
+            if not chosen:
                 raise LookupError(model)
-            return self.sweep_models()[selection["selected"]]
+            return dict(sweep.settings(chosen["selected"]) or {})
         if model in self.models:
             return dict(self.models[model])
-        return self.sweep_models()[model]
+        for sweep in self.sweeps:
+            settings = sweep.settings(model)
+            if settings is not None:
+                return settings
+        raise LookupError(model)
 
     def model_seeds(self, model: str) -> list[int]:
         spec = self.models.get(model, {})
         return [int(s) for s in spec.get("seeds", self.seeds)]
 
     def main_models(self) -> list[str]:
-        names = list(self.models)
-        return names + ([self.selected_name] if self.selected_name else [])
+        return list(self.models) + [s.name for s in self.sweeps]
 
 
 def _short(key: str) -> str:
-    return {"noise_std": "s", "noise_every": "n", "num_masks": "m"}.get(key, key + "_")
+    return {"noise_std": "s", "noise_every": "n", "num_masks": "m", "adv_steps": "k"}.get(
+        key, key + "_")
 
 
 def _flags(settings: dict[str, Any], skip: Iterable[str] = ()) -> list[str]:
@@ -212,48 +318,106 @@ def copy_records(src: Path, dst: Path) -> None:
 
 
 # ---------------------------------------------------------------------- selection
-def selection(study: Study, ds: str) -> tuple[dict[str, Any] | None, str | None]:
-    """The sweep's winner on dev (written to ``sweep/selection.json``), or why not yet."""
-    if not study.sweep:
+def selection(study: Study, ds: str, sweep: Sweep | None = None
+              ) -> tuple[dict[str, Any] | None, str | None]:
+    """A sweep's model on dev (written to ``<folder>/selection.json``), or why not yet.
+
+    ``sweep`` defaults to the plan's first sweep. Without ``long_epochs`` the grid's winner;
+    with it, the better of the grid's winner and its ``long_epochs`` retraining.
+    """
+    sweep = sweep or (study.sweeps[0] if study.sweeps else None)
+    if sweep is None:
         return None, "no sweep"
+    chosen, why = grid_selection(study, ds, sweep)
+    if chosen is None or not sweep.long_epochs:
+        return chosen, why
+    return long_selection(study, ds, sweep, chosen)
+
+
+def _rank(metric: str) -> Callable[[dict[str, Any]], tuple]:
+    """The selection rule: higher ``metric``; ties: higher clean accuracy, fewer forward passes."""
+    return lambda r: (-r[metric], -r["clean_accuracy"], r["avg_forward_passes"] or 0)
+
+
+def _dev_row(study: Study, ds: str, sweep: Sweep, name: str, metric: str) -> dict[str, Any] | None:
+    summary = complete_summary(sweep.attack_dir(study.results_dir, ds, name))
+    if summary is None:
+        return None
+    return {"model": name, metric: summary[metric], "clean_accuracy": summary["clean_accuracy"],
+            "avg_forward_passes": summary.get("avg_forward_passes"),
+            "settings": sweep.settings(name)}
+
+
+def grid_selection(study: Study, ds: str, sweep: Sweep) -> tuple[dict[str, Any] | None, str | None]:
+    """The best grid setting on dev by the sweep's rule, or why not yet."""
     rows, missing, excluded = [], 0, []
-    rule = study.sweep.get("select_by") or {}
+    rule = sweep.rule
     metric = rule.get("metric", "accuracy_under_attack")
-    for name in study.sweep_models():
-        why = did_not_learn(study.model_dir(ds, name, study.sweep_seed, None))
+    for name, settings in sweep.grid_models().items():
+        why = did_not_learn(study.model_dir(ds, name, sweep.seed, None))
         if why:
-            excluded.append({"model": name, "reason": why, "settings": study.sweep_models()[name]})
+            excluded.append({"model": name, "reason": why, "settings": settings})
             continue
-        summary = complete_summary(sweep_attack_dir(study, ds, name))
-        if summary is None:
+        row = _dev_row(study, ds, sweep, name, metric)
+        if row is None:
             missing += 1
             continue
-        rows.append({"model": name, metric: summary[metric],
-                     "clean_accuracy": summary["clean_accuracy"],
-                     "avg_forward_passes": summary.get("avg_forward_passes"),
-                     "settings": study.sweep_models()[name]})
+        rows.append(row)
     if missing:
         return None, f"selection waits for {missing} sweep dev attack(s)"
     if not rows:
         return None, "no sweep setting gave a model that learned"
-    rows.sort(key=lambda r: (-r[metric], -r["clean_accuracy"], r["avg_forward_passes"] or 0))
+    rows.sort(key=_rank(metric))
     chosen = {"selected": rows[0]["model"], "metric": metric, "split": rule.get("split", "dev"),
               "recipe": rule.get("recipe", "textfooler"), "rows": rows, "excluded": excluded}
     return chosen, None
 
 
-def sweep_attack_dir(study: Study, ds: str, model: str) -> Path:
-    rule = (study.sweep or {}).get("select_by") or {}
-    name = f"{rule.get('split', 'dev')}-{rule.get('recipe', 'textfooler')}"
-    return study.results_dir / ds / "sweep" / model / name
+def long_selection(study: Study, ds: str, sweep: Sweep, grid: dict[str, Any]
+                   ) -> tuple[dict[str, Any] | None, str | None]:
+    """The better on dev of the grid's winner and its ``long_epochs`` retraining (same seed,
+    same dev examples, the same rule; a full tie keeps the shorter training), or why not yet."""
+    winner, metric = grid["selected"], grid["metric"]
+    long = sweep.long_model(winner)
+    long_dir = study.model_dir(ds, long, sweep.seed, None)
+    record = {"model": long, "epochs": sweep.long_epochs}
+    why = did_not_learn(long_dir)
+    if why:
+        reason = f"{long} {why}: the grid's winner {winner} is kept"
+        return {**grid, "grid_selected": winner,
+                "long": {**record, "excluded": why}, "why": reason}, None
+    if not finished_training(long_dir):
+        return None, f"selection waits for {long} ({sweep.long_epochs} epochs) to train"
+    row = _dev_row(study, ds, sweep, long, metric)
+    if row is None:
+        return None, f"selection waits for the dev attack of {long}"
+    compared = sorted([grid["rows"][0], row], key=_rank(metric))  # stable: a tie keeps winner
+    return {**grid, "selected": compared[0]["model"], "grid_selected": winner,
+            "long": {**record, "rows": compared},
+            "why": _why(compared[0], compared[1], metric)}, None
+
+
+def _why(best: dict[str, Any], other: dict[str, Any], metric: str) -> str:
+    """Which step of the rule put ``best`` before ``other``, in words."""
+    head = f"{best['model']} over {other['model']}: "
+    if best[metric] != other[metric]:
+        return head + f"higher dev {metric} ({best[metric]} vs {other[metric]})"
+    tie = f"equal dev {metric} ({best[metric]}); "
+    if best["clean_accuracy"] != other["clean_accuracy"]:
+        return head + tie + (f"higher dev clean accuracy ({best['clean_accuracy']} vs "
+                             f"{other['clean_accuracy']})")
+    if (best["avg_forward_passes"] or 0) != (other["avg_forward_passes"] or 0):
+        return head + tie + (f"equal clean accuracy; fewer forward passes "
+                             f"({best['avg_forward_passes']} vs {other['avg_forward_passes']})")
+    return head + tie + "a full tie on the rule: the shorter training is kept"
 
 
 # ---------------------------------------------------------------------- jobs
-def train_job(study: Study, ds: str, model: str, seed: int, selection_: dict | None,
+def train_job(study: Study, ds: str, model: str, seed: int, selections: Selections | None,
               phase: str = "train") -> Job:
     spec = study.datasets[ds]
-    out = study.model_dir(ds, model, seed, selection_)
-    settings = {**study.train, **study.model_settings(model, selection_)}
+    out = study.model_dir(ds, model, seed, selections)
+    settings = {**study.train, **study.model_settings(model, selections)}
     settings.pop("seeds", None)
     argv = ["train", "--data", str(spec.get("data", ds)), "--model", study.backbone,
             "--out", str(out), "--seed", str(seed), "--max-length", str(spec["max_length"]),
@@ -263,11 +427,11 @@ def train_job(study: Study, ds: str, model: str, seed: int, selection_: dict | N
     return Job(name, argv, finished_training(out), after=lambda: copy_records(out, results))
 
 
-def evaluate_job(study: Study, ds: str, model: str, seed: int, selection_: dict | None,
+def evaluate_job(study: Study, ds: str, model: str, seed: int, selections: Selections | None,
                  overrides: dict[str, Any] | None = None, name: str | None = None) -> Job:
     """Clean test accuracy; with ``overrides`` (an inference setting) under ``test-<name>``."""
     spec = study.datasets[ds]
-    model_dir = study.model_dir(ds, model, seed, selection_)
+    model_dir = study.model_dir(ds, model, seed, selections)
     folder = "test" if name is None else f"test-{name}"
     out = study.results_dir / ds / "eval" / model / f"seed-{seed}" / folder / "evaluation.json"
     argv = ["evaluate", "--model", str(model_dir), "--data", str(spec.get("data", ds)),
@@ -279,16 +443,16 @@ def evaluate_job(study: Study, ds: str, model: str, seed: int, selection_: dict 
 
 
 def attack_job(study: Study, ds: str, model: str, seed: int, row: dict[str, Any],
-               selection_: dict | None, *, out: Path | None = None, job_id: str | None = None,
+               selections: Selections | None, *, out: Path | None = None, job_id: str | None = None,
                split: str = "test", num_examples: int | None = None) -> Job:
     spec = study.datasets[ds]
     cfg = study.attacks
-    model_dir = study.model_dir(ds, model, seed, selection_)
+    model_dir = study.model_dir(ds, model, seed, selections)
     name = row.get("name", row["recipe"])
     out = out or study.results_dir / ds / "attacks" / model / f"seed-{seed}" / name
     overrides = dict(row.get("overrides") or {})
     seeds = [int(s) for s in row.get("attack_seeds", cfg.get("attack_seeds", [0, 1, 2]))]
-    if not randomized(study.model_settings(model, selection_), overrides):
+    if not randomized(study.model_settings(model, selections), overrides):
         seeds = seeds[:1]  # a deterministic model gives the same result for every seed
     preset = row.get("preset", cfg.get("preset", "textdefender"))
     cut = row.get("cut_to_max_length", spec.get("cut_to_max_length", False))
@@ -341,6 +505,41 @@ def extra_scope(study: Study, row: dict[str, Any], first: int) -> tuple[list[str
     return names, seeds
 
 
+def sweep_jobs(study: Study, sweep: Sweep) -> list[Job]:
+    """A sweep's dev jobs: its grid trained on one seed, attacked on dev; with ``long_epochs``,
+    then the grid's winner retrained for that many epochs and attacked on the same examples."""
+    jobs: list[Job] = []
+    rule, row, seed = sweep.rule, sweep.attack_row(), sweep.seed
+
+    def dev_attack(ds: str, m: str) -> Job:
+        job = attack_job(study, ds, m, seed, row, None, out=sweep.attack_dir(study.results_dir, ds, m),
+                         job_id=f"{ds}/sweep-attack/{m}", split=rule.get("split", "dev"),
+                         num_examples=int(rule.get("num_examples", 100)))
+        why = did_not_learn(study.model_dir(ds, m, seed, None))
+        if why and not job.done:
+            job.blocked = f"not eligible: the model {why}"
+        return job
+
+    for ds in study.datasets:
+        jobs += [train_job(study, ds, m, seed, None, phase="sweep-train") for m in sweep.grid_models()]
+    for ds in study.datasets:
+        jobs += [dev_attack(ds, m) for m in sweep.grid_models()]
+    if not sweep.long_epochs:
+        return jobs
+    winners = {ds: grid_selection(study, ds, sweep) for ds in study.datasets}
+    for ds, (grid, why) in winners.items():
+        if grid is None:
+            jobs.append(Job(f"{ds}/sweep-train/{sweep.folder}-winner-{sweep.long_epochs}ep", [],
+                            False, blocked=f"waits for the grid's winner: {why}"))
+        else:
+            long = sweep.long_model(grid["selected"])
+            jobs.append(train_job(study, ds, long, seed, None, phase="sweep-train"))
+    for ds, (grid, _) in winners.items():
+        if grid is not None:
+            jobs.append(dev_attack(ds, sweep.long_model(grid["selected"])))
+    return jobs
+
+
 def plan(study: Study) -> list[Job]:
     """Every job of the study, in priority order, with its status on disk."""
     jobs: list[Job] = []
@@ -348,14 +547,21 @@ def plan(study: Study) -> list[Job]:
     extra_rows = list(study.attacks.get("extra") or [])
     attack_train_seeds = [int(s) for s in study.attacks.get("train_seeds", study.seeds)]
     first = study.seeds[0]
-    selections = {ds: selection(study, ds) for ds in study.datasets}
+    found = {ds: {s.name: selection(study, ds, s) for s in study.sweeps} for ds in study.datasets}
+    chosen: dict[str, Selections] = {
+        ds: {name: sel for name, (sel, _) in by_name.items() if sel is not None}
+        for ds, by_name in found.items()}
     fixed = list(study.models)
+
+    def waiting(ds: str, model: str) -> bool:
+        """A sweep's model whose selection is not there yet (its placeholder says why)."""
+        return study.sweep_for(model) is not None and model not in chosen[ds]
 
     def main_attacks(models: list[str], seeds: list[int]) -> None:
         for ds in study.datasets:
-            sel = selections[ds][0]
+            sel = chosen[ds]
             for row, model, seed in itertools.product(main_rows, models, seeds):
-                if model == study.selected_name and sel is None:
+                if waiting(ds, model):
                     continue  # its own blocked placeholder says why
                 if applies(row, model) and seed in study.model_seeds(model) \
                         and seed in attack_train_seeds:
@@ -367,47 +573,31 @@ def plan(study: Study) -> list[Job]:
     for ds in study.datasets:
         jobs += [evaluate_job(study, ds, m, first, None) for m in fixed if first in study.model_seeds(m)]
     main_attacks(fixed, [first])
-    # 4: the sweep on dev, then the selection.
-    if study.sweep:
-        rule = study.sweep.get("select_by") or {}
-        row = {"recipe": rule.get("recipe", "textfooler"),
-               "attack_seeds": rule.get("attack_seeds", [0])}
+    # 4: each sweep on dev (and its long step), then the selection.
+    for sweep in study.sweeps:
+        jobs += sweep_jobs(study, sweep)
+    # 5: each sweep's selected model on the first seed.
+    for sweep in study.sweeps:
+        name = sweep.name
         for ds in study.datasets:
-            jobs += [train_job(study, ds, m, study.sweep_seed, None, phase="sweep-train")
-                     for m in study.sweep_models()]
-        for ds in study.datasets:
-            for m in study.sweep_models():
-                job = attack_job(
-                    study, ds, m, study.sweep_seed, row, None, out=sweep_attack_dir(study, ds, m),
-                    job_id=f"{ds}/sweep-attack/{m}", split=rule.get("split", "dev"),
-                    num_examples=int(rule.get("num_examples", 100)),
-                )
-                why = did_not_learn(study.model_dir(ds, m, study.sweep_seed, None))
-                if why and not job.done:
-                    job.blocked = f"not eligible: the model {why}"
-                jobs.append(job)
-    # 5: the selected model on the first seed.
-    name = study.selected_name
-    if name:
-        for ds in study.datasets:
-            sel, why = selections[ds]
+            sel, why = found[ds][name]
             if sel is None:
                 jobs.append(Job(f"{ds}/evaluate/{name}/seed-{first}/test", [], False, blocked=why))
                 continue
-            if first != study.sweep_seed:
-                jobs.append(train_job(study, ds, name, first, sel))
-            jobs.append(evaluate_job(study, ds, name, first, sel))
+            if first != sweep.seed:
+                jobs.append(train_job(study, ds, name, first, chosen[ds]))
+            jobs.append(evaluate_job(study, ds, name, first, chosen[ds]))
         main_attacks([name], [first])
     # 6: extra rows, on the first seed unless the row names its ``train_seeds`` (and on every
     # dataset unless it names its ``datasets``).
     scopes = [extra_scope(study, row, first) for row in extra_rows]
     for ds in study.datasets:
-        sel = selections[ds][0]
+        sel = chosen[ds]
         for row, (row_datasets, row_seeds) in zip(extra_rows, scopes, strict=True):
             if ds not in row_datasets:
                 continue
             for model, seed in itertools.product(row.get("models", []), row_seeds):
-                if (model == name and sel is None) or seed not in study.model_seeds(model):
+                if waiting(ds, model) or seed not in study.model_seeds(model):
                     continue
                 if row.get("overrides"):  # the same inference setting's clean accuracy
                     jobs.append(evaluate_job(study, ds, model, seed, sel, row["overrides"],
@@ -415,12 +605,12 @@ def plan(study: Study) -> list[Job]:
                 jobs.append(attack_job(study, ds, model, seed, row, sel))
     # 7: the other seeds.
     rest = [s for s in study.seeds if s != first]
-    models = fixed + ([name] if name else [])
+    models = study.main_models()
     for ds in study.datasets:
-        sel = selections[ds][0]
+        sel = chosen[ds]
         for seed in rest:
             for m in models:
-                if (m == name and sel is None) or seed not in study.model_seeds(m):
+                if waiting(ds, m) or seed not in study.model_seeds(m):
                     continue
                 jobs.append(train_job(study, ds, m, seed, sel))
                 jobs.append(evaluate_job(study, ds, m, seed, sel))
@@ -436,10 +626,10 @@ def select_jobs(jobs: list[Job], only: str | None) -> list[Job]:
 
 
 def write_selections(study: Study) -> None:
-    for ds in study.datasets:
-        sel, _ = selection(study, ds)
+    for ds, sweep in itertools.product(study.datasets, study.sweeps):
+        sel, _ = selection(study, ds, sweep)
         if sel is not None:
-            path = study.results_dir / ds / "sweep" / "selection.json"
+            path = study.results_dir / ds / sweep.folder / "selection.json"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(sel, indent=2) + "\n", encoding="utf-8")
 

@@ -249,3 +249,190 @@ def test_an_extra_row_can_name_its_training_seeds_and_datasets(tmp_path):
         path.write_text(yaml.safe_dump(cfg))
         with pytest.raises(ValueError, match=re.escape(says)):
             study_mod.plan(study_mod.Study.load(path))
+
+
+# ---------------------------------------------------------------------- several sweeps (issue 27)
+FREELB_SWEEP = {"name": "freelb-dev", "seed": 0,
+                "base": {"method": "freelb", "adv_lr": 0.03, "adv_init_mag": 0.05,
+                         "adv_max_norm": 0.0},
+                "grid": {"adv_steps": [5, 10]},
+                "select_by": {"recipe": "deepwordbug", "split": "dev", "num_examples": 2}}
+
+
+def _by_id(study) -> dict:
+    return {j.id: j for j in study_mod.plan(study)}
+
+
+def _arg(job, flag: str) -> str:
+    return job.argv[job.argv.index(flag) + 1]
+
+
+def test_two_sweeps_plan_independent_jobs_and_selections(tmp_path):
+    path = _config(tmp_path, "minilm", tmp_path / "toy.jsonl", sweeps={"freelb": FREELB_SWEEP})
+    cfg = yaml.safe_load(path.read_text())
+    cfg["attacks"]["main"] = [{"recipe": "deepwordbug",
+                               "models": ["base", "rsmi-dev", "freelb-dev"]}]
+    path.write_text(yaml.safe_dump(cfg))
+    study = study_mod.Study.load(path)
+    runs, results = tmp_path / "runs" / "toy", tmp_path / "results" / "toy"
+    jobs = study_mod.plan(study)
+    ids = [j.id for j in jobs]
+    # The old sweep's jobs first (as before), then the named sweep's, each with its own names.
+    assert [i for i in ids if "/sweep-" in i] == [
+        "toy/sweep-train/sweep-s0.3", "toy/sweep-train/sweep-s0.6",
+        "toy/sweep-attack/sweep-s0.3", "toy/sweep-attack/sweep-s0.6",
+        "toy/sweep-train/sweep-freelb-k5", "toy/sweep-train/sweep-freelb-k10",
+        "toy/sweep-attack/sweep-freelb-k5", "toy/sweep-attack/sweep-freelb-k10"]
+    by_id = {j.id: j for j in jobs}
+    train = by_id["toy/sweep-train/sweep-freelb-k5"]
+    assert _arg(train, "--method") == "freelb" and _arg(train, "--adv-steps") == "5"
+    assert _arg(train, "--adv-max-norm") == "0.0" and "--freelb-preset" not in train.argv
+    dev = by_id["toy/sweep-attack/sweep-freelb-k10"]
+    assert _arg(dev, "--out") == str(results / "sweep-freelb" / "sweep-freelb-k10" / "dev-deepwordbug")
+    assert _arg(dev, "--split") == "dev" and _arg(dev, "--seeds") == "0"  # FreeLB: deterministic
+    assert by_id["toy/evaluate/freelb-dev/seed-0/test"].blocked == \
+        "selection waits for 2 sweep dev attack(s)"
+
+    # The RSMI sweep finishes: rsmi-dev is selected and runs; freelb-dev still waits.
+    for name, aua in (("sweep-s0.3", 0.2), ("sweep-s0.6", 0.4)):
+        _finish_training(runs / name / "seed-0")
+        _complete_summary(results / "sweep" / name / "dev-deepwordbug", aua, 0.8)
+    by_id = _by_id(study)
+    assert by_id["toy/evaluate/rsmi-dev/seed-0/test"].status == "todo"
+    assert "toy/attack/rsmi-dev/seed-0/deepwordbug" in by_id
+    assert by_id["toy/evaluate/freelb-dev/seed-0/test"].blocked.startswith("selection waits")
+    assert not any(i.startswith("toy/attack/freelb-dev") or i.startswith("toy/train/freelb-dev")
+                   for i in by_id)
+    assert study_mod.selection(study, "toy")[0]["selected"] == "sweep-s0.6"  # the first sweep
+    assert study_mod.selection(study, "toy", study.sweeps[1])[0] is None
+
+    # The FreeLB sweep finishes: its own winner, its own selection.json, its own model.
+    for name, aua in (("sweep-freelb-k5", 0.3), ("sweep-freelb-k10", 0.1)):
+        _finish_training(runs / name / "seed-0")
+        _complete_summary(results / "sweep-freelb" / name / "dev-deepwordbug", aua, 0.8)
+    study_mod.write_selections(study)
+    rsmi_sel = json.loads((results / "sweep" / "selection.json").read_text())
+    freelb_sel = json.loads((results / "sweep-freelb" / "selection.json").read_text())
+    assert rsmi_sel["selected"] == "sweep-s0.6" and freelb_sel["selected"] == "sweep-freelb-k5"
+    assert [r["model"] for r in freelb_sel["rows"]] == ["sweep-freelb-k5", "sweep-freelb-k10"]
+    by_id = _by_id(study)
+    evaluate = by_id["toy/evaluate/freelb-dev/seed-0/test"]
+    assert _arg(evaluate, "--model") == str(runs / "sweep-freelb-k5" / "seed-0")
+    attack = by_id["toy/attack/freelb-dev/seed-0/deepwordbug"]
+    assert _arg(attack, "--seeds") == "0" and _arg(attack, "--model").endswith("sweep-freelb-k5/seed-0")
+    seed1 = by_id["toy/train/freelb-dev/seed-1"]
+    assert _arg(seed1, "--adv-steps") == "5" and _arg(seed1, "--out") == str(runs / "freelb-dev" / "seed-1")
+    assert _arg(by_id["toy/train/rsmi-dev/seed-1"], "--noise-std") == "0.6"
+
+
+def test_sweeps_must_not_share_a_name_or_a_folder(tmp_path):
+    for changes, says in (
+        ({"sweeps": {"freelb": {**FREELB_SWEEP, "name": "rsmi-dev"}}}, "model name ['rsmi-dev']"),
+        ({"sweeps": {"Free LB": FREELB_SWEEP}}, "sweep name 'Free LB'"),
+        ({"sweeps": [FREELB_SWEEP]}, "sweeps must map a name to a sweep block"),
+        ({"sweeps": {"freelb": {**FREELB_SWEEP, "name": "base"}}}, "['base'] is both a fixed"),
+    ):
+        path = _config(tmp_path, "minilm", tmp_path / "toy.jsonl", **changes)
+        with pytest.raises(ValueError, match=re.escape(says)):
+            study_mod.Study.load(path)
+
+
+def test_the_long_step_waits_for_the_winner_then_its_dev_attack_and_the_better_is_the_model(tmp_path):
+    path = _config(tmp_path, "minilm", tmp_path / "toy.jsonl", sweep=None,
+                   sweeps={"freelb": {**FREELB_SWEEP, "long_epochs": 3}})
+    study = study_mod.Study.load(path)
+    runs, results = tmp_path / "runs" / "toy", tmp_path / "results" / "toy"
+    folder = results / "sweep-freelb"
+    by_id = _by_id(study)
+    placeholder = by_id["toy/sweep-train/sweep-freelb-winner-3ep"]
+    assert placeholder.blocked == "waits for the grid's winner: selection waits for 2 sweep dev attack(s)"
+    # The grid's winner is known (k5): its 3-epoch retraining, then its dev attack.
+    for name, aua in (("sweep-freelb-k5", 0.3), ("sweep-freelb-k10", 0.1)):
+        _finish_training(runs / name / "seed-0")
+        _complete_summary(folder / name / "dev-deepwordbug", aua, 0.8)
+    jobs = study_mod.plan(study)
+    ids = [j.id for j in jobs]
+    by_id = {j.id: j for j in jobs}
+    assert "toy/sweep-train/sweep-freelb-winner-3ep" not in by_id
+    long_train = by_id["toy/sweep-train/sweep-freelb-k5-3ep"]
+    assert long_train.status == "todo"
+    assert _arg(long_train, "--epochs") == "3" and _arg(long_train, "--adv-steps") == "5"
+    assert _arg(long_train, "--seed") == "0"
+    assert _arg(long_train, "--out") == str(runs / "sweep-freelb-k5-3ep" / "seed-0")
+    long_attack = by_id["toy/sweep-attack/sweep-freelb-k5-3ep"]
+    assert long_attack.blocked == "model not trained"
+    assert ids.index("toy/sweep-attack/sweep-freelb-k10") < ids.index(long_train.id) \
+        < ids.index(long_attack.id) < ids.index("toy/evaluate/freelb-dev/seed-0/test")
+    grid_attack = by_id["toy/sweep-attack/sweep-freelb-k5"]
+    for flag in ("--split", "--num-examples", "--sample-seed", "--seeds", "--recipe"):
+        assert _arg(long_attack, flag) == _arg(grid_attack, flag)  # the same dev examples
+    assert _arg(long_attack, "--out") == str(folder / "sweep-freelb-k5-3ep" / "dev-deepwordbug")
+    assert by_id["toy/evaluate/freelb-dev/seed-0/test"].blocked == \
+        "selection waits for sweep-freelb-k5-3ep (3 epochs) to train"
+    _finish_training(runs / "sweep-freelb-k5-3ep" / "seed-0")
+    by_id = _by_id(study)
+    assert by_id["toy/sweep-attack/sweep-freelb-k5-3ep"].status == "todo"
+    assert by_id["toy/evaluate/freelb-dev/seed-0/test"].blocked == \
+        "selection waits for the dev attack of sweep-freelb-k5-3ep"
+
+    # The longer training is better on dev: it becomes freelb-dev, seed 0 and the other seeds.
+    _complete_summary(folder / "sweep-freelb-k5-3ep" / "dev-deepwordbug", 0.4, 0.7)
+    study_mod.write_selections(study)
+    chosen = json.loads((folder / "selection.json").read_text())
+    assert chosen["selected"] == "sweep-freelb-k5-3ep" and chosen["grid_selected"] == "sweep-freelb-k5"
+    assert [r["model"] for r in chosen["long"]["rows"]] == ["sweep-freelb-k5-3ep", "sweep-freelb-k5"]
+    assert chosen["long"]["rows"][0]["settings"]["epochs"] == 3
+    assert chosen["why"] == ("sweep-freelb-k5-3ep over sweep-freelb-k5: higher dev "
+                             "accuracy_under_attack (0.4 vs 0.3)")
+    by_id = _by_id(study)
+    evaluate = by_id["toy/evaluate/freelb-dev/seed-0/test"]
+    assert _arg(evaluate, "--model") == str(runs / "sweep-freelb-k5-3ep" / "seed-0")
+    seed1 = by_id["toy/train/freelb-dev/seed-1"]
+    assert _arg(seed1, "--epochs") == "3" and _arg(seed1, "--adv-steps") == "5"
+
+    # Worse on dev: the 2-epoch winner stays; on a full tie too (the shorter training).
+    _complete_summary(folder / "sweep-freelb-k5-3ep" / "dev-deepwordbug", 0.3, 0.7)
+    chosen = study_mod.selection(study, "toy")[0]
+    assert chosen["selected"] == "sweep-freelb-k5"
+    assert "equal dev accuracy_under_attack (0.3); higher dev clean accuracy (0.8 vs 0.7)" \
+        in chosen["why"]
+    assert _arg(_by_id(study)["toy/train/freelb-dev/seed-1"], "--epochs") == "1"  # train.epochs
+    _complete_summary(folder / "sweep-freelb-k5-3ep" / "dev-deepwordbug", 0.3, 0.8)
+    chosen = study_mod.selection(study, "toy")[0]
+    assert chosen["selected"] == "sweep-freelb-k5" and chosen["why"].endswith(
+        "a full tie on the rule: the shorter training is kept")
+    # A longer training that did not learn is never chosen.
+    (runs / "sweep-freelb-k5-3ep" / "seed-0" / "log.jsonl").write_text(json.dumps(
+        {"event": "finished", "learned": False, "best_dev_accuracy": 0.5}) + "\n")
+    _complete_summary(folder / "sweep-freelb-k5-3ep" / "dev-deepwordbug", 0.9, 0.9)
+    chosen = study_mod.selection(study, "toy")[0]
+    assert chosen["selected"] == "sweep-freelb-k5"
+    assert chosen["long"]["excluded"].startswith("did not learn (dev accuracy 50.0 %")
+
+
+def _single_sweep_plan_text(module, tmp_path: Path) -> str:
+    """The toy plan with the single ``sweep:`` key, fresh and after the selection, with the
+    selection.json written (paths relative to tmp_path)."""
+    path = _config(tmp_path, "minilm", tmp_path / "toy.jsonl")
+    study = module.Study.load(path)
+
+    def listing() -> list[str]:
+        return [f"[{j.status}] {j.id}: {' '.join(j.argv)}" for j in module.plan(study)]
+
+    lines = listing()
+    runs, results = tmp_path / "runs" / "toy", tmp_path / "results" / "toy"
+    for name, aua, clean in (("sweep-s0.3", 0.5, 0.8), ("sweep-s0.6", 0.5, 0.9)):
+        _finish_training(runs / name / "seed-0")
+        _complete_summary(results / "sweep" / name / "dev-deepwordbug", aua, clean)
+    module.write_selections(study)
+    lines += ["--- after the selection"] + listing()
+    lines += ["--- selection.json", (results / "sweep" / "selection.json").read_text()]
+    return "\n".join(lines).replace(str(tmp_path), "<tmp>") + "\n"
+
+
+def test_the_single_sweep_key_plans_exactly_as_before(tmp_path):
+    """tests/fixtures/study/single_sweep_plan.txt was written by study.py before several sweeps
+    existed (commit 45d27f9): the old ``sweep:`` key gives the same jobs, commands, statuses
+    and selection.json, byte for byte."""
+    golden = ROOT / "tests" / "fixtures" / "study" / "single_sweep_plan.txt"
+    assert _single_sweep_plan_text(study_mod, tmp_path) == golden.read_text()

@@ -3,7 +3,8 @@
 ``rsmi pipeline`` (and ``scripts/main.sh``) run it on the embedded defaults: RSMI and the
 undefended ``base`` fine-tuning of the MiniLM backbone on MR, clean test accuracy, then
 TextFooler under the TextDefender protocol against both, with no output cache for the
-randomized model. Every stage writes its result under ``out`` and is skipped (or resumed) when
+randomized model and 20 fresh draws per attacked text (the deployed threat models beside the
+protocol one). Every stage writes its result under ``out`` and is skipped (or resumed) when
 run again, so a killed run loses nothing that was finished.
 """
 
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rsmi.config import RSMIConfig
-from rsmi.errors import ResumeError, StoreError
+from rsmi.errors import ConfigError, ResumeError, StoreError
 from rsmi.store.atomic import atomic_write_text
 from rsmi.store.names import (
     EVALUATION_FILE,
@@ -55,6 +56,11 @@ class PipelineConfig:
         attack_seeds: attack seeds of randomized models (mean ± std); a deterministic
             model is attacked with the first one only.
         eot: EOT samples per query for the randomized model (1 = plain queries).
+        fresh_draws: ``R``: a randomized model's attacks re-classify each example's original
+            and final text with R fresh draws (``rsmi attack --fresh-draws R``), so the table
+            gives the deployed threat models beside the protocol one; 0 = off. A finished
+            attack without them (or with another R) is re-scored, not attacked again
+            (:func:`rsmi.attacks.fresh.rescore_run`). Deterministic models need none.
         seed: training seed.
         rsmi_overrides: :class:`rsmi.RSMIConfig` fields for the ``rsmi`` method only (e.g.
             ``{"num_masks": 1}``); the other methods ignore them.
@@ -80,6 +86,7 @@ class PipelineConfig:
     num_examples: int = 100
     attack_seeds: tuple[int, ...] = (0, 1, 2)
     eot: int = 1
+    fresh_draws: int = 20  # rsmi.attacks.fresh.DEFAULT_DRAWS (not imported: it loads torch)
     seed: int = 0
     rsmi_overrides: dict[str, Any] = field(default_factory=dict)
     train_overrides: dict[str, Any] = field(default_factory=dict)
@@ -253,6 +260,7 @@ def attack_stage(
     run_dir = Path(cfg.out) / "attacks" / f"{method}-{recipe}"
     summary_path = run_dir / SUMMARY_FILE
     dtype = cfg.compute_dtype()
+    saved = (Path(model_dir) / MODEL_CARD_FILE).stat().st_mtime_ns  # a re-saved model is reloaded
     if summary_path.exists() and json.loads(summary_path.read_text()).get("complete"):
         summary = json.loads(summary_path.read_text())
         done = summary.get("dtype", "float32")
@@ -263,9 +271,15 @@ def attack_stage(
                 f"{dtype} by {cfg.engine}: choose another --out, or use the same --dtype and "
                 "--engine"
             )
+        if _needs_fresh_draws(cfg, summary, lambda: _load_for_attacks(str(model_dir), dtype, saved)):
+            from rsmi.attacks.fresh import rescore_run
+
+            say(f"[attack] {method} × {recipe}: finished, re-scoring its texts with "
+                f"{cfg.fresh_draws} fresh draws (deployed threat models)")
+            rescore_run(run_dir, _load_for_attacks(str(model_dir), dtype, saved), cfg.fresh_draws)
+            return run_dir
         say(f"[attack] {method} × {recipe}: finished, reused")
         return run_dir
-    saved = (Path(model_dir) / MODEL_CARD_FILE).stat().st_mtime_ns  # a re-saved model is reloaded
     clf = _load_for_attacks(str(model_dir), dtype, saved)
     randomized = clf.config.smoothing or clf.config.masking
     config = AttackConfig(
@@ -276,6 +290,7 @@ def attack_stage(
         # a deterministic model gives the same result for every seed, so it runs one.
         seeds=cfg.attack_seeds if randomized else cfg.attack_seeds[:1],
         eot=cfg.eot if randomized else 1,
+        fresh_draws=cfg.fresh_draws if randomized else 0,  # the deployed threat models
         model=str(model_dir),
         data=cfg.data,
         dtype=dtype,
@@ -287,6 +302,20 @@ def attack_stage(
     )
     run_attack(clf, dataset.split("test"), config, run_dir, resources=resources, resume=resume)
     return run_dir
+
+
+def _needs_fresh_draws(cfg: PipelineConfig, summary: dict[str, Any], load: Callable[[], Any]
+                       ) -> bool:
+    """A finished attack of a randomized model lacks the fresh draws ``cfg`` asks for (none, not
+    all records, or another R): it is re-scored rather than attacked again. The model's
+    settings are those the summary records (``load()``: the model, where it records none)."""
+    from rsmi.attacks.fresh import is_deterministic
+
+    block = summary.get("fresh_draws") or {}
+    if not cfg.fresh_draws or (block.get("complete") and block.get("draws") == cfg.fresh_draws):
+        return False
+    settings = (summary.get("model") or {}).get("rsmi_config") or load().config
+    return not is_deterministic(settings)
 
 
 PIPELINE_RUN_FILES = (PIPELINE_FILE, "models", "eval", "attacks", PIPELINE_REPORT_FILE,
@@ -303,6 +332,9 @@ def run_pipeline(
     """
     from rsmi.rundir import claim_run
 
+    if not isinstance(cfg.fresh_draws, int) or cfg.fresh_draws < 0:
+        raise ConfigError(f"fresh_draws={cfg.fresh_draws!r} is invalid: give R ≥ 1 fresh draws "
+                          "per attacked text (20 is the default), or 0 for none")
     with claim_run(cfg.out, "pipeline", overwrite=overwrite, legacy=PIPELINE_RUN_FILES,
                    evidence=(PIPELINE_FILE,)):
         return _run_pipeline(cfg, say)
@@ -334,16 +366,29 @@ def _run_pipeline(cfg: PipelineConfig, say: Say | None) -> list[Any]:
         write_model_card(model_dir, own)  # README.md with this model's results
         rows += own
     plot = reports.plot(rows, out / PIPELINE_PLOT_FILE, title=f"{cfg.data}: clean vs under attack")
+    fresh = (f"{cfg.fresh_draws} fresh draws per text for the deployed threat models"
+             if cfg.fresh_draws else "no fresh draws (protocol threat model only)")
     notes = (
         f"Data `{cfg.data}`, backbone `{cfg.model}`, {cfg.epochs} epoch(s), max length "
         f"{cfg.max_length}; attacks: {', '.join(cfg.recipes) or 'none'}, preset `{cfg.preset}`, "
-        f"{cfg.num_examples} test examples, attack seeds {list(cfg.attack_seeds)}, no output cache."
+        f"{cfg.num_examples} test examples, attack seeds {list(cfg.attack_seeds)}, no output "
+        f"cache, {fresh}."
     )
     atomic_write_text(
         out / PIPELINE_REPORT_FILE,
         reports.markdown_report(
-            rows, title="rsmi pipeline results", notes=notes, plot_file=plot.name
+            rows, title="rsmi pipeline results", notes=notes, plot_file=plot.name,
+            cols=table_columns(rows),
         ),
     )
     write_html(reports.ResultSet(rows), out / PIPELINE_HTML_FILE, title="rsmi pipeline results")
     return rows
+
+
+def table_columns(rows: list[Any]) -> list[str]:
+    """The main job's table: the default columns, and the deployed threat models beside the
+    protocol AUA when its attacks have fresh draws (printed and in ``report.md``)."""
+    from rsmi.reports import DEFAULT_COLUMNS
+    from rsmi.reports.threat_models import with_deployed
+
+    return with_deployed(DEFAULT_COLUMNS, rows)

@@ -138,6 +138,11 @@ class AttackConfig:
             threat models; 0 = off). It adds fields to the records and changes none of the
             attack's, so it is not part of the run identity, and a config without it (0) is
             recorded exactly as before the field existed.
+        harness_cache: run the attack with the exact harness caches of
+            :mod:`rsmi.attacks.harness` (sentence-encoder rows cached by content, the cheap
+            constraints asked first). The records are the same either way, so it is neither
+            recorded nor part of the run identity (a run may resume with either); ``False``
+            (hidden flag ``--no-harness-cache``) runs TextAttack's own path, for comparison.
     """
 
     recipe: str
@@ -162,6 +167,7 @@ class AttackConfig:
     engine: str = "torch"
     extra: dict[str, Any] = field(default_factory=dict)
     fresh_draws: int = 0
+    harness_cache: bool = True
 
     def __post_init__(self) -> None:
         if self.recipe not in RECIPES:
@@ -233,6 +239,7 @@ class AttackConfig:
         out["shard"] = list(self.shard)
         if not self.fresh_draws:  # runs without it are recorded as before the field existed
             out.pop("fresh_draws")
+        out.pop("harness_cache")  # how fast, not what: the records are the same either way
         return out
 
     @classmethod

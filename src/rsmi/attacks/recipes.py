@@ -24,6 +24,7 @@ from typing import Any
 
 from rsmi.attacks._textattack import require_textattack
 from rsmi.attacks.config import AttackConfig, Preset
+from rsmi.attacks.harness import accelerate
 from rsmi.errors import ConfigError, ModelLoadError
 
 require_textattack()
@@ -266,14 +267,16 @@ def build_attack(model_wrapper: Any, cfg: AttackConfig, resources: Any) -> Attac
 
     The goal function is untargeted classification with TextAttack's output cache only when
     ``cfg.cache`` (a randomized model must be resampled at every query). A per-example query
-    budget (TextDefender) is set by :func:`set_query_budget` before each example.
+    budget (TextDefender) is set by :func:`set_query_budget` before each example. With
+    ``cfg.harness_cache`` (the default) the attack runs with the exact harness caches of
+    :mod:`rsmi.attacks.harness`; the results are the same without them.
     """
     goal = UntargetedClassification(
         model_wrapper, use_cache=cfg.cache, model_batch_size=cfg.batch_size
     )
     attack = BUILDERS[cfg.recipe](goal, resources, cfg)
     _apply_preset(attack, cfg.preset_settings, resources)
-    return attack
+    return accelerate(attack) if cfg.harness_cache else attack
 
 
 def _apply_preset(attack: Attack, preset: Preset, resources: Any) -> None:

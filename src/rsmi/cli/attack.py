@@ -89,6 +89,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="output directory")
     add_inference_flags(p, exclude=("max_length",))  # --max-length is the attack's own
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    # The exact harness caches (rsmi.attacks.harness) off: TextAttack's own path, same records.
+    p.add_argument("--no-harness-cache", dest="harness_cache", action="store_false",
+                   help=argparse.SUPPRESS)
     p.set_defaults(func=run)
     msub = p.add_subparsers(dest="attack_command", metavar="merge|rescore")
     m = msub.add_parser("merge", help="combine shard runs and recompute the summary")
@@ -140,7 +143,7 @@ def _config(args: argparse.Namespace, shard: tuple[int, int]) -> AttackConfig:
         model=str(args.model), data=str(args.data), split=args.split,
         model_overrides=inference_overrides(args, exclude=("max_length",)),
         dtype=resolve_dtype(args.dtype, _device(args)), fresh_draws=args.fresh_draws,
-        engine=args.engine,
+        engine=args.engine, harness_cache=args.harness_cache,
     )
 
 

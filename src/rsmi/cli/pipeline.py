@@ -51,6 +51,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--num-examples", type=int, default=_DEFAULTS.num_examples)
     p.add_argument("--attack-seeds", type=_csv(int), default=_DEFAULTS.attack_seeds)
     p.add_argument("--eot", type=int, default=_DEFAULTS.eot)
+    p.add_argument("--fresh-draws", type=int, default=_DEFAULTS.fresh_draws, metavar="R",
+                   help="fresh draws per attacked text of a randomized model: the deployed "
+                   "threat models' columns beside the protocol AUA (default "
+                   f"{_DEFAULTS.fresh_draws}; 0: off). A finished attack without them is "
+                   "re-scored, not attacked again")
     p.add_argument("--seed", type=int, default=_DEFAULTS.seed)
     p.add_argument("--lr", type=float, default=None,
                    help="learning rate of every method (default: 5e-5 for hidden size ≤ 512, "
@@ -79,6 +84,7 @@ def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
         num_examples=args.num_examples,
         attack_seeds=args.attack_seeds,
         eot=args.eot,
+        fresh_draws=args.fresh_draws,
         seed=args.seed,
         rsmi_overrides=config_overrides(args, exclude=("max_length",)),
         train_overrides={} if args.lr is None else {"lr": args.lr},
@@ -101,14 +107,15 @@ def _given(options) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from rsmi import reports
-    from rsmi.pipeline import run_pipeline
+    from rsmi.pipeline import run_pipeline, table_columns
 
     out = console()
     cfg = pipeline_config(args)
     # Progress lines hold "[stage]" tags: print them as text, not as rich markup.
     rows = run_pipeline(cfg, say=lambda msg: out.print(msg, markup=False, highlight=False),
                         overwrite=args.overwrite)
-    out.print(reports.rich_table(rows, title=f"{cfg.data}: clean and under attack"))
+    out.print(reports.rich_table(rows, title=f"{cfg.data}: clean and under attack",
+                                 cols=table_columns(rows)))
     out.print(f"report: {cfg.out}/report.md, {cfg.out}/report.html (open in a browser), plot: "
               f"{cfg.out}/results.png; each model's card: README.md in {cfg.out}/models/<method>")
     return 0

@@ -10,7 +10,8 @@ from rsmi.cli._common import console
 from rsmi.cli.main import CLIError
 
 # "bars" and the ids of rsmi.reports.plots.FIGURES (kept literal: no matplotlib at CLI start-up)
-PLOT_KINDS = ("bars", "aua-vs-clean", "aua-vs-cost", "aua-vs-settings", "distributions")
+PLOT_KINDS = ("bars", "aua-vs-clean", "aua-vs-cost", "aua-vs-settings", "distributions",
+              "threat-models")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -88,14 +89,23 @@ def run(args: argparse.Namespace) -> int:
 
 def _compare(paths: list[str], factor: float | None) -> None:
     """``--compare A B``: exact McNemar, then the AUAs' difference and ratio with their paired
-    bootstrap 95 % intervals and what they say, per attack-seed pair."""
+    bootstrap 95 % intervals and what they say, per attack-seed pair; the same under the
+    deployed threat models (majority verdicts) when both runs have fresh draws."""
     from rsmi import reports
-    from rsmi.reports.tables import INTERVAL_PAIR_HEADERS, interval_cells
+    from rsmi.reports import threat_models as tm
+    from rsmi.reports.tables import (
+        DEPLOYED_INTERVAL_COLUMNS,
+        DEPLOYED_MCNEMAR_COLUMNS,
+        INTERVAL_PAIR_HEADERS,
+        deployed_pairs,
+        interval_cells,
+        rich_pair_table,
+    )
 
     a, b = (reports.load_row(p) for p in paths)
     pairs = reports.compare(a, b)
     out = console()
-    out.print(reports.rich_pairs(pairs, title="Paired comparison "
+    out.print(reports.rich_pairs(pairs, title="Paired comparison, protocol threat model "
                                  "(b: robust under A only, c: under B only)"))
     from rich.table import Table
 
@@ -106,6 +116,20 @@ def _compare(paths: list[str], factor: float | None) -> None:
     for p in pairs:
         table.add_row(f"{p.seed_a}/{p.seed_b}", *interval_cells(p, factor))
     out.print(table)
+    out.print(f"Verdicts above: {tm.PROTOCOL_VERDICT}.", markup=False, highlight=False)
+    deployed = deployed_pairs(pairs)
+    if deployed:
+        out.print(rich_pair_table(deployed, ("seeds", *DEPLOYED_MCNEMAR_COLUMNS), factor,
+                                  title="Paired comparison, deployed threat models (b: robust "
+                                  "under A only, c: under B only, majority verdicts)"))
+        out.print(rich_pair_table(deployed, ("seeds", *DEPLOYED_INTERVAL_COLUMNS), factor,
+                                  title="Deployed AUA (1 submission) of A against B: paired "
+                                  "bootstrap (10,000 resamples, seed 0), 95 % percentile "
+                                  "intervals"))
+        out.print(f"Verdicts above: {tm.MAJORITY_VERDICT}.", markup=False, highlight=False)
+    else:
+        out.print("Deployed threat models: not compared (a run without fresh draws; "
+                  "rsmi attack rescore adds them).", markup=False, highlight=False)
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
@@ -132,17 +156,20 @@ def _update_docs(files: list[str], *, check: bool) -> int:
 
 def _report(args: argparse.Namespace) -> None:
     from rsmi import reports
+    from rsmi.reports import threat_models as tm
 
     results = reports.ResultSet.load(args.runs)
     title = args.title or "Robustness results"
     out = console()
-    out.print(reports.rich_table(results.rows, title=title, cols=args.columns))
+    # without --columns: the deployed threat models beside the protocol AUA when runs have them
+    cols = args.columns or tm.with_deployed(reports.DEFAULT_COLUMNS, results.rows)
+    out.print(reports.rich_table(results.rows, title=title, cols=cols))
     seed_groups = results.training_seed_groups()
     if seed_groups:
         from rsmi.reports.tables import SEED_COLUMNS
 
         out.print(reports.rich_table(seed_groups, title="Across training seeds (mean ± std)",
-                                     cols=SEED_COLUMNS))
+                                     cols=tm.with_deployed(SEED_COLUMNS, seed_groups)))
     plot_name = None
     if args.plot:
         if args.plot_kind == "bars":
@@ -155,7 +182,7 @@ def _report(args: argparse.Namespace) -> None:
     if args.markdown:
         text = reports.markdown_report(
             results.rows, title=title, plot_file=plot_name, seed_groups=seed_groups,
-            pairs=results.pairs(), cols=args.columns,
+            pairs=results.pairs(), cols=cols,
         )
         from rsmi.reports.outputs import write_markdown
 

@@ -4,7 +4,9 @@ One model of the results (:mod:`rsmi.reports.model`: :class:`ResultRow`, :class:
 is read from the JSON files runs write; every renderer takes it: the terminal and Markdown
 tables (:mod:`~rsmi.reports.tables`), plots (:mod:`~rsmi.reports.plots`), the HTML page
 (:mod:`~rsmi.reports.html`) and the tables kept in the docs (:mod:`~rsmi.reports.docs`).
-Statistics (Wilson intervals, mean ± std, exact McNemar) live in :mod:`~rsmi.reports.stats`.
+Statistics (Wilson intervals, mean ± std, exact McNemar, paired bootstraps; majority verdicts of
+the deployed threat models) live in :mod:`~rsmi.reports.stats`; the threat models' names and
+descriptions, which every renderer shows, in :mod:`~rsmi.reports.threat_models`.
 Only this package and the CLI know how results look on screen.
 """
 

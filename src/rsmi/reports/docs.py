@@ -13,7 +13,8 @@ holding ``.git`` or ``pyproject.toml``). Options: ``--columns`` (names of
 :data:`rsmi.reports.tables.COLUMNS`), ``--table results|training-seeds|pairs`` (default
 results); with ``--table pairs``, ``--columns`` names :data:`rsmi.reports.tables.PAIR_COLUMNS`
 (bootstrap intervals of the difference and ratio of AUAs among them), ``--vs MODEL,...`` puts
-those models on the B side, ``--at-least C`` makes the verdict answer "A ≥ C × B?".
+those models on the B side, ``--at-least C`` makes the verdict answer "A ≥ C × B?"; pairs whose
+runs have fresh draws add the deployed threat models' table (majority verdicts) after it.
 ``tests/test_docs_tables.py`` fails when a committed block differs from what the
 committed results give.
 """
@@ -27,10 +28,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rsmi.errors import ConfigError, OutputError
+from rsmi.reports import threat_models as tm
 from rsmi.reports.discovery import NoResultsYet
 from rsmi.reports.grouping import ResultSet
 from rsmi.reports.tables import (
+    DEPLOYED_INTERVAL_COLUMNS,
+    DEPLOYED_MCNEMAR_COLUMNS,
+    DEPLOYED_PAIR_COLUMNS,
     SEED_COLUMNS,
+    deployed_pairs,
     markdown_pair_table,
     markdown_pairs,
     markdown_table,
@@ -137,9 +143,23 @@ def render_block(spec: BlockSpec, root: str | Path) -> str:
         if not pairs:  # one run per attack so far: nothing to pair, rather than an empty table
             return "_No two runs of one attack on the same examples yet._\n"
         if spec.columns is None and spec.at_least is None:
-            return markdown_pairs(pairs)  # the classic table
-        return markdown_pair_table(pairs, spec.columns, spec.at_least)
+            text = markdown_pairs(pairs)  # the classic table
+        else:
+            text = markdown_pair_table(pairs, spec.columns, spec.at_least)
+        return text + _deployed_block(pairs, spec)
     return markdown_table(results.rows, spec.columns)
+
+
+def _deployed_block(pairs: list, spec: BlockSpec) -> str:
+    """The deployed threat models' pairs table after the protocol one, when some pair's runs
+    have fresh draws (and the marker's ``--columns`` do not already name deployed columns)."""
+    deployed = deployed_pairs(pairs)
+    chosen = {c.strip() for c in (spec.columns or "").split(",")}
+    if not deployed or chosen & {*DEPLOYED_MCNEMAR_COLUMNS[1:], *DEPLOYED_INTERVAL_COLUMNS}:
+        return ""
+    return (f"\nAbove: {tm.PROTOCOL_VERDICT}. Below, the deployed threat models: "
+            f"{tm.MAJORITY_VERDICT}.\n\n"
+            + markdown_pair_table(deployed, DEPLOYED_PAIR_COLUMNS, spec.at_least))
 
 
 FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,}).*?^ {0,3}\1[ \t]*$", re.DOTALL | re.MULTILINE)

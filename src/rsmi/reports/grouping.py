@@ -3,7 +3,8 @@
 :class:`ResultSet` loads every result under the paths given (:mod:`rsmi.reports.discovery`,
 :mod:`rsmi.reports.adapters`) and groups them for the renderers: by dataset and attack, rows
 that differ only by training seed (:func:`aggregate_training_seeds`), and runs attacked on the
-same examples (:func:`compare`, exact McNemar).
+same examples (:func:`compare`, exact McNemar; under the deployed threat models too when the
+runs have fresh draws).
 """
 
 from __future__ import annotations
@@ -151,7 +152,10 @@ def aggregate_training_seeds(rows: Sequence[ResultRow]) -> ResultRow:
     first = rows[0]
     metrics: dict[str, Any] = {}
     for key in AGGREGATED_KEYS:
-        mean, std = stats.mean_std(r.value(key)[0] for r in rows)
+        values = [r.value(key)[0] for r in rows]
+        if key in FRESH_METRICS and None in values:  # not every seed has fresh draws: no
+            values = []  # spread over seeds to show (one seed's figure is not a mean ± std)
+        mean, std = stats.mean_std(values)
         metrics[key] = {"mean": mean, "std": std}
     seeds = sorted(r.training_seed for r in rows if r.training_seed is not None)
     models = sorted({r.model for r in rows})
@@ -200,13 +204,22 @@ def compare(row_a: ResultRow, row_b: ResultRow) -> list[stats.PairedComparison]:
                 "attack seed: compare runs with the same seeds, or a single-seed run with another"
             )
         pairs = [(s, s) for s in common]
+    deterministic = (_deterministic(row_a), _deterministic(row_b))
     return [
         replace(
             stats.compare_records(
                 row_a.records[sa], row_b.records[sb], label_a=row_a.label, label_b=row_b.label,
-                seed_a=sa, seed_b=sb,
+                seed_a=sa, seed_b=sb, deterministic=deterministic,
             ),
             training_seed_a=row_a.training_seed, training_seed_b=row_b.training_seed,
         )
         for sa, sb in pairs
     ]
+
+
+def _deterministic(row: ResultRow) -> bool:
+    """The row's model answers without randomness (no noise, no masks), as recorded; a row
+    whose settings were not recorded is not taken for one."""
+    from rsmi.attacks.fresh import is_deterministic
+
+    return bool(row.settings) and is_deterministic(row.settings)

@@ -1,7 +1,9 @@
 """The HTML report: one self-contained static page (no network, no server).
 
-Overview table (grouped by dataset and attack, provenance one click away), plots as inline SVG,
-training-seed spread, paired comparisons, and every attacked example with its word-level diff,
+Overview table (grouped by dataset and attack, provenance one click away; each threat model its
+own column when runs have fresh draws, with a legend), plots as inline SVG, training-seed
+spread, paired comparisons (a deployed block with majority verdicts beside the protocol one),
+and every attacked example with its word-level diff,
 filterable by result type and model (a few lines of inline JavaScript, no library).
 
 Safety: dataset and attack texts are untrusted. The page is rendered by Jinja2 with
@@ -22,17 +24,22 @@ from pathlib import Path
 from typing import Any
 
 from rsmi.reports import plots
+from rsmi.reports import threat_models as tm
 from rsmi.reports.grouping import ResultSet
 from rsmi.reports.outputs import GENERATOR
 from rsmi.reports.rows import ResultRow
 from rsmi.reports.tables import (
     COLUMNS,
+    DEPLOYED_PAIR_COLUMNS,
     INTERVAL_PAIR_HEADERS,
     SEED_COLUMNS,
+    Column,
     columns,
+    deployed_pairs,
     fmt,
     interval_cells,
     pair_cells,
+    pair_columns,
 )
 from rsmi.reports.tables import PAIR_HEADERS as PAIR_HEADERS
 from rsmi.store.atomic import atomic_write_text, check_output_file
@@ -151,6 +158,47 @@ def run_views(rows: Sequence[ResultRow]) -> list[RunView]:
     return out
 
 
+@dataclass(frozen=True)
+class HeaderView:
+    """A results-table column as the page heads it: the quantity, and the threat model its
+    number belongs to (``protocol (single draw)``, ``deployed, k = 5`` ...) when the page
+    shows more than one."""
+
+    column: Column
+    header: str
+    threat: str | None = None
+
+
+def result_headers(rows: Sequence[ResultRow]) -> list[HeaderView]:
+    """The page's results columns: the deployed threat models beside the protocol ones when
+    any row has fresh draws (:mod:`rsmi.reports.threat_models`), each headed by its name."""
+    deployed = tm.has_deployed(rows)
+    out = []
+    for col in columns(tm.with_deployed(HTML_COLUMNS, rows)):
+        threat = tm.of_column(col.name) if deployed else None
+        if threat is None:
+            out.append(HeaderView(col, col.header))
+        else:
+            quantity = "clean %" if col.name == threat.clean_column else "AUA %"
+            out.append(HeaderView(col, quantity, threat.name))
+    return out
+
+
+def _pair_view(pairs: Sequence[Any]) -> dict[str, Any]:
+    """The pairs tables of the page: the protocol block, and the deployed block of the pairs
+    whose runs have fresh draws; each says which verdicts its tests use."""
+    deployed = deployed_pairs(pairs)
+    chosen = pair_columns(DEPLOYED_PAIR_COLUMNS)
+    return {
+        "pair_headers": (*PAIR_HEADERS, *INTERVAL_PAIR_HEADERS),
+        "pairs": [pair_cells(p) + interval_cells(p) for p in pairs],
+        "protocol_verdict": tm.PROTOCOL_VERDICT,
+        "deployed_verdict": tm.MAJORITY_VERDICT,
+        "deployed_pair_headers": [c.header for c in chosen],
+        "deployed_pairs": [[c.cell(p, None) for c in chosen] for p in deployed],
+    }
+
+
 def _environment():
     import jinja2
 
@@ -172,18 +220,22 @@ def render_html(results: ResultSet, *, title: str = "Robustness results") -> str
         fig["svg"] = Markup(fig["svg"])  # matplotlib's SVG: numbers and escaped labels only
     runs = run_views(results.rows)
     models = sorted({v.row.model for v in runs})
+    headers = result_headers(results.rows)
+    seed_groups = results.training_seed_groups()
+    shown = [h.column.name for h in headers]
     return _environment().get_template("report.html").render(
         title=title,
         generator=GENERATOR,
         generated=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         nonce=secrets.token_urlsafe(16),
         groups=results.groups(),
-        columns=columns(HTML_COLUMNS),
+        columns=headers,
         intervals={k: COLUMNS[v] for k, v in INTERVALS.items()},
-        seed_columns=columns(SEED_COLUMNS),
-        seed_groups=results.training_seed_groups(),
-        pair_headers=(*PAIR_HEADERS, *INTERVAL_PAIR_HEADERS),
-        pairs=[pair_cells(p) + interval_cells(p) for p in results.pairs()],
+        threat_legend=tm.legend(shown) if tm.has_deployed(results.rows) else [],
+        no_fresh_draws=tm.NO_FRESH_DRAWS,
+        seed_columns=columns(tm.with_deployed(SEED_COLUMNS, seed_groups)),
+        seed_groups=seed_groups,
+        **_pair_view(results.pairs()),
         figures=figures,
         runs=runs,
         models=models,

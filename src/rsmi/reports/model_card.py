@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from rsmi.reports import threat_models as tm
 from rsmi.reports.rows import ResultRow
 from rsmi.reports.stats import wilson
 from rsmi.reports.tables import fmt_interval, markdown_table
@@ -163,8 +164,11 @@ def render_model_card(model_dir: str | os.PathLike[str], rows: Sequence[ResultRo
     if clean:
         parts += ["Clean accuracy (two-step smoothed prediction):\n", markdown_table(clean, CLEAN_COLUMNS) + "\n"]
     if attacked:
+        cols = tm.with_deployed(ATTACK_COLUMNS.split(","), attacked)
         parts += ["Under attack (AUA: accuracy under attack; ASR: attack success rate):\n",
-                  markdown_table(attacked, ATTACK_COLUMNS) + "\n"]
+                  markdown_table(attacked, cols) + "\n"]
+        if tm.has_deployed(attacked):
+            parts.append(tm.legend_line(cols) + " " + tm.NO_FRESH_DRAWS + ".\n")
     else:
         parts.append("Not attacked yet: `rsmi attack`, then `rsmi report --model-card "
                      f"{path} RUN_DIR` adds the robustness results here.\n")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rsmi.errors import ConfigError
+from rsmi.reports import threat_models as tm
 from rsmi.reports.outputs import PNG_METADATA
 from rsmi.reports.rows import INCOMPLETE, RSMI_SETTINGS, ResultRow
 from rsmi.store.atomic import atomic_write_bytes, check_output_file
@@ -51,13 +52,20 @@ def plot(
     path: str | Path,
     title: str = "Clean accuracy and accuracy under attack",
 ) -> Path:
-    """A bar chart: clean accuracy and AUA (with std error bars) per model and attack (PNG)."""
+    """A bar chart: clean accuracy and AUA (with std error bars) per model and attack (PNG).
+
+    When any row has fresh draws, each deployed threat model is a bar of its own beside the
+    protocol AUA (:mod:`rsmi.reports.threat_models`); a row without them has no such bar."""
     check_output_file(path, "plot")
     plt = _pyplot()
     labels = [_text(f"{r.shown_model}\n{r.attack}") for r in rows]
     clean = [r.value("clean_accuracy") for r in rows]
     aua = [r.value("accuracy_under_attack") for r in rows]
     xs = range(len(rows))
+    if tm.has_deployed(rows):
+        fig = _threat_model_bars(plt, rows, labels)
+        fig.axes[0].set_title(_text(title))
+        return _write_png(fig, path, dpi=120, bbox_inches="tight")
     fig, ax = plt.subplots(figsize=(max(5.0, 1.6 * len(rows)), 4.0))
     width = 0.38
     ax.bar([x - width / 2 for x in xs], [c[0] or 0 for c in clean], width,
@@ -72,6 +80,60 @@ def plot(
     ax.legend(fontsize=8)
     fig.tight_layout()
     return _write_png(fig, path, dpi=120)
+
+
+def _threat_model_bars(plt: Any, rows: Sequence[ResultRow], labels: Sequence[str]) -> Any:
+    """Clean accuracy, then the AUA of each threat model, per row (grouped vertical bars); a
+    row without a figure has no bar for it."""
+    series = [("clean accuracy", "clean_accuracy")] + [
+        (f"AUA, {t.name}", t.metric) for t in tm.THREAT_MODELS]
+    fig, ax = plt.subplots(figsize=(max(6.0, 2.2 * len(rows)), 4.2))
+    width = 0.8 / len(series)
+    for j, (name, key) in enumerate(series):
+        pts = [(i, r.value(key)) for i, r in enumerate(rows) if r.value(key)[0] is not None]
+        if not pts:
+            continue
+        ax.bar([i - 0.4 + width * (j + 0.5) for i, _ in pts], [v[0] for _, v in pts], width,
+               label=_text(name), color=f"C{j}", **_std_bars("yerr", [v for _, v in pts]))
+    ax.set_xticks(list(range(len(rows))))
+    ax.set_xticklabels(labels, fontsize=8)
+    ax.set_ylabel("%")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return fig
+
+
+def _std_bars(kind: str, values: Sequence[tuple[float | None, float | None]]) -> dict[str, Any]:
+    """``{kind: stds}`` error bars (± std over seeds) when any value has one, else none."""
+    if not any(v[1] for v in values):
+        return {}
+    return {kind: [v[1] or 0 for v in values], "capsize": 2}
+
+
+def threat_models(rows: Sequence[ResultRow]) -> Any | None:
+    """Per attack run with fresh draws: AUA under each threat model (protocol, deployed for 1,
+    5 and 25 submissions, majority), as grouped horizontal bars."""
+    runs = [r for r in _attack_rows(rows) if r.value(tm.DEPLOYED.metric)[0] is not None]
+    if not runs:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.0, 0.5 * len(runs) * len(tm.THREAT_MODELS) / 2 + 1.6))
+    height = 0.8 / len(tm.THREAT_MODELS)
+    for j, t in enumerate(tm.THREAT_MODELS):
+        pts = [(i, r.value(t.metric)) for i, r in enumerate(runs) if r.value(t.metric)[0] is not None]
+        ax.barh([i - 0.4 + height * (j + 0.5) for i, _ in pts], [v[0] for _, v in pts], height,
+                label=_text(t.name), color=f"C{j}", **_std_bars("xerr", [v for _, v in pts]))
+    ax.set_yticks(list(range(len(runs))))
+    ax.set_yticklabels([_text(f"{r.shown_model} · {r.attack} ({r.dataset})") for r in runs],
+                       fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("accuracy under attack % (bars: ± std over attack seeds)")
+    ax.grid(alpha=0.3, axis="x")
+    ax.legend(fontsize=7, title="threat model", title_fontsize=7, loc="upper left",
+              bbox_to_anchor=(1.01, 1.0))
+    ax.set_title("AUA by threat model")
+    return fig
 
 
 def svg(fig: Any, salt: str) -> str:
@@ -136,6 +198,7 @@ def _scatter(ax: Any, rows: Sequence[ResultRow], xs: Sequence[float], xerr: Sequ
             for x, _, r in pts:
                 name = f"{r.shown_model} ({r.dataset})" + (f", N = {r.num_examples}" if partial else "")
                 labels.setdefault((x, r.value("accuracy_under_attack")[0]), []).append(name)
+    _deployed_points(ax, groups)
     ys = [y for _, y in labels] or [0.0]
     close = 0.04 * ((max(ys) - min(ys)) or 1.0)  # labels nearer than this would overprint
     placed: list[tuple[float, float]] = []
@@ -149,6 +212,24 @@ def _scatter(ax: Any, rows: Sequence[ResultRow], xs: Sequence[float], xerr: Sequ
     ax.set_ylabel("accuracy under attack %\n(bars: ± std over attack seeds, else 95 % Wilson)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, title="attack", title_fontsize=7)
+
+
+def _deployed_points(ax: Any, groups: dict[tuple[str, bool], list[Any]]) -> None:
+    """Beside each protocol point with fresh draws, the deployed AUA (1 submission) at the
+    same x: a star in the attack's colour, joined to its protocol point by a dotted line."""
+    attacks = sorted({a for a, _ in groups})
+    drawn = False
+    for (attack, _), pts in groups.items():
+        colour = f"C{attacks.index(attack) % 10}"
+        for x, _, r in pts:
+            deployed = r.value(tm.DEPLOYED.metric)[0]
+            if deployed is None:
+                continue
+            ax.plot([x, x], [r.value("accuracy_under_attack")[0], deployed], ":", color=colour,
+                    linewidth=1)
+            ax.plot([x], [deployed], "*", color=colour, markersize=9,
+                    label=None if drawn else _text(tm.DEPLOYED.name))
+            drawn = True
 
 
 def aua_vs_clean(rows: Sequence[ResultRow]) -> Any | None:
@@ -201,10 +282,16 @@ def aua_vs_settings(rows: Sequence[ResultRow]) -> Any | None:
         for (dataset, attack), members in sorted(series.items()):
             members = sorted((m for m in members if m.settings.get(key) is not None),
                              key=lambda m: float(m.settings[key]))
-            ax.errorbar([float(m.settings[key]) for m in members],
-                        [m.value("accuracy_under_attack")[0] for m in members],
-                        yerr=[m.value("accuracy_under_attack")[1] or 0 for m in members],
-                        fmt="o-", capsize=3, label=_text(f"{dataset} · {attack}"))
+            line = ax.errorbar([float(m.settings[key]) for m in members],
+                               [m.value("accuracy_under_attack")[0] for m in members],
+                               yerr=[m.value("accuracy_under_attack")[1] or 0 for m in members],
+                               fmt="o-", capsize=3, label=_text(f"{dataset} · {attack}"))
+            deployed = [m for m in members if m.value(tm.DEPLOYED.metric)[0] is not None]
+            if deployed:  # the deployed threat model (1 submission) as a dashed twin series
+                ax.plot([float(m.settings[key]) for m in deployed],
+                        [m.value(tm.DEPLOYED.metric)[0] for m in deployed], "*--",
+                        color=line.lines[0].get_color(),
+                        label=_text(f"{dataset} · {attack}, {tm.DEPLOYED.name}"))
         if all(float(r.settings[key]).is_integer() for r in rsmi if r.settings.get(key) is not None):
             from matplotlib.ticker import MaxNLocator
 
@@ -239,8 +326,10 @@ def distributions(rows: Sequence[ResultRow]) -> Any | None:
     a2.boxplot(queries, showmeans=True, **horizontal)
     a1.set_yticks(range(1, len(runs) + 1))
     a1.set_yticklabels(labels, fontsize=7)
-    a2.set_xscale("log")
-    a2.set_xlabel("queries per attacked example (log)")
+    log = any(q > 0 for qs in queries for q in qs)  # no attacked example (all skipped): linear
+    if log:
+        a2.set_xscale("log")
+    a2.set_xlabel("queries per attacked example" + (" (log)" if log else ""))
     for ax in (a1, a2):
         ax.grid(alpha=0.3, axis="x")
     fig.suptitle("Distributions over examples (all attack seeds)")
@@ -250,14 +339,18 @@ def distributions(rows: Sequence[ResultRow]) -> Any | None:
 
 FIGURES = (
     ("aua-vs-clean", "AUA vs clean accuracy", aua_vs_clean,
-     "Each point is a model under one attack; error bars: ± std over attack seeds, or the 95 % "
-     "Wilson interval of a single run."),
+     "Each point is a model under one attack (protocol AUA); error bars: ± std over attack "
+     "seeds, or the 95 % Wilson interval of a single run. A star above a point: the deployed "
+     "classifier's AUA for one submission (runs with fresh draws)."),
     ("aua-vs-cost", "AUA vs inference cost", aua_vs_cost,
      "Forward passes per query: 1 for a plain model; RSMI pays k0 (+ k1) samples and a backward."),
     ("aua-vs-settings", "AUA across RSMI settings", aua_vs_settings,
      "Only settings that vary among the RSMI runs are shown."),
     ("distributions", "Perturbed words and queries", distributions,
      "Boxes: quartiles; triangles: means; over every attacked example of every attack seed."),
+    ("threat-models", "AUA by threat model", threat_models,
+     "Runs with fresh draws: the protocol AUA (single draws) beside the deployed classifier's "
+     "AUA for 1, 5 and 25 submissions and the majority verdict (see the legend above)."),
 )
 
 
@@ -287,6 +380,8 @@ def save_figure(rows: Sequence[ResultRow], kind: str, path: str | Path, dpi: int
         raise ConfigError(
             f"nothing to plot for {kind!r} ({name}) in these results: it needs attack runs"
             + (" of RSMI models whose settings differ" if kind == "aua-vs-settings" else "")
+            + (" with fresh draws (rsmi attack --fresh-draws R, or rsmi attack rescore)"
+               if kind == "threat-models" else "")
         )
     if title:
         axes = fig.get_axes()

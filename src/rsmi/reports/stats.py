@@ -7,7 +7,10 @@ test on robust-or-not (and correct-or-not) per example.
 
 An example is *robust* when its result type is ``failed`` (the model was right and the attack
 did not flip it); ``skipped`` (wrong before the attack) and ``successful`` are not robust. It
-is *correct* (clean) unless ``skipped``.
+is *correct* (clean) unless ``skipped``. These are the protocol threat model's verdicts (single
+draws); under the deployed threat models (records with fresh draws, rsmi.attacks.fresh) a pair
+uses majority verdicts for McNemar and each example's [attacked] × p(correct) for the paired
+bootstrap of the deployed AUA (:class:`DeployedComparison`).
 """
 
 from __future__ import annotations
@@ -102,6 +105,9 @@ class PairedComparison:
     robust_b: tuple[bool, ...] = field(default=(), repr=False, compare=False)
     training_seed_a: int | None = None
     training_seed_b: int | None = None
+    # the deployed threat models on the same examples (majority verdicts of fresh draws), None
+    # unless both runs have them (or one is deterministic): :func:`deployed_comparison`
+    deployed: DeployedComparison | None = field(default=None, repr=False, compare=False)
 
     @property
     def across_training_seeds(self) -> bool:
@@ -123,8 +129,14 @@ def compare_records(
     label_b: str = "B",
     seed_a: int | None = None,
     seed_b: int | None = None,
+    deterministic: tuple[bool, bool] = (False, False),
 ) -> PairedComparison:
     """Exact McNemar of two runs' per-example records, matched by example index.
+
+    Protocol verdicts (:data:`FAILED` = robust). When both runs' records hold fresh-draw
+    verdicts, ``deployed`` is the same comparison under the deployed threat models
+    (:func:`deployed_comparison`; ``deterministic``: A's / B's model answers without
+    randomness, so records without fresh draws stand for their deployed verdicts).
 
     When one run attacked a prefix of the other's sample (100 of the same seeded 300, say),
     the test runs on the examples both attacked, and ``n`` says how many. Raises StoreError
@@ -173,6 +185,99 @@ def compare_records(
         clean_p_value=mcnemar_exact(cb_, cc_),
         robust_a=tuple(ra[i] for i in idx),
         robust_b=tuple(rb[i] for i in idx),
+        deployed=deployed_comparison(records_a, records_b, idx, deterministic),
+    )
+
+
+# ---- the deployed threat models: majority verdicts and p(correct) of fresh draws ----
+
+P_ORIGINAL, P_PERTURBED = "p_correct_original", "p_correct_perturbed"  # rsmi.attacks.fresh
+
+
+def deployed_by_index(
+    records: Iterable[Mapping[str, Any]], deterministic: bool = False
+) -> dict[int, tuple[float, float]] | None:
+    """``{example index: (p_correct_original, p_correct_perturbed)}`` of a run's records, from
+    their fresh draws (rsmi.attacks.fresh); None when a record lacks them. A ``deterministic``
+    model's record without them reads its protocol verdict (p ∈ {0, 1}: correct unless
+    skipped; correct on the final text iff the attack failed), which is its deployed one."""
+    out: dict[int, tuple[float, float]] = {}
+    for r in records:
+        if P_ORIGINAL in r and P_PERTURBED in r:
+            out[int(r["index"])] = (float(r[P_ORIGINAL]), float(r[P_PERTURBED]))
+        elif deterministic:
+            kind = r.get("result_type")
+            out[int(r["index"])] = (float(kind != SKIPPED), float(kind == FAILED))
+        else:
+            return None
+    return out
+
+
+def _has_fresh_draws(records: Iterable[Mapping[str, Any]]) -> bool:
+    return any(P_ORIGINAL in r for r in records)
+
+
+@dataclass(frozen=True)
+class DeployedComparison:
+    """Two runs on the same N examples under the deployed threat models (docs/report.md).
+
+    Per example, *attacked* = the majority of the clean text's fresh draws is correct
+    (p_correct_original > 0.5) and *robust* (majority verdict) = attacked and the majority of
+    the final text's draws is correct (p_correct_perturbed > 0.5). ``b`` / ``c``: robust
+    under A only / B only, ``p_value``: exact McNemar on them. ``aua_a`` / ``aua_b``: deployed
+    AUA for one submission, mean of [attacked] × p_correct_perturbed (percent); ``majority_a``
+    / ``majority_b``: the majority AUAs. ``derived_a`` / ``derived_b``: that side is a
+    deterministic model without fresh draws, read from its protocol verdicts.
+    """
+
+    n: int
+    aua_a: float
+    aua_b: float
+    majority_a: float
+    majority_b: float
+    b: int
+    c: int
+    p_value: float
+    values_a: tuple[float, ...] = field(default=(), repr=False, compare=False)
+    values_b: tuple[float, ...] = field(default=(), repr=False, compare=False)
+    derived_a: bool = False
+    derived_b: bool = False
+
+    @cached_property
+    def interval(self) -> PairedInterval:
+        """Difference and ratio of the deployed AUAs (1 submission), paired bootstrap 95 %."""
+        return paired_bootstrap_values(self.values_a, self.values_b)
+
+
+def deployed_comparison(
+    records_a: Sequence[Mapping[str, Any]],
+    records_b: Sequence[Mapping[str, Any]],
+    indices: Sequence[int],
+    deterministic: tuple[bool, bool] = (False, False),
+) -> DeployedComparison | None:
+    """The deployed comparison of two runs on the example ``indices`` both hold; None unless
+    each run has fresh-draw verdicts there (or is deterministic) and one of them has them."""
+    da = deployed_by_index(records_a, deterministic[0])
+    db = deployed_by_index(records_b, deterministic[1])
+    fresh_a, fresh_b = _has_fresh_draws(records_a), _has_fresh_draws(records_b)
+    if da is None or db is None or not (fresh_a or fresh_b) or not indices:
+        return None
+
+    def verdicts(d: Mapping[int, tuple[float, float]]) -> tuple[list[float], list[bool]]:
+        attacked = [d[i][0] > 0.5 for i in indices]
+        values = [float(att) * d[i][1] for att, i in zip(attacked, indices, strict=True)]
+        robust = [att and d[i][1] > 0.5 for att, i in zip(attacked, indices, strict=True)]
+        return values, robust
+
+    (va, rob_a), (vb, rob_b) = verdicts(da), verdicts(db)
+    n = len(indices)
+    b = sum(x and not y for x, y in zip(rob_a, rob_b, strict=True))
+    c = sum(y and not x for x, y in zip(rob_a, rob_b, strict=True))
+    return DeployedComparison(
+        n=n, aua_a=100.0 * sum(va) / n, aua_b=100.0 * sum(vb) / n,
+        majority_a=100.0 * sum(rob_a) / n, majority_b=100.0 * sum(rob_b) / n,
+        b=b, c=c, p_value=mcnemar_exact(b, c), values_a=tuple(va), values_b=tuple(vb),
+        derived_a=not fresh_a, derived_b=not fresh_b,
     )
 
 
@@ -232,11 +337,54 @@ def paired_bootstrap(
     counts = np.random.default_rng(seed).multinomial(n, cells / n, size=int(resamples))
     aua_a = (counts[:, 0] + counts[:, 1]) / n
     aua_b = (counts[:, 0] + counts[:, 2]) / n
+    return _percentile_interval(aua_a, aua_b, 100.0 * a.mean(), 100.0 * b.mean(),
+                                n=n, level=level, seed=seed)
+
+
+RESAMPLE_CHUNK = 500  # resamples drawn at once by paired_bootstrap_values (memory: chunk × N)
+
+
+def paired_bootstrap_values(
+    values_a: Sequence[float],
+    values_b: Sequence[float],
+    *,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+    level: float = 0.95,
+) -> PairedInterval:
+    """:func:`paired_bootstrap` of per-example values in [0, 1] (the deployed AUA's
+    [attacked] × p(correct)): each resample draws the N example indices with replacement,
+    keeping each example's pair of values together; the AUA of a resample is the mean of its
+    values. Percentile intervals at ``level``, seeded."""
+    import numpy as np
+
+    a = np.asarray(values_a, dtype=float)
+    b = np.asarray(values_b, dtype=float)
+    if a.shape != b.shape or a.ndim != 1 or a.size == 0:
+        raise ValueError(
+            f"paired bootstrap needs two equally long, non-empty value lists "
+            f"(got {a.shape} and {b.shape})"
+        )
+    n, rng = int(a.size), np.random.default_rng(seed)
+    aua_a, aua_b = [], []
+    for start in range(0, int(resamples), RESAMPLE_CHUNK):
+        idx = rng.integers(0, n, size=(min(RESAMPLE_CHUNK, int(resamples) - start), n))
+        aua_a.append(a[idx].mean(axis=1))
+        aua_b.append(b[idx].mean(axis=1))
+    return _percentile_interval(np.concatenate(aua_a), np.concatenate(aua_b), 100.0 * a.mean(),
+                                100.0 * b.mean(), n=n, level=level, seed=seed)
+
+
+def _percentile_interval(aua_a: Any, aua_b: Any, point_a: float, point_b: float, *, n: int,
+                         level: float, seed: int) -> PairedInterval:
+    """The :class:`PairedInterval` of resampled AUAs (fractions) around the point AUAs (%)."""
+    import numpy as np
+
+    resamples = len(aua_a)
     tail = (1.0 - level) / 2.0
     qs = [tail, 1.0 - tail]
     diff = 100.0 * (aua_a - aua_b)
     lo, hi = np.quantile(diff, qs, method="inverted_cdf")
-    point_a, point_b = 100.0 * a.mean(), 100.0 * b.mean()
     ratio = ratio_ci = None
     if point_b > 0:
         ratio = float(point_a / point_b)

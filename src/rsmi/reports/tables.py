@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from rsmi.errors import ConfigError
+from rsmi.reports import threat_models as tm
 from rsmi.reports.rows import ResultRow
-from rsmi.reports.stats import PairedComparison, verdict
+from rsmi.reports.stats import DeployedComparison, PairedComparison, verdict
 
 DASH = "–"
 
@@ -212,12 +213,20 @@ def markdown_report(
 ) -> str:
     """A small Markdown report: the table, the plot, where each number came from."""
     parts = [f"# {title}\n", markdown_table(rows, cols)]
+    shown = [c.name for c in columns(cols)]
+    if any(n in tm.DEPLOYED_COLUMNS for n in shown):
+        parts.append("\n" + tm.legend_line(shown) + " " + tm.NO_FRESH_DRAWS + ".\n")
     if seed_groups:
         parts.append("\n## Across training seeds (mean ± std)\n\n" +
-                     markdown_table(seed_groups, SEED_COLUMNS))
+                     markdown_table(seed_groups, tm.with_deployed(SEED_COLUMNS, seed_groups)))
     if pairs:
         parts.append("\n## Paired comparisons (same examples, exact McNemar on robust or not)\n\n"
-                     + markdown_pairs(pairs))
+                     + f"Verdicts: {tm.PROTOCOL_VERDICT}.\n\n" + markdown_pairs(pairs))
+    deployed = deployed_pairs(pairs)
+    if deployed:
+        parts.append("\n## Paired comparisons, deployed threat models\n\n"
+                     + f"Verdicts: {tm.MAJORITY_VERDICT}.\n\n"
+                     + markdown_pair_table(deployed, DEPLOYED_PAIR_COLUMNS))
     if plot_file:
         parts.append(f"\n![results]({plot_file})\n")
     if notes:
@@ -242,6 +251,22 @@ def fmt_ratio_interval(interval: tuple[float, float] | None) -> str:
 
 def _seed_pair(a: int | None, b: int | None) -> str:
     return f"{DASH if a is None else a}/{DASH if b is None else b}"
+
+
+def _deployed(cell: Callable[[DeployedComparison, float | None], str]
+              ) -> Callable[[PairedComparison, float | None], str]:
+    """A pairs cell read from the pair's deployed comparison; "–" for a pair without one."""
+    return lambda p, f: DASH if p.deployed is None else cell(p.deployed, f)
+
+
+def _deployed_verdict(p: PairedComparison, factor: float | None) -> str:
+    """What the deployed intervals say, and which side's verdicts are its protocol ones."""
+    if p.deployed is None:
+        return DASH
+    parts = [verdict(p.deployed.interval, factor, p.across_training_seeds)]
+    parts += [tm.DERIVED_NOTE.format(side=side) for side, derived in
+              (("A", p.deployed.derived_a), ("B", p.deployed.derived_b)) if derived]
+    return "; ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -278,12 +303,42 @@ PAIR_COLUMNS: dict[str, PairColumn] = {
         PairColumn("ratio_ci", "A / B 95 % CI", lambda p, f: fmt_ratio_interval(p.interval.ratio_ci)),
         PairColumn("verdict", "what the intervals say",
                    lambda p, f: verdict(p.interval, f, p.across_training_seeds), numeric=False),
+        # the deployed threat models (majority verdicts of fresh draws): "–" without them
+        PairColumn("aua_deployed_a", f"AUA A % ({tm.DEPLOYED.name})",
+                   _deployed(lambda d, f: fmt(d.aua_a))),
+        PairColumn("aua_deployed_b", f"AUA B % ({tm.DEPLOYED.name})",
+                   _deployed(lambda d, f: fmt(d.aua_b))),
+        PairColumn("aua_majority_a", f"AUA A % ({tm.MAJORITY.name})",
+                   _deployed(lambda d, f: fmt(d.majority_a))),
+        PairColumn("aua_majority_b", f"AUA B % ({tm.MAJORITY.name})",
+                   _deployed(lambda d, f: fmt(d.majority_b))),
+        PairColumn("b_majority", "b (A only, majority)", _deployed(lambda d, f: str(d.b))),
+        PairColumn("c_majority", "c (B only, majority)", _deployed(lambda d, f: str(d.c))),
+        PairColumn("p_majority", "p (exact McNemar, majority verdicts)",
+                   _deployed(lambda d, f: fmt_p(d.p_value))),
+        PairColumn("diff_deployed", f"A − B (points, {tm.DEPLOYED.name})",
+                   _deployed(lambda d, f: fmt(d.interval.diff))),
+        PairColumn("diff_deployed_ci", "A − B 95 % CI (deployed)",
+                   _deployed(lambda d, f: fmt_interval(d.interval.diff_ci))),
+        PairColumn("ratio_deployed", f"A / B ({tm.DEPLOYED.name})",
+                   _deployed(lambda d, f: fmt_ratio(d.interval.ratio))),
+        PairColumn("ratio_deployed_ci", "A / B 95 % CI (deployed)",
+                   _deployed(lambda d, f: fmt_ratio_interval(d.interval.ratio_ci))),
+        PairColumn("verdict_deployed", "what the intervals say (deployed)",
+                   lambda p, f: _deployed_verdict(p, f), numeric=False),
     )
 }
 # the pairs table as it always read (``--table pairs`` without ``--columns``)
 DEFAULT_PAIR_COLUMNS = ("a", "b", "seeds", "n", "aua_a", "aua_b", "b_only", "c_only", "p",
                         "clean_bc", "clean_p")
 INTERVAL_PAIR_COLUMNS = ("diff", "diff_ci", "ratio", "ratio_ci", "verdict")
+# the deployed block of a pair (tm.MAJORITY_VERDICT): beside the protocol block wherever both
+# runs have fresh draws (Markdown and HTML reports, --compare)
+DEPLOYED_MCNEMAR_COLUMNS = ("n", "aua_deployed_a", "aua_deployed_b", "aua_majority_a",
+                            "aua_majority_b", "b_majority", "c_majority", "p_majority")
+DEPLOYED_INTERVAL_COLUMNS = ("diff_deployed", "diff_deployed_ci", "ratio_deployed",
+                             "ratio_deployed_ci", "verdict_deployed")
+DEPLOYED_PAIR_COLUMNS = ("a", "b", "seeds", *DEPLOYED_MCNEMAR_COLUMNS, *DEPLOYED_INTERVAL_COLUMNS)
 
 
 def pair_columns(names: Sequence[str] | str | None = None) -> list[PairColumn]:
@@ -300,6 +355,25 @@ def markdown_pair_table(pairs: Sequence[PairedComparison], cols: Sequence[str] |
     for p in pairs:
         lines.append("| " + " | ".join(_md_cell(c.cell(p, factor)) for c in chosen) + " |")
     return "\n".join(lines) + "\n"
+
+
+def rich_pair_table(pairs: Sequence[PairedComparison], cols: Sequence[str] | str | None = None,
+                    factor: float | None = None, title: str = "Paired comparison"):
+    """Paired comparisons as a ``rich.table.Table`` of the chosen :data:`PAIR_COLUMNS`."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    chosen = pair_columns(cols)
+    for c in chosen:
+        table.add_column(c.header, justify="right" if c.numeric else "left")
+    for p in pairs:
+        table.add_row(*(c.cell(p, factor) for c in chosen))
+    return table
+
+
+def deployed_pairs(pairs: Sequence[PairedComparison]) -> list[PairedComparison]:
+    """The pairs that have a deployed block (both runs with fresh draws, or one deterministic)."""
+    return [p for p in pairs if p.deployed is not None]
 
 
 def interval_cells(p: PairedComparison, factor: float | None = None) -> list[str]:
