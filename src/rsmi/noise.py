@@ -218,18 +218,46 @@ class HiddenStateNoise:
                 f"per-row noise set up for inputs of shape {tuple(rows.attention_mask.shape)} "
                 f"but the block returned {tuple(hidden.shape[:2])}"
             )
-        # Row r's draws fill its real positions in order; one scatter for the whole batch.
-        # Drawn in float32 whatever the compute dtype, so a seed gives the same noise under
-        # bfloat16 autocast as in float32.
-        dim = hidden.shape[-1]
-        flat = torch.empty((sum(rows.counts), dim), device=hidden.device, dtype=torch.float32)
-        offset = 0
-        for gen, count in zip(rows.generators, rows.counts, strict=True):
-            torch.randn((count, dim), generator=gen, out=flat[offset : offset + count])
-            offset += count
-        noise = hidden.new_zeros(hidden.shape)
-        noise[rows.attention_mask] = flat.to(hidden.dtype)
-        return noise
+        return _row_draw(rows, hidden.shape[-1], hidden.new_zeros(hidden.shape))
+
+    def row_draws(
+        self, row_seeds: Sequence[int], attention_mask: torch.Tensor, dim: int
+    ) -> dict[int, torch.Tensor]:
+        """``{block: noise_std · draw}`` (float32, rows × T × ``dim``) that the hooks add with
+        :meth:`per_row` ``(row_seeds, attention_mask)``: the same generators, drawn in the same
+        order (block after block), at the same positions. An inference engine
+        (:mod:`rsmi.engine`) takes them as graph inputs, so the same seeds give the same noise.
+        """
+        if len(row_seeds) != attention_mask.shape[0]:
+            raise InputError(
+                f"{len(row_seeds)} row seeds for {attention_mask.shape[0]} rows of input"
+            )
+        device = attention_mask.device
+        mask = attention_mask.bool()
+        rows = _RowNoise(
+            [torch.Generator(device=device).manual_seed(int(s)) for s in row_seeds],
+            mask, mask.sum(dim=1).tolist(),
+        )
+        shape = (*mask.shape, dim)
+        return {
+            index: self.noise_std * _row_draw(rows, dim, torch.zeros(shape, device=device))
+            for index in self.noised_blocks
+        }
+
+
+def _row_draw(rows: _RowNoise, dim: int, noise: torch.Tensor) -> torch.Tensor:
+    """``noise`` (zeros) with row r's next draws at its real positions, in order.
+
+    One scatter for the whole batch. Drawn in float32 whatever the compute dtype, so a seed
+    gives the same noise under bfloat16 autocast as in float32.
+    """
+    flat = torch.empty((sum(rows.counts), dim), device=noise.device, dtype=torch.float32)
+    offset = 0
+    for gen, count in zip(rows.generators, rows.counts, strict=True):
+        torch.randn((count, dim), generator=gen, out=flat[offset : offset + count])
+        offset += count
+    noise[rows.attention_mask] = flat.to(noise.dtype)
+    return noise
 
 
 class _PrefixCaptured(Exception):

@@ -67,6 +67,8 @@ class PipelineConfig:
         train_overrides: other :class:`rsmi.training.TrainConfig` fields, for every method.
         dtype: compute precision of training, evaluation and attacks (``auto``, ``float32``,
             ``bfloat16``; :mod:`rsmi.precision`).
+        engine: where evaluation's and attacks' passes without gradient run (``torch``,
+            ``openvino``, ``onnx``, ...; :mod:`rsmi.engine`).
         data_options: how ``data`` is read, the :class:`rsmi.data.DataOptions` fields given
             (``text_column``, ``label_column``, ``label_names``, ``split_column``,
             ``split_seed``); they are training settings of every method.
@@ -89,6 +91,7 @@ class PipelineConfig:
     rsmi_overrides: dict[str, Any] = field(default_factory=dict)
     train_overrides: dict[str, Any] = field(default_factory=dict)
     dtype: str = "float32"
+    engine: str = "torch"
     data_options: dict[str, Any] = field(default_factory=dict)
 
     def read_options(self) -> Any:
@@ -203,6 +206,7 @@ def evaluate_stage(
 
     path = Path(cfg.out) / "eval" / method / EVALUATION_FILE
     clf = RSMIClassifier.from_pretrained(model_dir, dtype=cfg.dtype)
+    clf = clf if cfg.engine == "torch" else clf.configured(engine=cfg.engine)
     if path.exists():
         try:
             cached = store.read_evaluation(path)
@@ -212,6 +216,7 @@ def evaluate_stage(
             cached.get("config") == clf.config.to_dict()
             and cached.get("seed") == cfg.seed
             and cached.get("dtype", "float32") == clf.compute_dtype
+            and cached.get("engine", "torch") == cfg.engine
             and recorded_seeding(cached) == SEEDING
         ):
             say(f"[evaluate] {method}: {path} exists, reused")
@@ -259,10 +264,12 @@ def attack_stage(
     if summary_path.exists() and json.loads(summary_path.read_text()).get("complete"):
         summary = json.loads(summary_path.read_text())
         done = summary.get("dtype", "float32")
-        if done != dtype:
+        engine = summary.get("engine", "torch")  # a summary without it: an attack in torch
+        if (done, engine) != (dtype, cfg.engine):
             raise ResumeError(
-                f"{run_dir} holds a finished attack computed in {done}, not {dtype}: choose "
-                "another --out, or use the same --dtype"
+                f"{run_dir} holds a finished attack computed in {done} by engine {engine}, not "
+                f"{dtype} by {cfg.engine}: choose another --out, or use the same --dtype and "
+                "--engine"
             )
         if _needs_fresh_draws(cfg, summary, lambda: _load_for_attacks(str(model_dir), dtype, saved)):
             from rsmi.attacks.fresh import rescore_run
@@ -287,6 +294,7 @@ def attack_stage(
         model=str(model_dir),
         data=cfg.data,
         dtype=dtype,
+        engine=cfg.engine,
     )
     resume = run_dir.exists() and any(run_dir.iterdir())
     say(

@@ -135,6 +135,9 @@ class AttackConfig:
             only); recorded, and a resumed or merged run must use the same.
         dtype: the effective compute precision of the attacked model (``float32``,
             ``bfloat16``, ``float16``; :mod:`rsmi.precision`); part of the run identity.
+        engine: where the attacked model's passes without gradient run (``torch``,
+            ``openvino``, ``onnx``, ...; :mod:`rsmi.engine`); part of the run identity (a run
+            recorded without it ran in ``torch``).
         fresh_draws: ``R``: classify each record's original and final text again with ``R``
             fresh draws right after it is attacked (:mod:`rsmi.attacks.fresh`, the deployed
             threat models; 0 = off). It adds fields to the records and changes none of the
@@ -166,6 +169,7 @@ class AttackConfig:
     split: str = "test"
     model_overrides: dict[str, Any] = field(default_factory=dict)
     dtype: str = "float32"
+    engine: str = "torch"
     extra: dict[str, Any] = field(default_factory=dict)
     fresh_draws: int = 0
     harness_cache: bool = True
@@ -214,6 +218,9 @@ class AttackConfig:
                 "compute dtype (float32, bfloat16 or float16; resolve 'auto' first)"
             )
         from rsmi.config import RSMIConfig
+        from rsmi.engine import normalize_engine
+
+        object.__setattr__(self, "engine", normalize_engine(self.engine))
 
         known = {f.name for f in dataclasses.fields(RSMIConfig)}
         unknown = sorted(set(self.model_overrides) - known)

@@ -238,7 +238,7 @@ def attacked_view(classifier: Any, meta: Mapping[str, Any]) -> Any:
         settings = classifier.config.replace(**config.model_overrides)
         if config.max_length is not None:
             settings = settings.replace(max_length=config.max_length)
-    return classifier.configured(settings, dtype=config.dtype)
+    return classifier.configured(settings, dtype=config.dtype, engine=config.engine)
 
 
 def check_weights(run_dir: Path, meta: Mapping[str, Any], classifier: Any) -> None:

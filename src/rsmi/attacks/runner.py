@@ -161,7 +161,7 @@ def _configure_classifier(
     max_length = settings.max_length if config.max_length is None else config.max_length
     limit = getattr(classifier.model.config, "max_position_embeddings", max_length)
     settings = settings.replace(max_length=min(max_length, limit))
-    attacked = classifier.configured(settings, dtype=config.dtype)
+    attacked = classifier.configured(settings, dtype=config.dtype, engine=config.engine)
     used = attacked.config.max_length
     if used != own:
         mean_words = float(np.mean([len(ex.text.split()) for ex in selected])) if selected else 0.0

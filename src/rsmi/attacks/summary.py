@@ -41,6 +41,7 @@ def _run_fields(
         "transfer": config.transfer,
         "cache": config.cache,
         "dtype": config.dtype,
+        "engine": config.engine,
         "cut_to_max_length": config.cut_to_max_length,
         "preset_settings": dataclasses.asdict(config.preset_settings),
         "config": config.to_dict(),

@@ -93,6 +93,27 @@ def add_dtype_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_engine_flag(parser: argparse.ArgumentParser) -> None:
+    """``--engine``: where the forward passes without gradient run (rsmi.engine)."""
+    from rsmi.engine import DEFAULT_ENGINE, ENGINES
+
+    parser.add_argument(
+        "--engine", choices=ENGINES, default=DEFAULT_ENGINE,
+        help="where the Monte-Carlo passes (and the plain classifier's) run: torch (eager "
+        "PyTorch, the default), openvino (OpenVINO, float32), openvino-bf16 (OpenVINO's "
+        "bfloat16 hint), onnx (ONNX Runtime, float32), onnx-int8; the saliency pass stays in "
+        "PyTorch, in --dtype; same seeds, same draws (docs/method.md, 'Inference engines')",
+    )
+
+
+def with_engine(clf: Any, engine: str | None) -> Any:
+    """``clf`` itself for the default engine, else a view running in ``engine``."""
+    from rsmi.engine import DEFAULT_ENGINE, normalize_engine
+
+    name = normalize_engine(engine)
+    return clf if name == DEFAULT_ENGINE else clf.configured(engine=name)
+
+
 def config_overrides(args: argparse.Namespace, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
     """The :class:`RSMIConfig` fields given on the command line (less those in ``exclude``)."""
     return {

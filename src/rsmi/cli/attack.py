@@ -18,6 +18,7 @@ from rsmi.attacks.config import (
 from rsmi.cli._common import (
     add_data_flags,
     add_dtype_flag,
+    add_engine_flag,
     add_inference_flags,
     clear_subcommand_errors,
     data_options,
@@ -87,6 +88,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "results made with it")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available)")
     add_dtype_flag(p)
+    add_engine_flag(p)
     p.add_argument("--resources", default=None,
                    help="prepared resource directory (default RSMI_HOME/resources)")
     p.add_argument("--out", help="output directory")
@@ -146,7 +148,7 @@ def _config(args: argparse.Namespace, shard: tuple[int, int]) -> AttackConfig:
         model=str(args.model), data=str(args.data), split=args.split,
         model_overrides=inference_overrides(args, exclude=("max_length",)),
         dtype=resolve_dtype(args.dtype, _device(args)), fresh_draws=args.fresh_draws,
-        harness_cache=args.harness_cache,
+        engine=args.engine, harness_cache=args.harness_cache,
         eot_margin=args.eot_margin,
     )
 

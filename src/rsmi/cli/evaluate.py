@@ -10,11 +10,13 @@ from typing import Any
 from rsmi.cli._common import (
     add_data_flags,
     add_dtype_flag,
+    add_engine_flag,
     add_inference_flags,
     console,
     data_options,
     inference_overrides,
     resolve_device,
+    with_engine,
 )
 from rsmi.cli.main import CLIError
 from rsmi.errors import ConfigError
@@ -54,6 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="inputs per batch (32)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available)")
     add_dtype_flag(p)
+    add_engine_flag(p)
     p.add_argument("--json", action="store_true",
                    help="print the whole result as JSON (what --out FILE holds) instead of the "
                    "summary line and the confusion matrix")
@@ -88,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
     clf = RSMIClassifier.from_pretrained(
         args.model, device=resolve_device(args.device), dtype=args.dtype, **overrides
     )
+    clf = with_engine(clf, args.engine)
     # The model's recorded columns for a local file, its classes mapped by name.
     options = data_options(args)
     data = load_for_model(args.data, options, clf.label_names,

@@ -8,6 +8,7 @@ from rsmi.cli._common import (
     add_config_flags,
     add_data_flags,
     add_dtype_flag,
+    add_engine_flag,
     config_overrides,
     console,
     data_options,
@@ -60,6 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="learning rate of every method (default: 5e-5 for hidden size ≤ 512, "
                    "else 1e-5)")
     add_dtype_flag(p)
+    add_engine_flag(p)
     add_config_flags(
         p, exclude=("max_length",),
         title="RSMI hyperparameters of the rsmi method (default: the reference values)",
@@ -87,6 +89,7 @@ def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
         rsmi_overrides=config_overrides(args, exclude=("max_length",)),
         train_overrides={} if args.lr is None else {"lr": args.lr},
         dtype=args.dtype,
+        engine=args.engine,
         data_options=_given(data_options(args)),
     )
 

@@ -9,12 +9,14 @@ from typing import Any
 
 from rsmi.cli._common import (
     add_dtype_flag,
+    add_engine_flag,
     add_inference_flags,
     add_input_flags,
     check_numbers,
     inference_overrides,
     print_jsonl,
     resolve_device,
+    with_engine,
 )
 from rsmi.cli._input import CHUNK_LINES, InputText, text_chunks
 from rsmi.errors import InputError
@@ -62,6 +64,7 @@ def _common_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default=None, help="torch device (default: cuda if available)")
     add_dtype_flag(p)
+    add_engine_flag(p)
     add_inference_flags(p)
 
 
@@ -73,6 +76,7 @@ def _load(args: argparse.Namespace):
     clf = RSMIClassifier.from_pretrained(
         args.model, device=device, dtype=args.dtype, **inference_overrides(args)
     )
+    clf = with_engine(clf, args.engine)
     warning = metadata_warning(clf.metadata)
     if warning:
         print(f"rsmi {args.command}: warning: {warning}", file=sys.stderr)

@@ -8,6 +8,7 @@ import sys
 
 from rsmi.cli._common import (
     add_dtype_flag,
+    add_engine_flag,
     add_inference_flags,
     inference_overrides,
     resolve_device,
@@ -47,6 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    choices=("critical", "error", "warning", "info", "debug"),
                    help="uvicorn's log level (default info)")
     add_dtype_flag(p)
+    add_engine_flag(p)
     add_inference_flags(p)
     p.set_defaults(func=run_serve)
 
@@ -82,6 +84,7 @@ def run_serve(args: argparse.Namespace) -> int:
         model=args.model,
         device=resolve_device(args.device),
         dtype=args.dtype,
+        engine=args.engine,
         overrides=inference_overrides(args),
         settings=settings,
         threads=threads,

@@ -29,6 +29,7 @@ class ServeSpec:
     model: str
     device: str = "cpu"
     dtype: str = "float32"
+    engine: str = "torch"  # rsmi.engine: where the passes without gradient run
     overrides: dict[str, Any] = field(default_factory=dict)
     settings: ServeSettings = field(default_factory=ServeSettings)
     threads: int | None = None
@@ -51,9 +52,10 @@ def load_classifier(spec: ServeSpec) -> Any:
 
     if spec.threads is not None:
         torch.set_num_threads(spec.threads)
-    return RSMIClassifier.from_pretrained(
+    clf = RSMIClassifier.from_pretrained(
         spec.model, device=spec.device, dtype=spec.dtype, **spec.overrides
     )
+    return clf if spec.engine == "torch" else clf.configured(engine=spec.engine)
 
 
 def build_app(spec: ServeSpec, clf: Any | None = None):

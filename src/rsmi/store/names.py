@@ -41,3 +41,9 @@ PIPELINE_HTML_FILE = "report.html"  # the HTML report (rsmi report --html) of th
 RUN_MARKER_FILE = ".rsmi-run.json"
 RUN_LOCK_FILE = ".rsmi-run.lock"
 RUN_HOLDER_FILE = ".rsmi-run.holder.json"
+
+# ---------------------------------------------------------------- an exported inference graph
+# (rsmi.engine: $RSMI_HOME/engine/<key>/, one directory per weights, engine, precision, opset)
+ENGINE_META_FILE = "engine.json"  # what the graph was exported from (the cache key's fields)
+ENGINE_ONNX_FILE = "model.onnx"  # ONNX Runtime's graph
+ENGINE_IR_FILE = "model.xml"  # OpenVINO's graph (its weights beside it, model.bin)

@@ -101,5 +101,6 @@ def evaluate_with_predictions(
         "seconds": seconds,
         "method": clf.method,
         "dtype": clf.compute_dtype,
+        "engine": getattr(clf, "engine", "torch"),  # rsmi.engine; older evaluations: torch
         "config": clf.config.to_dict(),
     }, records
