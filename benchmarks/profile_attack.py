@@ -220,8 +220,17 @@ def patches(timer: PartTimer) -> list[Patch]:
     def fixed(part: str) -> Namer:
         return lambda args: part
 
+    from rsmi.attacks.harness import CachedSentenceEncoder
+
+    # The harness's cached encoder (rsmi.attacks.harness) is the SBERT constraint: one part.
+    aliases = {CachedSentenceEncoder.__name__: SBERT.__name__}
+
     def by_class(suffix: str = "") -> Namer:
-        return lambda args: f"constraint.{type(args[0]).__name__}{suffix}"
+        def name(args: tuple[Any, ...]) -> str:
+            cls = type(args[0]).__name__
+            return f"constraint.{aliases.get(cls, cls)}{suffix}"
+
+        return name
 
     def tokenizing(args: tuple[Any, ...]) -> str:  # inside predict: the model's own
         return "model.tokenize" if timer.inside("model.other") else "wrapper.tokenize"
@@ -238,6 +247,7 @@ def patches(timer: PartTimer) -> list[Patch]:
         Patch(Constraint, "__call__", by_class()),
         Patch(PreTransformationConstraint, "__call__", by_class()),
         Patch(SBERT, "encode", by_class(".encode")),
+        Patch(CachedSentenceEncoder, "encode", by_class(".encode")),
         Patch(PartOfSpeech, "_get_pos", by_class(".tagger")),
         Patch(Transformation, "__call__", fixed("transformation")),
         Patch(WordSwapEmbedding, "_get_replacement_words", fixed("transformation.neighbours")),
