@@ -167,13 +167,18 @@ def bench_attack(args: argparse.Namespace) -> dict:
         examples = load_dataset(args.data).split("test")
         clf = RSMIClassifier.from_pretrained(args.model, dtype=args.dtype)
         n = args.interleave
-        for i in range(n):  # shard by shard, the engines' order alternating
-            for engine in args.engines if i % 2 == 0 else args.engines[::-1]:
+        for i in range(n):  # shard by shard, the settings' order alternating
+            for setting in args.engines if i % 2 == 0 else args.engines[::-1]:
+                engine, _, option = setting.partition(":")
+                if option not in ("", "nocache"):
+                    raise SystemExit(f"{setting!r}: a setting is ENGINE or ENGINE:nocache")
                 cfg = AttackConfig(recipe="textfooler", preset="textdefender",
                                    num_examples=args.num_examples, seeds=(0,), model=args.model,
-                                   data=args.data, dtype=clf.compute_dtype, max_length=64,
-                                   cut_to_max_length=True, shard=(i, n), engine=engine)
-                run_attack(clf, examples, cfg, Path(args.run_dir) / engine,
+                                   data=args.data, dtype=clf.compute_dtype,
+                                   max_length=args.max_length, cut_to_max_length=True,
+                                   shard=(i, n), engine=engine,
+                                   harness_cache=option != "nocache")
+                run_attack(clf, examples, cfg, Path(args.run_dir) / setting.replace(":", "-"),
                            resources=resources, resume=True)
             print(f"shard {i + 1}/{n} done", file=sys.stderr, flush=True)
     return summarize_attack(args)
@@ -183,7 +188,8 @@ def summarize_attack(args: argparse.Namespace) -> dict:
     """Per-example figures over the examples every engine has attacked (a stopped run too)."""
     from rsmi.attacks.records import read_records
 
-    records = {e: {r["index"]: r for path in sorted((Path(args.run_dir) / e).glob("**/examples.jsonl"))
+    records = {e: {r["index"]: r for path in sorted(
+                       (Path(args.run_dir) / e.replace(":", "-")).glob("**/examples.jsonl"))
                    for r in read_records(path)} for e in args.engines}
     common = sorted(set.intersection(*(set(r) for r in records.values())))
     rows = {}
@@ -223,7 +229,8 @@ def summarize_attack(args: argparse.Namespace) -> dict:
         row.pop("_robust")
     return {"dtype": args.dtype, "num_examples_asked": args.num_examples,
             "num_examples_done": len(common), "indices": common, "interleave": args.interleave,
-            "flags": "--preset textdefender --max-length 64 --cut-to-max-length", "rows": rows}
+            "flags": f"--preset textdefender --max-length {args.max_length} --cut-to-max-length",
+            "rows": rows}
 
 
 def main() -> None:
@@ -239,7 +246,10 @@ def main() -> None:
     pa.add_argument("--num-texts", type=int, default=13)
     pa.add_argument("--rounds", type=int, default=7)
     at = sub.add_parser("attack")
-    at.add_argument("--engines", type=lambda s: s.split(","), default=["torch", "openvino-bf16"])
+    at.add_argument("--engines", type=lambda s: s.split(","), default=["torch", "openvino-bf16"],
+                    help="settings, the first the reference: ENGINE, or ENGINE:nocache for the "
+                         "attack without item 2's harness caches (the code before issue 26)")
+    at.add_argument("--max-length", type=int, default=64, help="64 for MR, 128 for BBC (the study)")
     at.add_argument("--dtype", default="bfloat16")
     at.add_argument("--num-examples", type=int, default=20)
     at.add_argument("--interleave", type=int, default=4)

@@ -9,7 +9,22 @@ cd "$ROOT"
 bash "$ROOT/scripts/install-system-deps.sh" || { echo "installing system deps failed" >&2; exit 1; }
 # Chromium is installed now: the browser test must run, never skip.
 export RSMI_REQUIRE_BROWSER=1
-python -m pytest "$@"
+run_pytest() {
+    python -m pytest "$@"
+    local rc=$?
+    if [ "$rc" -eq 5 ]; then echo "pytest collected no tests: counting as failure" >&2; return 1; fi
+    return "$rc"
+}
+if [ "$#" -gt 0 ]; then
+    run_pytest "$@"
+    exit $?
+fi
+# The inference-engine tests (OpenVINO / ONNX Runtime) run in their own process: after some of
+# them, a later torch training test in the same process crashed with SIGSEGV (known issue,
+# docs/method.md "Inference engines"); separate processes keep each test's verdict its own.
+run_pytest --ignore=tests/test_engine.py
 rc=$?
-if [ "$rc" -eq 5 ]; then echo "pytest collected no tests: counting as failure" >&2; exit 1; fi
-exit "$rc"
+run_pytest tests/test_engine.py
+rc2=$?
+if [ "$rc" -ne 0 ]; then exit "$rc"; fi
+exit "$rc2"

@@ -96,7 +96,11 @@ def test_the_parts_split_an_attack_exactly_and_the_wrappers_are_removed(
     shares = [r["share"] for r in report["parts"].values() if r["share"] is not None]
     assert sum(shares) == pytest.approx(1.0, abs=0.01)
     assert report["profile_model_s"] == pytest.approx(report["profile_predict_inclusive_s"], abs=2e-3)
-    assert report["summary_seconds"]["model"] == pytest.approx(report["profile_model_s"], rel=0.01)
+    # Two clocks around the same calls: they differ by the wrappers' own overhead (a few ms on
+    # a loaded machine), never by a whole part (e.g. the saliency pass counted twice or not).
+    assert report["summary_seconds"]["model"] == pytest.approx(
+        report["profile_model_s"], rel=0.1, abs=0.02
+    )
     assert report["queries"] == sum(r["queries"] for r in records)
 
 
