@@ -27,7 +27,6 @@ import argparse
 import datetime as _dt
 import json
 import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -198,13 +197,9 @@ def _read(run: Path) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
 
 
 def _machine() -> dict[str, Any]:
-    try:
-        model = next(line.split(":", 1)[1].strip() for line in
-                     subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
-                     if line.startswith("Model name"))
-    except (OSError, StopIteration):
-        model = platform.processor()
-    return {"cpu": model, "cores": os.cpu_count(), "load_1_5_15": [round(x, 2) for x in os.getloadavg()]}
+    from rsmi.provenance import cpu_model
+
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "load_1_5_15": [round(x, 2) for x in os.getloadavg()]}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,8 +35,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -58,10 +56,9 @@ REFERENCES = ("torch-bfloat16", "torch-float32")
 
 
 def machine() -> dict:
-    model = next((line.split(":", 1)[1].strip() for line in subprocess.run(
-        ["lscpu"], capture_output=True, text=True).stdout.splitlines()
-        if line.startswith("Model name")), platform.processor())
-    return {"cpu": model, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+    from rsmi.provenance import cpu_model
+
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "load_average_at_start": os.getloadavg(), "date": datetime.datetime.now(
                 datetime.timezone.utc).isoformat(timespec="seconds")}
 

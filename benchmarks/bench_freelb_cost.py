@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -53,9 +52,9 @@ def reference(ds: str) -> dict:
 
 
 def lscpu_model() -> str:
-    out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    return next((line.split(":", 1)[1].strip() for line in out.splitlines()
-                 if line.startswith("Model name")), "unknown")
+    from rsmi.provenance import cpu_model
+
+    return cpu_model() or "unknown"
 
 
 def main() -> None:

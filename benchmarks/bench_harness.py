@@ -27,7 +27,6 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -69,12 +68,9 @@ def bootstrap_ratio(old: np.ndarray, new: np.ndarray, reps: int = 2000, seed: in
 
 
 def _machine() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        return next(line.split(":", 1)[1].strip() for line in out.splitlines()
-                    if line.startswith("Model name"))
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        return platform.processor() or platform.machine()
+    from rsmi.provenance import cpu_model
+
+    return cpu_model() or platform.machine()
 
 
 def compare(clf: Any, examples: Any, recipe: str, args: argparse.Namespace, root: Path,

@@ -26,8 +26,6 @@ import datetime as dt
 import glob
 import json
 import os
-import platform
-import subprocess
 import time
 from pathlib import Path
 
@@ -105,9 +103,9 @@ def main() -> None:
     ap.add_argument("--draws", type=int, default=20)
     ap.add_argument("--dtype", default="bfloat16")
     args = ap.parse_args()
-    cpu = next((line.split(":", 1)[1].strip() for line in subprocess.run(
-        ["lscpu"], capture_output=True, text=True).stdout.splitlines()
-        if line.startswith("Model name")), platform.processor())
+    from rsmi.provenance import cpu_model
+
+    cpu = cpu_model()
     result = {
         "command": "PYTHONPATH=src nice -n 5 python benchmarks/fresh_draws_cost.py "
                    + (f"--model {args.model} --n {args.n} --draws {args.draws} --dtype {args.dtype}"
