@@ -15,16 +15,4 @@ run_pytest() {
     if [ "$rc" -eq 5 ]; then echo "pytest collected no tests: counting as failure" >&2; return 1; fi
     return "$rc"
 }
-if [ "$#" -gt 0 ]; then
-    run_pytest "$@"
-    exit $?
-fi
-# The inference-engine tests (OpenVINO / ONNX Runtime) run in their own process: after some of
-# them, a later torch training test in the same process crashed with SIGSEGV (known issue,
-# docs/method.md "Inference engines"); separate processes keep each test's verdict its own.
-run_pytest --ignore=tests/test_engine.py
-rc=$?
-run_pytest tests/test_engine.py
-rc2=$?
-if [ "$rc" -ne 0 ]; then exit "$rc"; fi
-exit "$rc2"
+run_pytest "$@"

@@ -218,3 +218,38 @@ def test_bfloat16_hint_exports_a_float32_graph(make_classifier, texts):
     torch.testing.assert_close(got, reference, rtol=0.05, atol=0.05)
     xml = next(cache_root().glob("*/model.xml")).read_text()
     assert 'element_type="bf16"' not in xml
+
+
+def test_openvino_leaves_the_threads_signal_stack_as_it_was(make_classifier, texts):
+    """Compiled models destroyed out of creation order used to leave the thread on a freed
+    alternate signal stack: the next handled signal (SIGTERM to a training run) was a SIGSEGV."""
+    import gc
+    import os
+    import signal
+
+    from rsmi.engine.session import signal_stack
+
+    before = signal_stack()
+    if before is None:
+        pytest.skip("no sigaltstack(2) on this platform")
+    first = make_classifier(noise_std=0.2, noise_every=2, num_masks=0, seed=1)
+    second = make_classifier(noise_std=0.2, noise_every=2, num_masks=0, seed=2)
+    third = make_classifier(noise_std=0.2, noise_every=2, num_masks=0, seed=3)
+    for clf in (first, second, third):  # three compiled models, alive together
+        clf.configured(engine="openvino").predict(texts[:2], seed=0)
+    assert signal_stack() == before
+    del second  # destroyed out of order: middle, first, last
+    gc.collect()
+    del first
+    gc.collect()
+    assert signal_stack() == before
+    del third
+    gc.collect()
+    assert signal_stack() == before
+    got = []
+    previous = signal.signal(signal.SIGUSR1, lambda signum, frame: got.append(signum))
+    try:
+        os.kill(os.getpid(), signal.SIGUSR1)  # handled on this thread's stack, as SIGTERM would be
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert got == [signal.SIGUSR1]

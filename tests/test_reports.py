@@ -493,3 +493,22 @@ def test_runs_of_one_model_on_two_training_seeds_name_their_seed(tmp_path):
     # ... and without that column, the model column names the seed instead
     table = reports.markdown_table(results.rows, "model,aua")
     assert "| rsmi-paper (seed 1) |" in table and "| base |" in table
+
+
+def test_load_row_of_a_multi_seed_run_with_one_finished_seed(tmp_path):
+    from rsmi.errors import StoreError
+
+    # rsmi attack --seeds 0 1 2 stopped after seed 0: the run's results sit in seed-0/ only.
+    run = tmp_path / "run"
+    shutil.copytree(ATTACKS / "base-textfooler", run / "seed-0")
+    (run / "seed-1").mkdir()  # an unfinished seed: no summary yet
+    row = reports.load_row(run)
+    assert row.source == str(run / "seed-0" / "summary.json")
+    assert row.metrics == reports.load_row(run / "seed-0").metrics
+    two = tmp_path / "two"
+    shutil.copytree(ATTACKS / "rsmi-m1-textfooler", two / "a")
+    shutil.copytree(ATTACKS / "base-textfooler", two / "b")
+    with pytest.raises(StoreError, match="2 runs below it .*name one of them"):
+        reports.load_row(two)
+    with pytest.raises(StoreError, match="holds neither summary.json nor evaluation.json"):
+        reports.load_row(run / "seed-1")

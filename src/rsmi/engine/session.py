@@ -12,7 +12,10 @@ parameters were changed in place since (an optimiser step) or replaced gets its 
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import functools
+import sys
 import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
@@ -32,6 +35,62 @@ _SESSIONS: weakref.WeakKeyDictionary[nn.Module, dict[tuple, tuple[tuple, Any]]] 
 )
 
 
+class _StackT(ctypes.Structure):
+    """``stack_t`` of sigaltstack(2) (Linux and macOS layout)."""
+
+    _fields_ = [("ss_sp", ctypes.c_void_p), ("ss_flags", ctypes.c_int), ("ss_size", ctypes.c_size_t)]
+
+
+_SS_DISABLE = 2 if sys.platform.startswith("linux") else 4  # macOS: SS_DISABLE = 4
+
+
+def _sigaltstack() -> Callable[..., int] | None:
+    if not (sys.platform.startswith("linux") or sys.platform == "darwin"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).sigaltstack
+    except (OSError, AttributeError):  # pragma: no cover - a libc without it
+        return None
+
+
+def signal_stack() -> tuple[int, int, int] | None:
+    """The calling thread's alternate signal stack ``(sp, flags, size)``; None where unknown."""
+    call = _sigaltstack()
+    if call is None:
+        return None
+    current = _StackT()
+    if call(None, ctypes.byref(current)) != 0:
+        return None
+    return (current.ss_sp or 0, current.ss_flags, current.ss_size)
+
+
+@contextlib.contextmanager
+def kept_signal_stack() -> Any:
+    """Give the calling thread back the alternate signal stack it had before the block.
+
+    OpenVINO's CPU plugin (2024–2025 releases) installs an alternate signal stack of its own on
+    the thread that compiles a model and, when a compiled model is destroyed, puts back the stack
+    that was current when *that* model was compiled. Compiled models that are not destroyed in
+    the reverse order of their creation therefore leave the thread pointing at a stack another
+    compiled model has already freed; the next signal handled on that thread (Python installs
+    its handlers with ``SA_ONSTACK``: SIGTERM to a training run, SIGINT) then dies with SIGSEGV
+    (the kernel cannot write the signal frame). Restoring the previous stack around compiling
+    and destroying keeps the thread's stack Python's own (none, or faulthandler's), and the
+    plugin, finding a stack that is not its own, leaves it alone when its model goes.
+    """
+    call = _sigaltstack()
+    before = _StackT()
+    if call is None or call(None, ctypes.byref(before)) != 0:
+        yield
+        return
+    try:
+        yield
+    finally:
+        flags = before.ss_flags & _SS_DISABLE  # SS_ONSTACK is reported, never set
+        restore = _StackT(before.ss_sp, flags, before.ss_size)
+        call(ctypes.byref(restore), None)
+
+
 class OpenVINOSession:
     """An OpenVINO compiled model on the CPU (precision hint ``f32`` or ``bf16``)."""
 
@@ -40,18 +99,31 @@ class OpenVINOSession:
 
         core = ov.Core()
         hint = {"float32": "f32", "bfloat16": "bf16"}[precision]
-        self.compiled = core.compile_model(
-            core.read_model(str(path)), "CPU",
-            {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": threads,
-             "PERFORMANCE_HINT": "LATENCY"},
-        )
-        self.request = self.compiled.create_infer_request()
+        with kept_signal_stack():  # see kept_signal_stack: the plugin swaps the thread's stack
+            self.compiled = core.compile_model(
+                core.read_model(str(path)), "CPU",
+                {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": threads,
+                 "PERFORMANCE_HINT": "LATENCY"},
+            )
+            self.request = self.compiled.create_infer_request()
         self.lock = threading.Lock()  # one infer request: one call at a time (a server's threads)
 
     def run(self, feeds: Sequence[np.ndarray]) -> np.ndarray:
         with self.lock:
             result = self.request.infer(list(feeds))
             return np.array(result[self.compiled.output(0)], dtype=np.float32)
+
+    def close(self) -> None:
+        """Destroy the compiled model now, keeping the thread's signal stack."""
+        with kept_signal_stack():
+            self.__dict__.pop("request", None)
+            self.__dict__.pop("compiled", None)
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown: ctypes may be gone already
+            pass
 
 
 class OnnxSession:

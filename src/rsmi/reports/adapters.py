@@ -229,6 +229,23 @@ def _flat(value: Any) -> Any:
     return value
 
 
+def _only_result_below(directory: Path) -> Path:
+    """The one result file below ``directory`` (a multi-seed run whose other seeds are not
+    finished keeps its results in ``seed-<s>/``); an error naming them when there are several."""
+    from rsmi.reports.discovery import find_results
+
+    try:
+        found = find_results(directory)
+    except StoreError:
+        raise StoreError(f"{directory} holds neither {SUMMARY_FILE} nor {EVALUATION_FILE}, "
+                         "nor a run directory below it that does") from None
+    if len(found) > 1:
+        listed = ", ".join(str(f.parent) for f in found[:6]) + (" ..." if len(found) > 6 else "")
+        raise StoreError(f"{directory} holds no {SUMMARY_FILE} of its own but {len(found)} runs "
+                         f"below it ({listed}): name one of them")
+    return found[0]
+
+
 def load_row(path: str | Path) -> ResultRow:
     """A table row from a run directory or a ``summary.json`` / ``evaluation.json`` file."""
     path = Path(path)
@@ -238,7 +255,7 @@ def load_row(path: str | Path) -> ResultRow:
                 path = path / name
                 break
         else:
-            raise StoreError(f"{path} holds neither {SUMMARY_FILE} nor {EVALUATION_FILE}")
+            path = _only_result_below(path)
     data = _read_json(path)
     if "accuracy_under_attack" in data or "aggregate" in data:
         return _attack_row(data, path)
