@@ -347,3 +347,22 @@ def test_pipeline_table_has_the_deployed_columns_and_rescores_a_finished_attack(
     assert records and all(r["fresh_draws"] == 2 for r in records)
     with pytest.raises(ValueError, match="fresh_draws=-1"):
         run_pipeline(dataclasses.replace(fresh, fresh_draws=-1), say=messages.append)
+
+
+def test_deterministic_rows_show_their_protocol_figures_in_the_deployed_columns(tmp_path):
+    from rsmi.reports import markdown_table
+
+    rows = ResultSet.load([_runs(tmp_path, fresh=False)]).rows
+    base = next(r for r in rows if r.method == "base")
+    rsmi = next(r for r in rows if r.method == "rsmi")
+    assert base.deterministic and not rsmi.deterministic
+    aua = base.value("accuracy_under_attack")[0]
+    for key in ("aua_deployed", "aua_deployed_k5", "aua_deployed_k25", "aua_majority"):
+        assert base.deployed_value(key) == (aua, None)
+        assert base.value(key) == (None, None)  # not a figure of its own (no fresh draws)
+        assert rsmi.deployed_value(key) == (None, None)  # randomized: needs fresh draws
+    assert base.deployed_value("clean_deployed")[0] == base.value("clean_accuracy")[0]
+    table = markdown_table([base, rsmi], cols="model,aua,aua_deployed,aua_majority")
+    lines = {line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| ")}
+    assert lines[base.shown_model].count(f"{aua:.1f}") == 3
+    assert lines[rsmi.shown_model].count("–") == 2

@@ -42,10 +42,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--title", help="title of the tables, the HTML and Markdown reports and "
                    "the --plot figure (default: 'Robustness results'; each --plot-kind figure "
                    "has its own)")
+    from rsmi.reports.tables import COLUMNS, DEFAULT_COLUMNS
+
+    others = ", ".join(name for name in COLUMNS if name not in DEFAULT_COLUMNS)
     p.add_argument("--columns", metavar="LIST",
-                   help="columns of the terminal and Markdown tables, comma-separated (default: model,method,attack,clean,aua,"
-                   "aua_ci,asr,queries,fwd,perturbed,n; also dataset, seeds, training_seeds, dtype, "
-                   "split, noise_std, noise_every, num_masks, clean_ci, fwd_per_query)")
+                   help="columns of the terminal and Markdown tables, comma-separated (default: "
+                   f"{','.join(DEFAULT_COLUMNS)}; also {others}; the aua_deployed*, "
+                   "aua_majority and clean_deployed columns read the fresh-draw verdicts of the "
+                   "deployed threat models)")
     p.add_argument("--compare", nargs=2, metavar=("RUN_A", "RUN_B"),
                    help="exact McNemar test of two attack runs on the same examples "
                    "(robust = the attack failed)")

@@ -204,7 +204,7 @@ def compare(row_a: ResultRow, row_b: ResultRow) -> list[stats.PairedComparison]:
                 "attack seed: compare runs with the same seeds, or a single-seed run with another"
             )
         pairs = [(s, s) for s in common]
-    deterministic = (_deterministic(row_a), _deterministic(row_b))
+    deterministic = (row_a.deterministic, row_b.deterministic)
     return [
         replace(
             stats.compare_records(
@@ -217,9 +217,3 @@ def compare(row_a: ResultRow, row_b: ResultRow) -> list[stats.PairedComparison]:
     ]
 
 
-def _deterministic(row: ResultRow) -> bool:
-    """The row's model answers without randomness (no noise, no masks), as recorded; a row
-    whose settings were not recorded is not taken for one."""
-    from rsmi.attacks.fresh import is_deterministic
-
-    return bool(row.settings) and is_deterministic(row.settings)

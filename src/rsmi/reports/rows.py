@@ -31,6 +31,15 @@ FRESH_METRICS = {
     "aua_deployed_k25": "accuracy_under_attack_k.25",
     "aua_majority": "majority_accuracy_under_attack",
 }
+# A deterministic model (no noise, no masks) answers every draw alike: its deployed figures are
+# its protocol ones, read from these metrics when the run has no fresh draws.
+FRESH_FROM_PROTOCOL = {
+    "clean_deployed": "clean_accuracy",
+    "aua_deployed": "accuracy_under_attack",
+    "aua_deployed_k5": "accuracy_under_attack",
+    "aua_deployed_k25": "accuracy_under_attack",
+    "aua_majority": "accuracy_under_attack",
+}
 
 
 def attack_label(config: Mapping[str, Any]) -> str:
@@ -101,12 +110,29 @@ class ResultRow:
     plain_attack: str | None = None  # the attack label without transfer / EOT (adaptive runs)
     seed_shown: bool = False  # the set holds other training seeds of this model: name the seed
 
+    @property
+    def deterministic(self) -> bool:
+        """The row's model answers without randomness (no noise, no masks), as recorded; a row
+        whose settings were not recorded is not taken for one."""
+        from rsmi.attacks.fresh import is_deterministic
+
+        return bool(self.settings) and is_deterministic(self.settings)
+
     def value(self, key: str) -> tuple[float | None, float | None]:
         """``(mean, std)`` of a metric (std ``None`` for a single run)."""
         raw = self.metrics.get(key)
         if isinstance(raw, dict):
             return raw.get("mean"), raw.get("std")
         return (None if raw is None else float(raw)), None
+
+    def deployed_value(self, key: str) -> tuple[float | None, float | None]:
+        """A deployed threat model's figure (a :data:`FRESH_METRICS` key): the run's own, or for
+        a deterministic model's attack run without fresh draws its protocol figure (the same
+        number: every draw answers alike)."""
+        mean, std = self.value(key)
+        if mean is None and self.kind == "attack" and self.deterministic:
+            return self.value(FRESH_FROM_PROTOCOL[key])
+        return mean, std
 
     @property
     def num_examples(self) -> int | None:

@@ -41,6 +41,10 @@ def _metric(key: str, kind: str = "pct") -> Callable[[ResultRow], str]:
     return lambda row: fmt(*row.value(key), kind)
 
 
+def _deployed(key: str) -> Callable[[ResultRow], str]:
+    return lambda row: fmt(*row.deployed_value(key), "pct")
+
+
 def _fwd_per_query(row: ResultRow) -> str:
     fwd, queries = row.value("avg_forward_passes")[0], row.value("avg_queries")[0]
     if row.kind == "clean":
@@ -92,11 +96,12 @@ COLUMNS: dict[str, Column] = {
         Column("aua_ci", "AUA 95 % CI",
                lambda r: fmt_interval(r.interval("accuracy_under_attack"))),
         # Deployed threat models (fresh draws, rsmi.attacks.fresh): "–" for runs without them.
-        Column("clean_deployed", "clean deployed %", _metric("clean_deployed")),
-        Column("aua_deployed", "AUA deployed %", _metric("aua_deployed")),
-        Column("aua_deployed_k5", "AUA deployed k=5 %", _metric("aua_deployed_k5")),
-        Column("aua_deployed_k25", "AUA deployed k=25 %", _metric("aua_deployed_k25")),
-        Column("aua_majority", "AUA majority %", _metric("aua_majority")),
+        # (a deterministic model's are its protocol figures: every draw answers alike)
+        Column("clean_deployed", "clean deployed %", _deployed("clean_deployed")),
+        Column("aua_deployed", "AUA deployed %", _deployed("aua_deployed")),
+        Column("aua_deployed_k5", "AUA deployed k=5 %", _deployed("aua_deployed_k5")),
+        Column("aua_deployed_k25", "AUA deployed k=25 %", _deployed("aua_deployed_k25")),
+        Column("aua_majority", "AUA majority %", _deployed("aua_majority")),
         Column("asr", "ASR %", _metric("attack_success_rate")),
         Column("queries", "queries", _metric("avg_queries")),
         Column("fwd", "fwd passes", _metric("avg_forward_passes")),

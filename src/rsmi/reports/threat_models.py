@@ -61,7 +61,8 @@ DEPLOYED_MODELS = THREAT_MODELS[1:]
 DEPLOYED_COLUMNS = ("clean_deployed", *(t.aua_column for t in DEPLOYED_MODELS))
 
 NO_FRESH_DRAWS = ("–: the run has no fresh draws (rsmi attack --fresh-draws R, or rsmi attack "
-                  "rescore); a deterministic model's deployed figures equal its protocol ones")
+                  "rescore); a deterministic model's deployed figures are its protocol ones "
+                  "and are shown as such")
 
 # Which verdict a paired test uses (pairs tables, --compare, the HTML page).
 PROTOCOL_VERDICT = ("protocol verdicts (single draws): robust = the attack failed; skipped "
@@ -83,7 +84,8 @@ def of_column(name: str) -> ThreatModel | None:
 
 
 def has_deployed(rows: Iterable[Any]) -> bool:
-    """Whether any row holds deployed threat-model figures (fresh draws)."""
+    """Whether any row holds deployed threat-model figures of its own (fresh draws; a
+    deterministic model's, equal to its protocol ones, do not count)."""
     return any(row.value(DEPLOYED.metric)[0] is not None for row in rows)
 
 
