@@ -366,3 +366,20 @@ def test_deterministic_rows_show_their_protocol_figures_in_the_deployed_columns(
     lines = {line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| ")}
     assert lines[base.shown_model].count(f"{aua:.1f}") == 3
     assert lines[rsmi.shown_model].count("–") == 2
+
+
+def test_html_pairs_verdicts_wrap(tmp_path):
+    import re
+
+    from rsmi.reports.html import render_html
+
+    page = render_html(ResultSet.load([_runs(tmp_path, fresh=True)]))
+    assert re.search(r"td\.verdict \{ white-space: normal;", page)  # a sentence, not one line
+    for table_id in ('<table class="pairs">', '<table class="pairs deployed">'):
+        table = page[page.index(table_id):]
+        table = table[:table.index("</table>")]
+        rows = re.findall(r"<tr>(.*?)</tr>", table[table.index("<tbody>"):], flags=re.S)
+        assert rows
+        for row in rows:  # the verdict is the last cell of each row, and only that one
+            cells = re.findall(r"<td( class=\"[a-z]+\")?>", row)
+            assert cells[-1] == ' class="verdict"' and ' class="verdict"' not in cells[:-1]
