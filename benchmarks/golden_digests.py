@@ -224,6 +224,9 @@ def subprocess_env(threads: int) -> dict[str, str]:
     return env
 
 
+NUMERICS_ENV = ("ONEDNN_MAX_CPU_ISA", "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS")
+
+
 def environment(env: dict[str, str]) -> dict[str, Any]:
     """rsmi's location and git state, package versions, python, CPU, in the subprocess's view."""
     probe = (
@@ -259,6 +262,8 @@ def environment(env: dict[str, str]) -> dict[str, Any]:
         "platform": platform.platform(),
         "cpu": cpu_kind(),
         "env": {k: env[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "PYTHONHASHSEED")},
+        # the kernel-choosing variables of issue 27 item 6, where set (they change float32 bits)
+        "numerics": {k: env[k] for k in NUMERICS_ENV if env.get(k)},
     }
 
 
