@@ -16,6 +16,8 @@ machine (lscpu model name), date and load.
 
     # the study's grid (9 points)
     python benchmarks/adaptive_select.py --model runs/study/mr/rsmi-paper/seed-0 --out results/...
+    # two grid points at a time on a 2-core machine (one torch thread each)
+    python benchmarks/adaptive_select.py --model DIR --jobs 2 --out results/...
     # the pilot of docs/study.md
     nice -n 5 python benchmarks/adaptive_select.py --model runs/bench/mr-rsmi-paper \\
         --num-examples 25 --grid 1:0,4:0,4:0.2 --out results/adaptive-pilot
@@ -202,6 +204,28 @@ def _machine() -> dict[str, Any]:
     return {"cpu": cpu_model(), "cores": os.cpu_count(), "load_1_5_15": [round(x, 2) for x in os.getloadavg()]}
 
 
+def run_pending(pending: dict[str, list[str]], jobs: int,
+                runner: Any = subprocess.run) -> dict[str, int]:
+    """Run the grid points' attack commands, ``jobs`` at a time, in grid order; the exit status
+    of each (a point that fails is reported and left unfinished: ``--resume`` picks it up)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    env = dict(os.environ)
+    if jobs > 1:  # never more torch threads than cores: one per job unless the caller said
+        env.setdefault("OMP_NUM_THREADS", "1")
+        env.setdefault("MKL_NUM_THREADS", env["OMP_NUM_THREADS"])
+
+    def one(name: str) -> int:
+        print(f"[{name}] {shlex.join(pending[name])}", file=sys.stderr, flush=True)
+        rc = runner(pending[name], check=False, env=env).returncode
+        if rc != 0:
+            print(f"[{name}] failed (exit {rc})", file=sys.stderr, flush=True)
+        return rc
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        return dict(zip(pending, pool.map(one, pending), strict=True))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True, help="a randomized (RSMI) model directory")
@@ -217,22 +241,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--only-read", action="store_true", help="run nothing: select from what is there")
     p.add_argument("--dry-run", action="store_true", help="print the attack commands only")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="grid points attacked at a time, each a process with one torch thread "
+                        "unless OMP_NUM_THREADS is set (1; use at most the CPU cores)")
     args = p.parse_args(argv)
+    if args.jobs < 1:
+        raise SystemExit(f"--jobs {args.jobs}: give 1 or more")
     grid = parse_grid(args.grid)
     python = [sys.executable, "-m", "rsmi.cli.main"]
+    commands = {point_name(m, d): attack_argv(args, m, d, args.out / "attacks" / point_name(m, d))
+                for m, d in grid}
+    if args.dry_run:
+        for cmd in commands.values():
+            print(shlex.join(["rsmi", *cmd]))
+        return 0
+    if not args.only_read:
+        pending = {name: [*python, *cmd] for name, cmd in commands.items()
+                   if not (_read(args.out / "attacks" / name)[0] or {}).get("complete")}
+        run_pending(pending, args.jobs)
     points: list[dict[str, Any]] = []
     for i, (m, delta) in enumerate(grid):
         run = args.out / "attacks" / point_name(m, delta)
-        cmd = attack_argv(args, m, delta, run)
-        if args.dry_run:
-            print(shlex.join(["rsmi", *cmd]))
-            continue
-        summary, _ = _read(run)
-        if not args.only_read and not (summary and summary.get("complete")):
-            print(f"[{point_name(m, delta)}] rsmi {shlex.join(cmd)}", file=sys.stderr, flush=True)
-            rc = subprocess.run([*python, *cmd], check=False).returncode
-            if rc != 0:
-                print(f"[{point_name(m, delta)}] failed (exit {rc})", file=sys.stderr)
+        cmd = commands[point_name(m, delta)]
         summary, records = _read(run)
         point: dict[str, Any] = {"m": m, "delta": delta, "run": str(run), "command": shlex.join(["rsmi", *cmd])}
         records = [r for r in records if "p_correct_perturbed" in r]
@@ -242,8 +272,6 @@ def main(argv: list[str] | None = None) -> int:
             ex = per_example(records)
             point["_values"] = dict(zip(ex["index"].tolist(), ex["k1"].tolist(), strict=True))
         points.append(point)
-    if args.dry_run:
-        return 0
     run_points = [pt for pt in points if "_values" in pt]
     for j, pt in enumerate(run_points[1:], start=1):  # against the first and the previous point
         for key, other in (("deployed_k1_minus_first", run_points[0]),

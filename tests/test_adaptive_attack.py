@@ -324,3 +324,34 @@ def test_a_study_row_runs_the_adaptive_attacker(tmp_path):
     assert argv[argv.index("--eot") + 1] == "4" and argv[argv.index("--eot-margin") + 1] == "0.2"
     plain = {k: j for k, j in jobs.items() if k.endswith("/deepwordbug")}
     assert plain and all("--eot-margin" not in j.argv for j in plain.values())
+
+
+def test_dev_selection_runs_grid_points_in_parallel_jobs_with_one_thread_each(monkeypatch):
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    sel = _select_module()
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    lock, running, seen = threading.Lock(), [0], {"max": 0, "order": [], "env": []}
+
+    def runner(cmd, check, env):
+        with lock:
+            running[0] += 1
+            seen["max"] = max(seen["max"], running[0])
+            seen["order"].append(cmd[-1])
+            seen["env"].append((env.get("OMP_NUM_THREADS"), env.get("MKL_NUM_THREADS")))
+        time.sleep(0.05)
+        with lock:
+            running[0] -= 1
+        return SimpleNamespace(returncode=3 if cmd[-1] == "c" else 0)
+
+    pending = {name: ["rsmi", "attack", name] for name in "abcd"}
+    assert sel.run_pending(pending, 2, runner=runner) == {"a": 0, "b": 0, "c": 3, "d": 0}
+    assert seen["max"] == 2 and seen["order"][:2] == ["a", "b"]  # grid order, two at a time
+    assert set(seen["env"]) == {("1", "1")}  # one torch thread per job
+    seen.update(max=0, order=[], env=[])
+    sel.run_pending(pending, 1, runner=runner)
+    assert seen["max"] == 1 and seen["order"] == list("abcd")
+    assert set(seen["env"]) == {(None, None)}  # one job: the caller's threads
