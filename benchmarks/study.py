@@ -470,6 +470,13 @@ def attack_job(study: Study, ds: str, model: str, seed: int, row: dict[str, Any]
         argv += ["--eot", str(row["eot"])]
     if float(row.get("eot_margin", 0) or 0) > 0:  # the adaptive margin-EOT attacker
         argv += ["--eot-margin", f"{float(row['eot_margin']):g}"]
+    # the deployed threat models' verdicts (issue 27): R fresh draws of each original and final
+    # text (a deterministic model takes one); `attacks.fresh_draws`, a row's own `fresh_draws`
+    fresh = int(row.get("fresh_draws", cfg.get("fresh_draws", 0)) or 0)
+    if fresh > 0:
+        argv += ["--fresh-draws", str(fresh)]
+    if row.get("engine"):  # e.g. openvino-bf16 for new rows (part of the run's identity)
+        argv += ["--engine", str(row["engine"])]
     argv += _flags(overrides)
     job = Job(job_id or f"{ds}/attack/{model}/seed-{seed}/{name}", argv,
               complete_summary(out) is not None)
@@ -617,7 +624,40 @@ def plan(study: Study) -> list[Job]:
                 jobs.append(train_job(study, ds, m, seed, sel))
                 jobs.append(evaluate_job(study, ds, m, seed, sel))
     main_attacks(models, rest)
-    return jobs
+    return with_rescoring(jobs)
+
+
+def with_rescoring(jobs: list[Job]) -> list[Job]:
+    """After each finished attack of a randomized model that lacks the fresh-draw verdicts its
+    row asks for (``--fresh-draws R``; runs finished before issue 27), a ``rsmi attack rescore``
+    job that adds them in place (the model's weights digest is checked by rescore itself)."""
+    from rsmi.attacks.fresh import is_deterministic
+
+    out: list[Job] = []
+    for job in jobs:
+        out.append(job)
+        argv = job.argv
+        if not (job.done and argv[:1] == ["attack"] and "--fresh-draws" in argv):
+            continue
+        draws = int(argv[argv.index("--fresh-draws") + 1])
+        run, model_dir = Path(argv[argv.index("--out") + 1]), argv[argv.index("--model") + 1]
+        summary = complete_summary(run) or {}
+        settings = (summary.get("model") or {}).get("rsmi_config") or {}
+        if not settings or is_deterministic(settings):
+            continue  # a deterministic model's deployed verdicts are its protocol ones
+        blocks = [summary.get("fresh_draws")] + [
+            s.get("fresh_draws") for s in summary.get("per_seed") or [] if isinstance(s, dict)]
+        if any(isinstance(b, dict) and b.get("draws") == draws and b.get("complete", True)
+               for b in blocks):
+            continue
+        rescore = Job(job.id.replace("/attack/", "/rescore/", 1).replace("/sweep-attack/",
+                                                                          "/sweep-rescore/", 1),
+                      ["attack", "rescore", "--run", str(run), "--model", model_dir,
+                       "--draws", str(draws)], False)
+        if not finished_training(Path(model_dir)):
+            rescore.blocked = "model not trained (rescore needs the weights the run attacked)"
+        out.append(rescore)
+    return out
 
 
 def select_jobs(jobs: list[Job], only: str | None) -> list[Job]:

@@ -436,3 +436,58 @@ def test_the_single_sweep_key_plans_exactly_as_before(tmp_path):
     and selection.json, byte for byte."""
     golden = ROOT / "tests" / "fixtures" / "study" / "single_sweep_plan.txt"
     assert _single_sweep_plan_text(study_mod, tmp_path) == golden.read_text()
+
+
+def test_attack_rows_take_fresh_draws_and_an_engine(tmp_path):
+    path = _config(tmp_path, "minilm", tmp_path / "toy.jsonl", attacks={
+        "preset": "recipe", "attack_seeds": [0], "train_seeds": [0], "fresh_draws": 20,
+        "main": [{"recipe": "deepwordbug", "models": "all"}],
+        "extra": [{"name": "adaptive", "recipe": "deepwordbug", "models": ["rsmi"], "eot": 8,
+                   "eot_margin": 0.3, "engine": "openvino-bf16"},
+                  {"name": "plain", "recipe": "deepwordbug", "models": ["rsmi"], "fresh_draws": 0}]})
+    jobs = {j.id: j.argv for j in study_mod.plan(study_mod.Study.load(path))}
+
+    def flag(argv, name):
+        return argv[argv.index(name) + 1] if name in argv else None
+
+    main = jobs["toy/attack/rsmi/seed-0/deepwordbug"]
+    assert flag(main, "--fresh-draws") == "20" and flag(main, "--engine") is None
+    assert flag(jobs["toy/attack/base/seed-0/deepwordbug"], "--fresh-draws") == "20"
+    adaptive = jobs["toy/attack/rsmi/seed-0/adaptive"]
+    assert (flag(adaptive, "--eot"), flag(adaptive, "--eot-margin")) == ("8", "0.3")
+    assert flag(adaptive, "--engine") == "openvino-bf16" and flag(adaptive, "--fresh-draws") == "20"
+    assert "--fresh-draws" not in jobs["toy/attack/rsmi/seed-0/plain"]  # the row's own 0
+
+
+def test_finished_randomized_runs_without_fresh_draws_get_a_rescore_job(tmp_path):
+    path = _config(tmp_path, "minilm", tmp_path / "toy.jsonl", attacks={
+        "preset": "recipe", "attack_seeds": [0], "train_seeds": [0], "fresh_draws": 20,
+        "main": [{"recipe": "deepwordbug", "models": "all"}]})
+    study = study_mod.Study.load(path)
+    results = tmp_path / "results" / "toy" / "attacks"
+
+    def finish(model, config, fresh=None):
+        out = results / model / "seed-0" / "deepwordbug"
+        _complete_summary(out, 0.5, 0.8)
+        summary = json.loads((out / "summary.json").read_text())
+        summary["model"] = {"rsmi_config": config}
+        if fresh:
+            summary["fresh_draws"] = fresh
+        (out / "summary.json").write_text(json.dumps(summary))
+        _finish_training(tmp_path / "runs" / "toy" / model / "seed-0")
+
+    finish("base", {"noise_std": 0.0, "num_masks": 0})
+    finish("rsmi", {"noise_std": 0.3, "num_masks": 1})
+    jobs = study_mod.plan(study)
+    ids = [j.id for j in jobs]
+    assert "toy/rescore/base/seed-0/deepwordbug" not in ids  # deterministic: nothing to add
+    at = ids.index("toy/attack/rsmi/seed-0/deepwordbug")
+    rescore = jobs[at + 1]
+    assert rescore.id == "toy/rescore/rsmi/seed-0/deepwordbug" and rescore.status == "todo"
+    assert rescore.argv == ["attack", "rescore", "--run",
+                            str(results / "rsmi" / "seed-0" / "deepwordbug"), "--model",
+                            str(tmp_path / "runs" / "toy" / "rsmi" / "seed-0"), "--draws", "20"]
+    finish("rsmi", {"noise_std": 0.3, "num_masks": 1}, fresh={"draws": 20, "complete": True})
+    assert "toy/rescore/rsmi/seed-0/deepwordbug" not in [j.id for j in study_mod.plan(study)]
+    finish("rsmi", {"noise_std": 0.3, "num_masks": 1}, fresh={"draws": 5, "complete": True})
+    assert "toy/rescore/rsmi/seed-0/deepwordbug" in [j.id for j in study_mod.plan(study)]
