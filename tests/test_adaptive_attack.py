@@ -355,3 +355,27 @@ def test_dev_selection_runs_grid_points_in_parallel_jobs_with_one_thread_each(mo
     sel.run_pending(pending, 1, runner=runner)
     assert seen["max"] == 1 and seen["order"] == list("abcd")
     assert set(seen["env"]) == {(None, None)}  # one job: the caller's threads
+
+
+def test_the_pilot_table_in_the_study_is_the_one_its_records_give():
+    """docs/study.md's pilot table is `adaptive_select.py --only-read` output: it must be what the
+    committed selection.json gives, byte for byte (a results table is never typed by hand)."""
+    sel = _select_module()
+    selection = json.loads((ROOT / "results" / "adaptive-pilot" / "selection.json").read_text())
+    assert sel.markdown(selection) in (ROOT / "docs" / "study.md").read_text()
+
+
+def test_the_pilot_selection_recomputes_from_its_records(tmp_path, capsys):
+    import shutil
+
+    sel = _select_module()
+    committed = json.loads((ROOT / "results" / "adaptive-pilot" / "selection.json").read_text())
+    shutil.copytree(ROOT / "results" / "adaptive-pilot" / "attacks", tmp_path / "attacks")
+    sel.main(["--model", committed["model"], "--num-examples", str(committed["num_examples"]),
+              "--grid", ",".join(f"{p['m']}:{p['delta']:g}" for p in committed["points"]),
+              "--out", str(tmp_path), "--only-read"])
+    again = json.loads((tmp_path / "selection.json").read_text())
+    strip = ("run", "command")  # paths differ; everything computed must not
+    assert [{k: v for k, v in p.items() if k not in strip} for p in again["points"]] == \
+        [{k: v for k, v in p.items() if k not in strip} for p in committed["points"]]
+    assert again["selected"] == committed["selected"]
