@@ -36,16 +36,17 @@ _SESSIONS: weakref.WeakKeyDictionary[nn.Module, dict[tuple, tuple[tuple, Any]]] 
 
 
 class _StackT(ctypes.Structure):
-    """``stack_t`` of sigaltstack(2) (Linux and macOS layout)."""
+    """``stack_t`` of sigaltstack(2), glibc/musl layout on Linux (macOS orders it otherwise)."""
 
     _fields_ = [("ss_sp", ctypes.c_void_p), ("ss_flags", ctypes.c_int), ("ss_size", ctypes.c_size_t)]
 
 
-_SS_DISABLE = 2 if sys.platform.startswith("linux") else 4  # macOS: SS_DISABLE = 4
+_SS_DISABLE = 2  # Linux
 
 
 def _sigaltstack() -> Callable[..., int] | None:
-    if not (sys.platform.startswith("linux") or sys.platform == "darwin"):
+    """libc's sigaltstack on Linux (where the plugin's behaviour was found), else None."""
+    if not sys.platform.startswith("linux"):
         return None
     try:
         return ctypes.CDLL(None, use_errno=True).sigaltstack
