@@ -383,3 +383,28 @@ def test_html_pairs_verdicts_wrap(tmp_path):
         for row in rows:  # the verdict is the last cell of each row, and only that one
             cells = re.findall(r"<td( class=\"[a-z]+\")?>", row)
             assert cells[-1] == ' class="verdict"' and ' class="verdict"' not in cells[:-1]
+
+
+def test_deployed_intervals_bootstrap_the_per_example_values(tmp_path):
+    from rsmi.reports import markdown_table
+    from rsmi.reports.stats import bootstrap_mean_interval
+
+    rows = ResultSet.load([_runs(tmp_path, fresh=True)]).rows
+    rsmi = next(r for r in rows if r.method == "rsmi")
+    base = next(r for r in rows if r.method == "base")
+    for k in (1, 5, 25):  # the values' mean is the summary's figure
+        values = rsmi.deployed_values(k)
+        want = {1: "aua_deployed", 5: "aua_deployed_k5", 25: "aua_deployed_k25"}[k]
+        assert 100 * sum(values) / len(values) == pytest.approx(rsmi.value(want)[0])
+        lo, hi = rsmi.deployed_interval(k)
+        assert lo <= rsmi.value(want)[0] <= hi
+    expected = sorted(p1 if p0 > 0.5 else 0.0 for p0, p1 in P_RSMI.values())
+    assert sorted(rsmi.deployed_values(1)) == pytest.approx(expected)
+    # a deterministic model: its protocol verdicts, 0 or 1 per example
+    assert set(base.deployed_values(1)) <= {0.0, 1.0}
+    assert 100 * sum(base.deployed_values(1)) / 8 == pytest.approx(base.value("accuracy_under_attack")[0])
+    assert bootstrap_mean_interval([]) is None
+    assert bootstrap_mean_interval([0.5] * 10) == (50.0, 50.0)
+    table = markdown_table([rsmi], cols="model,aua_deployed,aua_deployed_ci,aua_majority_ci")
+    lo, hi = rsmi.deployed_interval(1)
+    assert f"[{lo:.1f}, {hi:.1f}]" in table

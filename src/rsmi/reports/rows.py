@@ -151,6 +151,28 @@ class ResultRow:
             return None
         return stats.wilson(round(mean * n / 100.0), n)
 
+    def deployed_values(self, k: int = 1) -> list[float] | None:
+        """Per example, ``[attacked] × p(correct)^k`` of the deployed threat model with ``k``
+        submissions (attacked: the majority of the clean text's fresh draws is correct), averaged
+        over the row's attack seeds on the examples they share; a deterministic model's records
+        without fresh draws give their protocol verdicts. None without records or fresh draws."""
+        per_seed = []
+        for records in self.records.values():
+            found = stats.deployed_by_index(records, self.deterministic)
+            if not found:
+                return None
+            per_seed.append({i: (1.0 if p0 > 0.5 else 0.0) * p1**k for i, (p0, p1) in found.items()})
+        if not per_seed:
+            return None
+        common = sorted(set.intersection(*(set(d) for d in per_seed)))
+        return [sum(d[i] for d in per_seed) / len(per_seed) for i in common]
+
+    def deployed_interval(self, k: int = 1) -> tuple[float, float] | None:
+        """Percentile bootstrap 95 % interval of the deployed AUA with ``k`` submissions, over
+        the examples (:func:`rsmi.reports.stats.bootstrap_mean_interval`)."""
+        values = self.deployed_values(k)
+        return None if values is None else stats.bootstrap_mean_interval(values)
+
     @property
     def shown_model(self) -> str:
         """The model's name, with its training seed where the result set holds other training

@@ -344,6 +344,31 @@ def paired_bootstrap(
 RESAMPLE_CHUNK = 500  # resamples drawn at once by paired_bootstrap_values (memory: chunk × N)
 
 
+def bootstrap_mean_interval(
+    values: Sequence[float],
+    *,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+    level: float = 0.95,
+) -> tuple[float, float] | None:
+    """Percentile bootstrap interval (percent) of the mean of per-example values in [0, 1] —
+    the deployed AUA's [attacked] × p(correct)^k — resampling the N examples with replacement;
+    seeded, so the same values give the same interval. None for no values."""
+    import numpy as np
+
+    v = np.asarray(values, dtype=float)
+    if v.ndim != 1 or v.size == 0:
+        return None
+    n, rng = int(v.size), np.random.default_rng(seed)
+    means = []
+    for start in range(0, int(resamples), RESAMPLE_CHUNK):
+        idx = rng.integers(0, n, size=(min(RESAMPLE_CHUNK, int(resamples) - start), n))
+        means.append(v[idx].mean(axis=1))
+    tail = (1.0 - level) / 2.0
+    lo, hi = np.quantile(100.0 * np.concatenate(means), [tail, 1.0 - tail], method="inverted_cdf")
+    return float(lo), float(hi)
+
+
 def paired_bootstrap_values(
     values_a: Sequence[float],
     values_b: Sequence[float],

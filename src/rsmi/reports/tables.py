@@ -14,7 +14,7 @@ from typing import Any
 from rsmi.errors import ConfigError
 from rsmi.reports import threat_models as tm
 from rsmi.reports.rows import ResultRow
-from rsmi.reports.stats import DeployedComparison, PairedComparison, verdict
+from rsmi.reports.stats import DeployedComparison, PairedComparison, verdict, wilson
 
 DASH = "–"
 
@@ -43,6 +43,13 @@ def _metric(key: str, kind: str = "pct") -> Callable[[ResultRow], str]:
 
 def _deployed(key: str) -> Callable[[ResultRow], str]:
     return lambda row: fmt(*row.deployed_value(key), "pct")
+
+
+def _majority_interval(row: ResultRow) -> str:
+    mean, n = row.deployed_value("aua_majority")[0], row.num_examples
+    if mean is None or not n:
+        return fmt_interval(None)
+    return fmt_interval(wilson(round(mean * n / 100.0), n))
 
 
 def _fwd_per_query(row: ResultRow) -> str:
@@ -102,6 +109,14 @@ COLUMNS: dict[str, Column] = {
         Column("aua_deployed_k5", "AUA deployed k=5 %", _deployed("aua_deployed_k5")),
         Column("aua_deployed_k25", "AUA deployed k=25 %", _deployed("aua_deployed_k25")),
         Column("aua_majority", "AUA majority %", _deployed("aua_majority")),
+        # their intervals: percentile bootstrap over the examples (the majority: Wilson)
+        Column("aua_deployed_ci", "AUA deployed 95 % CI",
+               lambda r: fmt_interval(r.deployed_interval(1))),
+        Column("aua_deployed_k5_ci", "AUA deployed k=5 95 % CI",
+               lambda r: fmt_interval(r.deployed_interval(5))),
+        Column("aua_deployed_k25_ci", "AUA deployed k=25 95 % CI",
+               lambda r: fmt_interval(r.deployed_interval(25))),
+        Column("aua_majority_ci", "AUA majority 95 % CI", _majority_interval),
         Column("asr", "ASR %", _metric("attack_success_rate")),
         Column("queries", "queries", _metric("avg_queries")),
         Column("fwd", "fwd passes", _metric("avg_forward_passes")),
