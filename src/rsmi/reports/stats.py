@@ -359,13 +359,9 @@ def bootstrap_mean_interval(
     v = np.asarray(values, dtype=float)
     if v.ndim != 1 or v.size == 0:
         return None
-    n, rng = int(v.size), np.random.default_rng(seed)
-    means = []
-    for start in range(0, int(resamples), RESAMPLE_CHUNK):
-        idx = rng.integers(0, n, size=(min(RESAMPLE_CHUNK, int(resamples) - start), n))
-        means.append(v[idx].mean(axis=1))
+    (means,) = _resampled_means((v,), resamples, seed)
     tail = (1.0 - level) / 2.0
-    lo, hi = np.quantile(100.0 * np.concatenate(means), [tail, 1.0 - tail], method="inverted_cdf")
+    lo, hi = np.quantile(100.0 * means, [tail, 1.0 - tail], method="inverted_cdf")
     return float(lo), float(hi)
 
 
@@ -390,14 +386,23 @@ def paired_bootstrap_values(
             f"paired bootstrap needs two equally long, non-empty value lists "
             f"(got {a.shape} and {b.shape})"
         )
-    n, rng = int(a.size), np.random.default_rng(seed)
-    aua_a, aua_b = [], []
+    aua_a, aua_b = _resampled_means((a, b), resamples, seed)
+    return _percentile_interval(aua_a, aua_b, 100.0 * a.mean(), 100.0 * b.mean(),
+                                n=int(a.size), level=level, seed=seed)
+
+
+def _resampled_means(arrays: Sequence[Any], resamples: int, seed: int) -> list[Any]:
+    """The mean of each equally long array over the same seeded resamples of its indices
+    (drawn ``RESAMPLE_CHUNK`` at a time: memory chunk × N)."""
+    import numpy as np
+
+    n, rng = len(arrays[0]), np.random.default_rng(seed)
+    means: list[list[Any]] = [[] for _ in arrays]
     for start in range(0, int(resamples), RESAMPLE_CHUNK):
         idx = rng.integers(0, n, size=(min(RESAMPLE_CHUNK, int(resamples) - start), n))
-        aua_a.append(a[idx].mean(axis=1))
-        aua_b.append(b[idx].mean(axis=1))
-    return _percentile_interval(np.concatenate(aua_a), np.concatenate(aua_b), 100.0 * a.mean(),
-                                100.0 * b.mean(), n=n, level=level, seed=seed)
+        for out, values in zip(means, arrays, strict=True):
+            out.append(values[idx].mean(axis=1))
+    return [np.concatenate(m) for m in means]
 
 
 def _percentile_interval(aua_a: Any, aua_b: Any, point_a: float, point_b: float, *, n: int,
