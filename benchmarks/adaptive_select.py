@@ -10,7 +10,8 @@ selection continues where it stopped; a finished point is read, not re-run).
 Writes, under ``--out``: ``attacks/m<m>-d<δ>/`` (each point's run: examples.jsonl, summary.json,
 run.json) and ``selection.json``: per point the protocol AUA (Wilson 95 %), the deployed AUA for
 k = 1, 5, 25 submissions (percentile bootstrap 95 % over examples), the majority AUA (Wilson),
-the paired bootstrap of each point's deployed AUA (k = 1) minus the first point's, the cost
+the paired bootstrap of each point's deployed AUA (k = 1) minus the first and the previous
+point's and the selected point's minus every other's, the cost
 (forward passes and seconds per example), and the selected point; with the exact command, the
 machine (lscpu model name), date and load.
 
@@ -189,6 +190,18 @@ def markdown(selection: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def markdown_versus(selection: dict[str, Any]) -> str:
+    """The selected point's deployed AUA (k = 1) minus every other point's, paired on the same
+    examples: which alternatives the selection is separable from (``selection.json``)."""
+    sel = selection["selected"]
+    name = point_name(sel["m"], sel["delta"])
+    lines = [f"| selected {name} minus | N | difference, deployed AUA k = 1 (paired bootstrap 95 %) |",
+             "|---|---:|---:|"]
+    for x in selection.get("selected_minus_others") or []:
+        lines.append(f"| {x['versus']} | {x['num_examples']} | {x['diff']:+.1f} {_ci(x['ci95_paired_bootstrap'])} |")
+    return "\n".join(lines)
+
+
 def _read(run: Path) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     from rsmi.attacks import read_records
 
@@ -282,9 +295,18 @@ def main(argv: list[str] | None = None) -> int:
                            **paired_difference(np.array([pt["_values"][i] for i in common]),
                                                np.array([other["_values"][i] for i in common]),
                                                BOOTSTRAP_SEED)}
+    best = select(points)
+    versus = []  # the selected point against every other finished one: is the choice separable?
+    if best is not None:
+        for pt in run_points:
+            common = sorted(set(best["_values"]) & set(pt["_values"]))
+            if pt is not best and common:
+                versus.append({"versus": point_name(pt["m"], pt["delta"]), "num_examples": len(common),
+                               **paired_difference(np.array([best["_values"][i] for i in common]),
+                                                   np.array([pt["_values"][i] for i in common]),
+                                                   BOOTSTRAP_SEED)})
     for pt in points:
         pt.pop("_values", None)
-    best = select(points)
     out = {
         "what": "adaptive attacker (margin-EOT) selection on dev: lowest deployed AUA (k = 1), "
                 "ties to fewer forward passes (benchmarks/adaptive_select.py)",
@@ -300,11 +322,15 @@ def main(argv: list[str] | None = None) -> int:
         "complete": all(pt.get("complete") for pt in points),
         "selected": None if best is None else {"m": best["m"], "delta": best["delta"],
                                                "attacker": best["figures"]["attacker"]},
+        "selected_minus_others": versus,
     }
     from rsmi.store.atomic import atomic_write_json
 
     atomic_write_json(args.out / "selection.json", out)
     print(markdown(out))
+    if versus:
+        print()
+        print(markdown_versus(out))
     print(f"selected (finished points only): {out['selected']} → {args.out / 'selection.json'}")
     return 0
 

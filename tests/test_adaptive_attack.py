@@ -292,6 +292,10 @@ def test_dev_selection_takes_the_lowest_deployed_aua_and_breaks_ties_by_cost():
     assert "| direct | 3 (unfinished) | 33.3 [" in table and "| m = 8, δ = 0.3 | not run |" in table
     diff = sel.paired_difference(ex["k1"], ex["k1"], seed=0)
     assert diff["diff"] == 0 and diff["ci95_paired_bootstrap"] == (0.0, 0.0)
+    versus = sel.markdown_versus({"selected": {"m": 8, "delta": 0.3}, "selected_minus_others": [
+        {"versus": "m1-d0", "num_examples": 3, **sel.paired_difference(ex["k1"] * 0, ex["k1"], seed=0)}]})
+    assert versus.splitlines()[0].startswith("| selected m8-d0.3 minus |")
+    assert "| m1-d0 | 3 | -36.7 [" in versus  # 0 minus the mean of 0.8, 0.3, 0.0
     argv = sel.attack_argv(sel.main.__globals__["argparse"].Namespace(
         model="m", data="mr", split="dev", recipe="textfooler", num_examples=25, max_length=64,
         dtype="bfloat16", fresh_draws=20), 4, 0.2, Path("out"))
@@ -357,20 +361,29 @@ def test_dev_selection_runs_grid_points_in_parallel_jobs_with_one_thread_each(mo
     assert set(seen["env"]) == {(None, None)}  # one job: the caller's threads
 
 
-def test_the_pilot_table_in_the_study_is_the_one_its_records_give():
-    """docs/study.md's pilot table is `adaptive_select.py --only-read` output: it must be what the
-    committed selection.json gives, byte for byte (a results table is never typed by hand)."""
+SELECTIONS = ["adaptive-pilot", "adaptive-select/mr-dev"]  # committed dev selections in the study
+
+
+@pytest.mark.parametrize("folder", SELECTIONS)
+def test_the_selection_tables_in_the_study_are_the_ones_their_records_give(folder):
+    """docs/study.md's selection tables are `adaptive_select.py --only-read` output: each must be
+    what the committed selection.json gives, byte for byte (a results table is never typed by
+    hand)."""
     sel = _select_module()
-    selection = json.loads((ROOT / "results" / "adaptive-pilot" / "selection.json").read_text())
-    assert sel.markdown(selection) in (ROOT / "docs" / "study.md").read_text()
+    selection = json.loads((ROOT / "results" / folder / "selection.json").read_text())
+    study = (ROOT / "docs" / "study.md").read_text()
+    assert sel.markdown(selection) in study
+    if selection.get("selected_minus_others"):
+        assert sel.markdown_versus(selection) in study
 
 
-def test_the_pilot_selection_recomputes_from_its_records(tmp_path, capsys):
+@pytest.mark.parametrize("folder", SELECTIONS)
+def test_the_selections_recompute_from_their_records(tmp_path, capsys, folder):
     import shutil
 
     sel = _select_module()
-    committed = json.loads((ROOT / "results" / "adaptive-pilot" / "selection.json").read_text())
-    shutil.copytree(ROOT / "results" / "adaptive-pilot" / "attacks", tmp_path / "attacks")
+    committed = json.loads((ROOT / "results" / folder / "selection.json").read_text())
+    shutil.copytree(ROOT / "results" / folder / "attacks", tmp_path / "attacks")
     sel.main(["--model", committed["model"], "--num-examples", str(committed["num_examples"]),
               "--grid", ",".join(f"{p['m']}:{p['delta']:g}" for p in committed["points"]),
               "--out", str(tmp_path), "--only-read"])
@@ -379,3 +392,5 @@ def test_the_pilot_selection_recomputes_from_its_records(tmp_path, capsys):
     assert [{k: v for k, v in p.items() if k not in strip} for p in again["points"]] == \
         [{k: v for k, v in p.items() if k not in strip} for p in committed["points"]]
     assert again["selected"] == committed["selected"]
+    if "selected_minus_others" in committed:  # written since session 18 (not in the pilot's file)
+        assert again["selected_minus_others"] == committed["selected_minus_others"]
