@@ -389,7 +389,8 @@ def test_deployed_intervals_bootstrap_the_per_example_values(tmp_path):
     from rsmi.reports import markdown_table
     from rsmi.reports.stats import bootstrap_mean_interval
 
-    rows = ResultSet.load([_runs(tmp_path, fresh=True)]).rows
+    results = ResultSet.load([_runs(tmp_path, fresh=True)])
+    rows = results.rows
     rsmi = next(r for r in rows if r.method == "rsmi")
     base = next(r for r in rows if r.method == "base")
     for k in (1, 5, 25):  # the values' mean is the summary's figure
@@ -408,3 +409,12 @@ def test_deployed_intervals_bootstrap_the_per_example_values(tmp_path):
     table = markdown_table([rsmi], cols="model,aua_deployed,aua_deployed_ci,aua_majority_ci")
     lo, hi = rsmi.deployed_interval(1)
     assert f"[{lo:.1f}, {hi:.1f}]" in table
+    # the HTML report shows each deployed figure with its interval below it
+    from rsmi.reports.html import render_html
+
+    page = render_html(results)
+    head = page[page.index('<table class="results"'):page.index("</thead>")]
+    assert head.count('<span class="ci">95 % CI</span>') == 6  # clean, AUA, k = 1, 5, 25, majority
+    for k in (1, 5, 25):
+        lo, hi = rsmi.deployed_interval(k)
+        assert f'<span class="ci">[{lo:.1f}, {hi:.1f}]</span>' in page

@@ -49,8 +49,11 @@ HTML_COLUMNS = (
     "model", "method", "clean", "aua", "asr", "queries", "fwd", "fwd_per_query", "perturbed", "n",
     "seeds",
 )
-# A column shown with its 95 % interval below the value.
-INTERVALS = {"clean": "clean_ci", "aua": "aua_ci"}
+# A column shown with its 95 % interval below the value (the deployed figures: percentile
+# bootstrap over the examples; the rest, the majority included: Wilson).
+INTERVALS = {"clean": "clean_ci", "aua": "aua_ci", "aua_deployed": "aua_deployed_ci",
+             "aua_deployed_k5": "aua_deployed_k5_ci", "aua_deployed_k25": "aua_deployed_k25_ci",
+             "aua_majority": "aua_majority_ci"}
 
 
 @dataclass
