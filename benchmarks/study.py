@@ -52,7 +52,8 @@ from typing import Any
 
 import yaml
 
-from rsmi.store.model_card import did_not_learn, training_finished
+from rsmi.provenance import cpu_model
+from rsmi.store.model_card import did_not_learn, training_cpu, training_finished
 
 Executor = Callable[[list[str]], int]
 
@@ -191,6 +192,10 @@ class Study:
     device: str | None = None
     dtype: str | None = None
     python: list[str] = field(default_factory=lambda: [sys.executable, "-m", "rsmi.cli.main"])
+    # This machine's CPU model, and whether to retrain a model whose committed training records
+    # come from another one (see train_job).
+    cpu: str | None = field(default_factory=cpu_model)
+    allow_other_cpu: bool = False
 
     @classmethod
     def load(cls, path: str | Path, **overrides: Any) -> Study:
@@ -424,7 +429,18 @@ def train_job(study: Study, ds: str, model: str, seed: int, selections: Selectio
             "--resume", *_train_flags({**({"dtype": study.dtype} if study.dtype else {}), **settings})]
     results = study.results_dir / ds / "models" / model / f"seed-{seed}"
     name = f"{ds}/{phase}/{model}" + ("" if phase == "sweep-train" else f"/seed-{seed}")
-    return Job(name, argv, finished_training(out), after=lambda: copy_records(out, results))
+    job = Job(name, argv, finished_training(out), after=lambda: copy_records(out, results))
+    # A model whose committed records were trained on another kind of CPU is not retrained
+    # here: the same seed trains other (bfloat16) weights on another kind, which the committed
+    # attack runs' digest check refuses, and the copy would replace the committed records.
+    trained_on = training_cpu(results)
+    if (not job.done and trained_on and study.cpu and trained_on != study.cpu
+            and not study.allow_other_cpu):
+        job.blocked = (f"its committed records ({results}) were trained on {trained_on!r}, this "
+                       f"machine is {study.cpu!r}: the same seed trains other weights here, which "
+                       "the committed runs refuse; run it on that kind of machine "
+                       "(--allow-other-cpu retrains here and replaces those records)")
+    return job
 
 
 def evaluate_job(study: Study, ds: str, model: str, seed: int, selections: Selections | None,
@@ -715,9 +731,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs-dir", help="override runs_dir (models, checkpoints)")
     parser.add_argument("--results-dir", help="override results_dir (committable results)")
     parser.add_argument("--device", help="torch device for evaluate/attack (default: cuda if any)")
+    parser.add_argument("--allow-other-cpu", action="store_true",
+                        help="retrain models whose committed training records come from another "
+                             "CPU model (blocked by default: other weights, which the committed "
+                             "attack runs refuse; their records are replaced)")
     args = parser.parse_args(argv)
     study = Study.load(args.config, runs_dir=args.runs_dir, results_dir=args.results_dir,
                        device=args.device)
+    study.allow_other_cpu = args.allow_other_cpu
     if args.dry_run:
         jobs = select_jobs(plan(study), args.only)
         for job in jobs:

@@ -491,3 +491,35 @@ def test_finished_randomized_runs_without_fresh_draws_get_a_rescore_job(tmp_path
     assert "toy/rescore/rsmi/seed-0/deepwordbug" not in [j.id for j in study_mod.plan(study)]
     finish("rsmi", {"noise_std": 0.3, "num_masks": 1}, fresh={"draws": 5, "complete": True})
     assert "toy/rescore/rsmi/seed-0/deepwordbug" in [j.id for j in study_mod.plan(study)]
+
+
+def test_a_model_committed_from_another_kind_of_cpu_is_not_retrained_here(tmp_path, capsys):
+    """The committed training records name the CPU that trained the model; on another CPU model
+    the same seed trains other bfloat16 weights, which the committed attack runs refuse and the
+    record copy would overwrite: the runner blocks that training and says where to run it."""
+    path = _config(tmp_path, "minilm", tmp_path / "toy.jsonl")
+    records = tmp_path / "results" / "toy" / "models" / "base" / "seed-0"
+    records.mkdir(parents=True)
+    (records / "training_config.json").write_text(json.dumps(
+        {"provenance": {"machine": {"cpu": "AMD EPYC"}}}))
+
+    study = study_mod.Study.load(path)
+    study.cpu = "Intel(R) Xeon(R) Processor"
+    jobs = _by_id(study)
+    job = jobs["toy/train/base/seed-0"]
+    assert job.blocked and "'AMD EPYC'" in job.blocked and "Intel(R) Xeon(R)" in job.blocked
+    assert "--allow-other-cpu" in job.blocked
+    assert jobs["toy/train/base/seed-1"].status == "todo"  # no committed records: trained here
+    assert jobs["toy/attack/base/seed-0/deepwordbug"].blocked == "model not trained"
+
+    study.cpu = "AMD EPYC"  # the same kind: the training is resumed or redone there
+    assert _by_id(study)["toy/train/base/seed-0"].status == "todo"
+    study.cpu = "Intel(R) Xeon(R) Processor"
+    study.allow_other_cpu = True
+    assert _by_id(study)["toy/train/base/seed-0"].status == "todo"
+    _finish_training(tmp_path / "runs" / "toy" / "base" / "seed-0")  # a model here: done, whatever
+    study.allow_other_cpu = False
+    assert _by_id(study)["toy/train/base/seed-0"].status == "done"
+
+    assert study_mod.main([str(path), "--dry-run", "--only", "toy/train/base/seed-1"]) == 0
+    assert "[todo] toy/train/base/seed-1" in capsys.readouterr().out
