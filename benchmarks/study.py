@@ -451,7 +451,8 @@ def evaluate_job(study: Study, ds: str, model: str, seed: int, selections: Selec
     folder = "test" if name is None else f"test-{name}"
     out = study.results_dir / ds / "eval" / model / f"seed-{seed}" / folder / "evaluation.json"
     argv = ["evaluate", "--model", str(model_dir), "--data", str(spec.get("data", ds)),
-            "--split", "test", "--out", str(out), *_device(study), *_flags(overrides or {})]
+            "--split", "test", "--out", str(out), *_device(study), *_flags(overrides or {}),
+            *_name(model, model_dir)]
     job = Job(f"{ds}/evaluate/{model}/seed-{seed}/{folder}", argv, out.exists())
     if not job.done and not finished_training(model_dir):
         job.blocked = "model not trained"
@@ -493,12 +494,18 @@ def attack_job(study: Study, ds: str, model: str, seed: int, row: dict[str, Any]
         argv += ["--fresh-draws", str(fresh)]
     if row.get("engine"):  # e.g. openvino-bf16 for new rows (part of the run's identity)
         argv += ["--engine", str(row["engine"])]
-    argv += _flags(overrides)
+    argv += _flags(overrides) + _name(model, model_dir)
     job = Job(job_id or f"{ds}/attack/{model}/seed-{seed}/{name}", argv,
               complete_summary(out) is not None)
     if not job.done and not finished_training(model_dir):
         job.blocked = "model not trained"
     return job
+
+
+def _name(model: str, model_dir: Path) -> list[str]:
+    """``--name ROW`` where the row's model lives in a directory of another name (a selected
+    row's seed-0 model is its sweep run): the reports then name the row, on every seed."""
+    return [] if Path(model_dir).parent.name == model else ["--name", model]
 
 
 def _device(study: Study) -> list[str]:

@@ -584,6 +584,19 @@ def test_authors_preset_settings_and_recorded_switches():
     assert AttackConfig.from_dict(cfg.to_dict()) == cfg
 
 
+def test_a_display_name_is_recorded_but_not_part_of_the_identity():
+    plain = AttackConfig(recipe="pwws", model="runs/sweep-freelb-k10/seed-0")
+    named = plain.replace(name="freelb-dev")
+    assert "name" not in plain.to_dict()  # recorded as before the field existed
+    assert named.to_dict()["name"] == "freelb-dev"
+    assert AttackConfig.from_dict(named.to_dict()) == named
+    assert named.identity() == plain.identity()  # a label: a run may resume under another
+    from rsmi.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="non-empty model name"):
+        AttackConfig(recipe="pwws", name=" ")
+
+
 def test_authors_sample_keeps_short_texts():
     from rsmi.attacks.runner import sample_examples
 

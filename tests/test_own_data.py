@@ -126,9 +126,10 @@ def test_evaluate_a_whole_test_file_without_repeating_the_columns(trained, tmp_p
     out, _, test_csv, _ = trained
     result = tmp_path / "evaluation.json"
     assert main(["evaluate", "--model", str(out), "--data", str(test_csv), "--split", "all",
-                 "--out", str(result)]) == 0, capsys.readouterr().err
+                 "--out", str(result), "--name", "my-model"]) == 0, capsys.readouterr().err
     evaluation = json.loads(result.read_text())
     assert evaluation["num_examples"] == 12  # the whole file, not 10 % of it
+    assert evaluation["name"] == "my-model"  # the model's name in reports
     assert evaluation["split"] == "all"
     per_class = evaluation["per_class_accuracy"]
     assert per_class["2"] == {"accuracy": None, "num_examples": 0}

@@ -512,3 +512,34 @@ def test_load_row_of_a_multi_seed_run_with_one_finished_seed(tmp_path):
         reports.load_row(two)
     with pytest.raises(StoreError, match="holds neither summary.json nor evaluation.json"):
         reports.load_row(run / "seed-1")
+
+
+def test_a_recorded_name_names_the_row_on_every_seed(tmp_path):
+    # The study's freelb-dev: its seed-0 model is the sweep run runs/sweep-freelb-k10/seed-0,
+    # attacked (and evaluated) with --name freelb-dev; seed 1 lives in runs/freelb-dev/seed-1.
+    # Both are one row over training seeds; without the name, seed 0 is the sweep run's row.
+    for seed, model_dir, name in ((0, "runs/sweep-freelb-k10/seed-0", "freelb-dev"),
+                                  (1, "runs/freelb-dev/seed-1", None)):
+        run = tmp_path / "attacks" / f"seed-{seed}" / "textfooler"
+        shutil.copytree(ATTACKS / "rsmi-m1-textfooler", run)
+        summary = json.loads((run / "summary.json").read_text())
+        summary.setdefault("config", {})["model"] = model_dir
+        if name:
+            summary["config"]["name"] = name
+        summary["model"]["metadata"]["training"]["seed"] = seed
+        (run / "summary.json").write_text(json.dumps(summary))
+        evaluation = {"model": model_dir, "method": "freelb", "accuracy": 0.8, "num_examples": 400,
+                      "training": {"seed": seed}, **({"name": name} if name else {})}
+        (tmp_path / f"eval-{seed}.json").write_text(json.dumps(evaluation))
+    results = reports.ResultSet.load([tmp_path / "attacks"])
+    assert sorted((r.model, r.training_seed) for r in results.rows) == [("freelb-dev", 0),
+                                                                        ("freelb-dev", 1)]
+    [group] = results.training_seed_groups()  # one row over training seeds 0 and 1
+    assert group.model == "freelb-dev" and group.training_seeds == [0, 1]
+    clean = reports.ResultSet.load([tmp_path / "eval-0.json", tmp_path / "eval-1.json"]).rows
+    assert {r.model for r in clean} == {"freelb-dev"}
+    summary = json.loads((tmp_path / "attacks" / "seed-0" / "textfooler" / "summary.json").read_text())
+    del summary["config"]["name"]
+    (tmp_path / "attacks" / "seed-0" / "textfooler" / "summary.json").write_text(json.dumps(summary))
+    assert {r.model for r in reports.ResultSet.load([tmp_path / "attacks"]).rows} == \
+        {"sweep-freelb-k10", "freelb-dev"}

@@ -387,6 +387,10 @@ def test_the_long_step_waits_for_the_winner_then_its_dev_attack_and_the_better_i
     by_id = _by_id(study)
     evaluate = by_id["toy/evaluate/freelb-dev/seed-0/test"]
     assert _arg(evaluate, "--model") == str(runs / "sweep-freelb-k5-3ep" / "seed-0")
+    # Its seed-0 model is a sweep run's directory: the reports name the row, as on other seeds.
+    assert _arg(evaluate, "--name") == "freelb-dev"
+    assert _arg(by_id["toy/attack/freelb-dev/seed-0/deepwordbug"], "--name") == "freelb-dev"
+    assert "--name" not in by_id["toy/evaluate/freelb-dev/seed-1/test"].argv
     seed1 = by_id["toy/train/freelb-dev/seed-1"]
     assert _arg(seed1, "--epochs") == "3" and _arg(seed1, "--adv-steps") == "5"
 

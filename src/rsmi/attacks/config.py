@@ -148,6 +148,10 @@ class AttackConfig:
             constraints asked first). The records are the same either way, so it is neither
             recorded nor part of the run identity (a run may resume with either); ``False``
             (hidden flag ``--no-harness-cache``) runs TextAttack's own path, for comparison.
+        name: the attacked model's name in reports (None: its directory's name, e.g.
+            ``base`` for ``runs/mr/base/seed-0``); e.g. the study's ``freelb-dev``, whose
+            seed-0 model is a sweep run's directory. Recorded when given; not part of the
+            run identity (a label, not a setting).
     """
 
     recipe: str
@@ -174,6 +178,7 @@ class AttackConfig:
     fresh_draws: int = 0
     harness_cache: bool = True
     eot_margin: float = 0.0
+    name: str | None = None
 
     def __post_init__(self) -> None:
         if self.recipe not in RECIPES:
@@ -207,6 +212,9 @@ class AttackConfig:
         self._check_margin()
         if self.batch_size < 1:
             raise ConfigError(f"batch_size={self.batch_size} is invalid: it must be ≥ 1")
+        if self.name is not None and (not isinstance(self.name, str) or not self.name.strip()):
+            raise ConfigError(f"name={self.name!r} is invalid: give a non-empty model name "
+                              "for reports, or leave it out (the model directory's name)")
         if not isinstance(self.fresh_draws, int) or self.fresh_draws < 0:
             raise ConfigError(
                 f"fresh_draws={self.fresh_draws!r} is invalid: give R ≥ 1 fresh draws per text "
@@ -271,6 +279,8 @@ class AttackConfig:
         out.pop("harness_cache")  # how fast, not what: the records are the same either way
         if not self.eot_margin:  # likewise: δ = 0 is the attack as it ran before the field
             out.pop("eot_margin")
+        if self.name is None:  # likewise: the directory's name, as before the field
+            out.pop("name")
         return out
 
     @classmethod
@@ -291,6 +301,7 @@ class AttackConfig:
         for key in ("batch_size", "seeds", "shard", "model_max_length"):
             out.pop(key)
         out.pop("fresh_draws", None)
+        out.pop("name", None)  # a label for reports: a run may be renamed when resumed
         out["eot_margin"] = self.eot_margin  # always compared: a run without it ran at δ = 0
         return out
 

@@ -92,6 +92,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resources", default=None,
                    help="prepared resource directory (default RSMI_HOME/resources)")
     p.add_argument("--out", help="output directory")
+    p.add_argument("--name", default=None, metavar="NAME",
+                   help="the model's name in reports (default: its directory's name)")
     add_inference_flags(p, exclude=("max_length",))  # --max-length is the attack's own
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     # The exact harness caches (rsmi.attacks.harness) off: TextAttack's own path, same records.
@@ -149,7 +151,7 @@ def _config(args: argparse.Namespace, shard: tuple[int, int]) -> AttackConfig:
         model_overrides=inference_overrides(args, exclude=("max_length",)),
         dtype=resolve_dtype(args.dtype, _device(args)), fresh_draws=args.fresh_draws,
         engine=args.engine, harness_cache=args.harness_cache,
-        eot_margin=args.eot_margin,
+        eot_margin=args.eot_margin, name=args.name,
     )
 
 

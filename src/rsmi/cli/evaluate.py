@@ -67,6 +67,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="replace --out / --predictions files that are not earlier rsmi evaluate "
                    "outputs")
+    p.add_argument("--name", default=None, metavar="NAME",
+                   help="the model's name in reports (default: its directory's name)")
     add_inference_flags(p)
     p.set_defaults(func=run)
 
@@ -80,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.max_examples is not None and args.max_examples < 1:
         raise ConfigError(f"--max-examples={args.max_examples} is invalid: it must be ≥ 1")
+    if args.name is not None and not args.name.strip():
+        raise ConfigError("--name is empty: give the model's name for reports, or leave it out")
     pred_path = predictions_path(args.out, args.predictions)
     if args.out and pred_path is not None and Path(args.out).resolve() == pred_path.resolve():
         raise ConfigError(f"--out and --predictions name the same file {args.out}: give two files")
@@ -104,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     setup = EvaluationSetup(
         model=str(args.model), data=data.name, split=args.split, split_seed=options.split_seed,
         max_examples=args.max_examples, model_overrides=overrides,
-        predictions=None if pred_path is None else pred_path.name,
+        predictions=None if pred_path is None else pred_path.name, name=args.name,
     )
     measured = {**measured, **confusion_summary(records, clf.label_names)}
     result = build_evaluation(setup, measured, clf.metadata)

@@ -86,7 +86,7 @@ def _attack_row(data: dict[str, Any], path: Path) -> ResultRow:
         **{k: data[k] for k in ("recipe", "eot", "eot_margin", "transfer", "cache", "complete") if k in data},
     }
     return ResultRow(
-        model=_with_overrides(_model_name(model), config.get("model_overrides")),
+        model=_with_overrides(config.get("name") or _model_name(model), config.get("model_overrides")),
         method=str(data.get("model_method") or data.get("method") or model_info.get("method") or "?"),
         attack=attack_label(label_config),
         plain_attack=attack_label({**label_config, "transfer": False, "eot": 1, "eot_margin": 0.0,
@@ -148,7 +148,7 @@ def _clean_row(data: dict[str, Any], path: Path) -> ResultRow:
         training = _training_from_model_dir(model)
     settings = data.get("config") if isinstance(data.get("config"), dict) else {}
     return ResultRow(
-        model=_with_overrides(_model_name(model), data.get("model_overrides")),
+        model=_with_overrides(data.get("name") or _model_name(model), data.get("model_overrides")),
         method=str(data.get("method", "?")),
         attack=CLEAN,
         metrics={

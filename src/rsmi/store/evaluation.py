@@ -58,6 +58,7 @@ class EvaluationSetup:
         max_examples: the size of the seeded subset (None: the whole split).
         model_overrides: inference settings that replaced the saved ones.
         predictions: the name of the predictions file beside it (None: not written).
+        name: the model's name in reports (None: its directory's name; recorded when given).
     """
 
     model: str
@@ -67,6 +68,7 @@ class EvaluationSetup:
     max_examples: int | None = None
     model_overrides: Mapping[str, Any] = field(default_factory=dict)
     predictions: str | None = None
+    name: str | None = None
 
 
 def predictions_path(out: str | os.PathLike[str] | None, predictions: str | None) -> Path | None:
@@ -104,6 +106,8 @@ def build_evaluation(
         "predictions": setup.predictions,
         **provenance(),
     }
+    if setup.name is not None:
+        result["name"] = setup.name
     warning = metadata_warning(metadata)
     if warning:
         result["warnings"] = [warning]
