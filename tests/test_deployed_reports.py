@@ -215,6 +215,12 @@ def test_docs_pairs_blocks_add_the_deployed_table_when_runs_have_fresh_draws(tmp
     chosen = render_block(parse_spec("fresh --table pairs --columns a,b,p_majority,ratio_deployed_ci"),
                           tmp_path)
     assert "Above:" not in chosen and chosen.splitlines()[0].count("|") == 5
+    # a marker that shows training seeds gets them in the deployed table too, not attack seeds
+    seeds = render_block(parse_spec("fresh --table pairs --columns a,b,training_seeds,n,p"), tmp_path)
+    protocol, deployed = seeds.split("\nAbove: ")
+    assert "training seeds (A/B)" in protocol and "training seeds (A/B)" in deployed
+    assert "| seeds (A/B)" not in deployed
+    assert "| seeds (A/B)" in fresh.split("\nAbove: ")[1]  # the default keeps the attack seeds
 
 
 def test_cli_compare_prints_the_deployed_block_when_runs_have_fresh_draws(tmp_path, capsys):

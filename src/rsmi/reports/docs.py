@@ -157,9 +157,12 @@ def _deployed_block(pairs: list, spec: BlockSpec) -> str:
     chosen = {c.strip() for c in (spec.columns or "").split(",")}
     if not deployed or chosen & {*DEPLOYED_MCNEMAR_COLUMNS[1:], *DEPLOYED_INTERVAL_COLUMNS}:
         return ""
+    # the seed column the protocol table shows: training seeds where the marker asked for them
+    columns = tuple("training_seeds" if c == "seeds" and "training_seeds" in chosen else c
+                    for c in DEPLOYED_PAIR_COLUMNS)
     return (f"\nAbove: {tm.PROTOCOL_VERDICT}. Below, the deployed threat models: "
             f"{tm.MAJORITY_VERDICT}.\n\n"
-            + markdown_pair_table(deployed, DEPLOYED_PAIR_COLUMNS, spec.at_least))
+            + markdown_pair_table(deployed, columns, spec.at_least))
 
 
 FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,}).*?^ {0,3}\1[ \t]*$", re.DOTALL | re.MULTILINE)
