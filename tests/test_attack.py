@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -480,6 +481,22 @@ def test_shards_then_merge_equal_the_unsharded_run(resources, tokenizer_module, 
                 "avg_forward_passes", "num_examples"):
         assert merged[key] == whole[key]
     assert merged["complete"]
+    # the merged run.json keeps what identifies the attacked model, as each shard's does: a
+    # resumed merged run is checked against its weights and RSMI settings
+    shard_meta = json.loads((tmp_path / "sharded" / "shard-0-of-2" / "run.json").read_text())
+    merged_meta = json.loads((tmp_path / "sharded" / "run.json").read_text())
+    for name in ("weights_sha256", "trained_on", "rsmi_config"):
+        assert merged_meta.get(name) == shard_meta.get(name)
+    assert merged_meta["rsmi_config"] is not None
+    # shards of two models are not merged
+    other = tmp_path / "other"
+    shutil.copytree(tmp_path / "sharded" / "shard-1-of-2", other / "shard-1-of-2")
+    meta = json.loads((other / "shard-1-of-2" / "run.json").read_text())
+    meta["rsmi_config"] = {**meta["rsmi_config"], "noise_std": meta["rsmi_config"]["noise_std"] + 0.1}
+    (other / "shard-1-of-2" / "run.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="another model"):
+        merge_runs([tmp_path / "sharded" / "shard-0-of-2", other / "shard-1-of-2"],
+                   tmp_path / "mixed")
     with pytest.raises(ValueError, match="twice"):
         merge_runs([tmp_path / "sharded" / "shard-0-of-2", tmp_path / "sharded" / "shard-0-of-2",
                     tmp_path / "whole"], tmp_path / "bad")

@@ -31,6 +31,8 @@ from rsmi.inference import SEEDING, recorded_seeding
 from rsmi.rundir import check_run_dir
 from rsmi.store.atomic import atomic_write_text
 
+MODEL_FIELDS = ("weights_sha256", "trained_on", "rsmi_config")
+
 
 def _find_runs(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     runs: list[Path] = []
@@ -62,6 +64,10 @@ class _Collected:
         self.model_info: dict[str, Any] = {}
         self.digest: tuple[str, Path] | None = None  # the sample's digest and a run recording it
         self.seeding: tuple[str, Path] | None = None  # the runs' seeding scheme and a run of it
+        # what run.json records of the attacked model (weights digest, training CPU, effective
+        # RSMI settings), the same for every shard: the merged run.json keeps them, so that a
+        # resumed merged run is checked against its model as a shard would be
+        self.model_fields: dict[str, tuple[Any, Path]] = {}
 
     def add(self, run: Path) -> None:
         meta = json.loads((run / RUN_FILE).read_text())
@@ -90,6 +96,17 @@ class _Collected:
                 f"{digest[:12]}… vs {self.digest[0][:12]}…: the data file changed between the "
                 "shards): cannot merge; rerun the shards on the same data"
             )
+        for name in MODEL_FIELDS:
+            value = meta.get(name)
+            if value is None:
+                continue
+            if name not in self.model_fields:
+                self.model_fields[name] = (value, run)
+            elif value != self.model_fields[name][0]:
+                raise StoreError(
+                    f"{run} attacked another model than {self.model_fields[name][1]} (its "
+                    f"run.json {name} differs): cannot merge; merge the shards of one model"
+                )
         self.num_selected = max(self.num_selected, int(meta.get("num_selected", 0)))
         summary_path = run / SUMMARY_FILE
         if summary_path.exists() and not self.model_info:
@@ -132,6 +149,7 @@ def merge_runs(
                           "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs))
         seed_cfg = merged_cfg.replace(seeds=(seed,))
         meta: dict[str, Any] = {"config": seed_cfg.to_dict(), "num_selected": runs.num_selected}
+        meta.update({name: value for name, (value, _) in runs.model_fields.items()})
         if runs.digest is not None:
             meta["examples_sha256"] = runs.digest[0]
         seeding = runs.seeding[0] if runs.seeding else SEEDING
