@@ -543,3 +543,10 @@ def test_a_recorded_name_names_the_row_on_every_seed(tmp_path):
     (tmp_path / "attacks" / "seed-0" / "textfooler" / "summary.json").write_text(json.dumps(summary))
     assert {r.model for r in reports.ResultSet.load([tmp_path / "attacks"]).rows} == \
         {"sweep-freelb-k10", "freelb-dev"}
+
+
+def test_a_tiny_negative_difference_is_printed_without_a_sign():
+    from rsmi.reports.tables import fmt
+
+    assert fmt(-0.04) == "0.0" and fmt(-0.0) == "0.0" and fmt(-0.4, kind="int") == "0"
+    assert fmt(-0.06) == "-0.1" and fmt(2.25, 0.5) == "2.2 ± 0.5"

@@ -24,6 +24,8 @@ def fmt(value: float | None, std: float | None = None, kind: str = "pct") -> str
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return DASH
     text = f"{value:.0f}" if kind == "int" else f"{value:.1f}"
+    if text in ("-0", "-0.0"):  # a tiny negative difference reads as no difference
+        text = text[1:]
     if std is not None and kind != "int":
         text += f" ± {std:.1f}"
     return text
