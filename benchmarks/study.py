@@ -41,6 +41,7 @@ import argparse
 import fnmatch
 import itertools
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -53,9 +54,17 @@ from typing import Any
 import yaml
 
 from rsmi.provenance import cpu_model
-from rsmi.store.model_card import did_not_learn, training_cpu, training_finished
+from rsmi.store.model_card import (
+    did_not_learn,
+    finished_event,
+    training_cpu,
+    training_finished,
+    training_threads,
+)
 
-Executor = Callable[[list[str]], int]
+# Runs one ``rsmi`` command line (argv after ``rsmi``); ``env`` holds the variables a job sets
+# on top of this process's environment (a regenerated model's thread count).
+Executor = Callable[..., int]
 
 # Training records copied into the results tree (small; never the weights).
 TRAINING_RECORDS = ("training_config.json", "log.jsonl", "rsmi.json")
@@ -70,6 +79,13 @@ class Job:
     done: bool
     blocked: str | None = None
     after: Callable[[], None] | None = None
+    env: dict[str, str] | None = None  # set for this job only (see train_job)
+
+    @property
+    def command(self) -> str:
+        """The command line as a shell would run it, with the job's own variables first."""
+        prefix = "".join(f"{k}={v} " for k, v in (self.env or {}).items())
+        return f"{prefix}rsmi {' '.join(self.argv)}" if self.argv else ""
 
     @property
     def status(self) -> str:
@@ -316,10 +332,38 @@ def randomized(settings: dict[str, Any], overrides: dict[str, Any]) -> bool:
 
 
 def copy_records(src: Path, dst: Path) -> None:
+    """Copy a finished training's records into the results tree.
+
+    A model regenerated bit for bit (its ``rsmi.json`` names the weights digest the committed
+    records name) keeps the committed records, which describe the training the committed runs
+    attacked; the regeneration's ``log.jsonl`` goes beside them, under ``regenerated/``, as the
+    evidence (its dev readings may differ: other draws of a randomized model).
+    """
     dst.mkdir(parents=True, exist_ok=True)
+    new, old = _weights_digest(src), _weights_digest(dst)
+    if new is not None and new == old:
+        log = src / "log.jsonl"
+        if log.exists():
+            stamp = "unknown"
+            for line in log.read_text(encoding="utf-8").splitlines()[:1]:
+                created = (json.loads(line).get("provenance") or {}).get("created") or ""
+                stamp = re.sub(r"[^0-9T]", "", created)[:15] or stamp
+            (dst / "regenerated").mkdir(exist_ok=True)
+            shutil.copy2(log, dst / "regenerated" / f"log-{stamp}.jsonl")
+        return
     for name in TRAINING_RECORDS:
         if (src / name).exists():
             shutil.copy2(src / name, dst / name)
+
+
+def _weights_digest(directory: Path) -> str | None:
+    """The weights digest a model's ``rsmi.json`` records (None: no readable record)."""
+    try:
+        card = json.loads((directory / "rsmi.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    digests = card.get("weights_sha256") if isinstance(card, dict) else None
+    return json.dumps(digests, sort_keys=True) if digests else None
 
 
 # ---------------------------------------------------------------------- selection
@@ -440,6 +484,17 @@ def train_job(study: Study, ds: str, model: str, seed: int, selections: Selectio
                        f"machine is {study.cpu!r}: the same seed trains other weights here, which "
                        "the committed runs refuse; run it on that kind of machine "
                        "(--allow-other-cpu retrains here and replaces those records)")
+    # The thread count is part of the arithmetic too (bfloat16 reductions split by thread): a
+    # model with committed records is regenerated with the torch threads they name.
+    threads = training_threads(results)
+    if not job.done and threads:
+        job.env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    # ... and saves the epoch those records selected: a randomized model's dev accuracy reads
+    # otherwise with today's draws (issue 28's seeding), which can pick another epoch.
+    finished = finished_event(results)
+    best = finished.get("best_epoch") if finished else None
+    if not job.done and isinstance(best, int) and not isinstance(best, bool) and best >= 1:
+        job.argv += ["--select-epoch", str(best)]
     return job
 
 
@@ -497,9 +552,32 @@ def attack_job(study: Study, ds: str, model: str, seed: int, row: dict[str, Any]
     argv += _flags(overrides) + _name(model, model_dir)
     job = Job(job_id or f"{ds}/attack/{model}/seed-{seed}/{name}", argv,
               complete_summary(out) is not None)
-    if not job.done and not finished_training(model_dir):
+    legacy = legacy_seed_dirs(out, seeds)
+    if not job.done and legacy:
+        job.blocked = (f"attack seed(s) {', '.join(d.name for d in legacy)} were made under "
+                       "another seeding scheme ('index', before issue 28), which this code never "
+                       "resumes or extends; their finished records are re-scored as they are, "
+                       "and more attack seeds need a new row (another --out)")
+    elif not job.done and not finished_training(model_dir):
         job.blocked = "model not trained"
     return job
+
+
+def legacy_seed_dirs(out: Path, seeds: list[int]) -> list[Path]:
+    """The seed directories of a run (``out/seed-S``, or ``out`` itself for one seed) whose
+    ``run.json`` names another seeding scheme than this code's: never resumed or extended."""
+    from rsmi.inference import SEEDING, recorded_seeding
+
+    dirs = [out] if len(seeds) == 1 else [out / f"seed-{s}" for s in seeds]
+    found = []
+    for d in dirs:
+        try:
+            meta = json.loads((d / "run.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(meta, dict) and recorded_seeding(meta) != SEEDING:
+            found.append(d)
+    return found
 
 
 def _name(model: str, model_dir: Path) -> list[str]:
@@ -660,26 +738,33 @@ def with_rescoring(jobs: list[Job]) -> list[Job]:
     for job in jobs:
         out.append(job)
         argv = job.argv
-        if not (job.done and argv[:1] == ["attack"] and "--fresh-draws" in argv):
+        if not (argv[:1] == ["attack"] and "--fresh-draws" in argv):
             continue
         draws = int(argv[argv.index("--fresh-draws") + 1])
         run, model_dir = Path(argv[argv.index("--out") + 1]), argv[argv.index("--model") + 1]
-        summary = complete_summary(run) or {}
-        settings = (summary.get("model") or {}).get("rsmi_config") or {}
-        if not settings or is_deterministic(settings):
-            continue  # a deterministic model's deployed verdicts are its protocol ones
-        blocks = [summary.get("fresh_draws")] + [
-            s.get("fresh_draws") for s in summary.get("per_seed") or [] if isinstance(s, dict)]
-        if any(isinstance(b, dict) and b.get("draws") == draws and b.get("complete", True)
-               for b in blocks):
-            continue
-        rescore = Job(job.id.replace("/attack/", "/rescore/", 1).replace("/sweep-attack/",
-                                                                          "/sweep-rescore/", 1),
-                      ["attack", "rescore", "--run", str(run), "--model", model_dir,
-                       "--draws", str(draws)], False)
-        if not finished_training(Path(model_dir)):
-            rescore.blocked = "model not trained (rescore needs the weights the run attacked)"
-        out.append(rescore)
+        if job.done:
+            runs = [(run, "")]
+        else:  # a row that cannot be extended (old seeding): its finished seeds, one by one
+            seeds = argv[argv.index("--seeds") + 1].split(",")
+            runs = [(d, f"/{d.name}") for d in legacy_seed_dirs(run, seeds)
+                    if complete_summary(d) is not None and d != run]
+        for path, suffix in runs:
+            summary = complete_summary(path) or {}
+            settings = (summary.get("model") or {}).get("rsmi_config") or {}
+            if not settings or is_deterministic(settings):
+                continue  # a deterministic model's deployed verdicts are its protocol ones
+            blocks = [summary.get("fresh_draws")] + [
+                s.get("fresh_draws") for s in summary.get("per_seed") or [] if isinstance(s, dict)]
+            if any(isinstance(b, dict) and b.get("draws") == draws and b.get("complete", True)
+                   for b in blocks):
+                continue
+            rescore = Job(job.id.replace("/attack/", "/rescore/", 1).replace(
+                "/sweep-attack/", "/sweep-rescore/", 1) + suffix,
+                ["attack", "rescore", "--run", str(path), "--model", model_dir,
+                 "--draws", str(draws)], False)
+            if not finished_training(Path(model_dir)):
+                rescore.blocked = "model not trained (rescore needs the weights the run attacked)"
+            out.append(rescore)
     return out
 
 
@@ -702,7 +787,11 @@ def write_selections(study: Study) -> None:
 def run(study: Study, only: str | None = None, *, execute: Executor | None = None,
         say: Callable[[str], None] = print) -> int:
     """Run every job not done, in order, re-planning after each (selection unblocks jobs)."""
-    execute = execute or (lambda argv: subprocess.run([*study.python, *argv], check=False).returncode)
+    def subprocess_executor(argv: list[str], env: dict[str, str] | None = None) -> int:
+        full = {**os.environ, **env} if env else None
+        return subprocess.run([*study.python, *argv], check=False, env=full).returncode
+
+    execute = execute or subprocess_executor
     failed: set[str] = set()
     while True:
         jobs = select_jobs(plan(study), only)
@@ -714,8 +803,8 @@ def run(study: Study, only: str | None = None, *, execute: Executor | None = Non
         if not todo:
             break
         job = todo[0]
-        say(f"[study] {job.id}: rsmi {' '.join(job.argv)}")
-        code = execute(job.argv)
+        say(f"[study] {job.id}: {job.command}")
+        code = execute(job.argv, env=job.env) if job.env else execute(job.argv)
         if code != 0:
             say(f"[study] {job.id}: failed (exit {code}); continuing with the others")
             failed.add(job.id)
@@ -749,8 +838,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         jobs = select_jobs(plan(study), args.only)
         for job in jobs:
-            command = f"rsmi {' '.join(job.argv)}" if job.argv else ""
-            print(f"[{job.status}] {job.id}\n    {command}")
+            print(f"[{job.status}] {job.id}\n    {job.command}")
         counts = {s: sum(j.status.split(":")[0] == s for j in jobs) for s in ("done", "todo", "blocked")}
         print(f"{len(jobs)} jobs: {counts['done']} done, {counts['todo']} to do, "
               f"{counts['blocked']} blocked")

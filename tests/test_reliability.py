@@ -613,6 +613,13 @@ def test_attack_resume_with_weights_retrained_on_another_cpu_says_so(tmp_path):
     (model / "training_config.json").write_text(json.dumps(
         {"seed": 0, "provenance": {"machine": {"cpu": "Intel(R) Xeon(R) Processor"}}}))
     assert training_cpu(model) == "Intel(R) Xeon(R) Processor"
+    from rsmi.store.model_card import training_threads
+    assert training_threads(model) is None  # not recorded
+    for threads, read in ((2, 2), (0, None), (True, None), ("2", None)):
+        (model / "training_config.json").write_text(json.dumps(
+            {"seed": 0, "provenance": {"machine": {"cpu": "Intel(R) Xeon(R) Processor",
+                                                   "torch_threads": threads}}}))
+        assert training_threads(model) == read
     run = tmp_path / "attack"
     run.mkdir()
     cfg = AttackConfig(recipe="deepwordbug", preset="recipe", num_examples=3, model=str(model))

@@ -288,3 +288,25 @@ def test_rsmi_import_is_light_and_textattack_imports_offline(tmp_path):
     neighbours, good_bad_cos = proc.stdout.strip().splitlines()[-2:]
     assert neighbours.split()[0] == "glad"  # WordNet synonym pulled next to happy
     assert float(good_bad_cos) < 0.3         # antonyms that started at cos 0.97
+
+
+def test_the_synonym_tables_digest_follows_its_files(tmp_path):
+    """Resources.embedding_sha256 (what an attack run records) changes with any file of the
+    counter-fitted embedding and is None where no embedding is recorded."""
+    from rsmi.resources.core import Resources
+
+    files = []
+    for name in ("matrix.npy", "nn.npy", "words.txt"):
+        path = tmp_path / "embedding" / name
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(name.encode())
+        files.append(path)
+    manifest = Manifest(root=tmp_path)
+    assert Resources(tmp_path, manifest).embedding_sha256 is None
+    manifest.set_part("embedding", files, source="test")
+    first = Resources(tmp_path, manifest).embedding_sha256
+    assert first is not None and len(first) == 64
+    assert Resources(tmp_path, manifest).embedding_sha256 == first  # stable
+    files[1].write_bytes(b"other neighbours")
+    manifest.set_part("embedding", files, source="test")
+    assert Resources(tmp_path, manifest).embedding_sha256 != first

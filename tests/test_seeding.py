@@ -251,3 +251,21 @@ def test_the_pipeline_does_not_reuse_an_evaluation_of_the_old_scheme(saved_model
     again = store_eval.read_evaluation(path)
     assert again["clean_accuracy"] == first["clean_accuracy"] and again["seeding"] == SEEDING
     assert any("seeding scheme 'index'" in line and "evaluating again" in line for line in said)
+
+
+def test_an_attack_run_resumes_only_with_the_synonym_table_its_records_drew_from(tmp_path):
+    """The counter-fitted table is built on each machine and its bits follow the CPU's BLAS: a
+    resume with another table (another kind of CPU's resources) is refused, the same one
+    resumes, and a run.json of an older rsmi (no digest) resumes as before."""
+    import dataclasses
+
+    from rsmi.attacks.resume import check_resume
+
+    run, wanted = _attack_run(tmp_path, SEEDING)
+    meta = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**meta, "embedding_sha256": "a" * 64}))
+    with pytest.raises(ResumeError, match=r"another synonym table .*aaaaaaaaaaaa.*bbbbbbbbbbbb"):
+        check_resume(run, dataclasses.replace(wanted, embedding_sha256="b" * 64), resume=True)
+    check_resume(run, dataclasses.replace(wanted, embedding_sha256="a" * 64), resume=True)
+    (run / "run.json").write_text(json.dumps({**meta, "embedding_sha256": None}))
+    check_resume(run, dataclasses.replace(wanted, embedding_sha256="b" * 64), resume=True)

@@ -527,3 +527,82 @@ def test_a_model_committed_from_another_kind_of_cpu_is_not_retrained_here(tmp_pa
 
     assert study_mod.main([str(path), "--dry-run", "--only", "toy/train/base/seed-1"]) == 0
     assert "[todo] toy/train/base/seed-1" in capsys.readouterr().out
+
+
+def test_a_committed_model_is_regenerated_with_the_thread_count_its_records_name(tmp_path, capsys):
+    """The same seed on the same CPU trains other bfloat16 weights with another torch thread
+    count (MR rsmi-paper seed 0: 1 thread against the 2 it was trained with): the runner runs a
+    training whose committed records name a thread count with that count, and says so."""
+    path = _config(tmp_path, "minilm", tmp_path / "toy.jsonl")
+    records = tmp_path / "results" / "toy" / "models" / "base" / "seed-0"
+    records.mkdir(parents=True)
+    (records / "training_config.json").write_text(json.dumps(
+        {"provenance": {"machine": {"cpu": "AMD EPYC", "torch_threads": 2}}}))
+    study = study_mod.Study.load(path)
+    study.cpu = "AMD EPYC"
+    jobs = _by_id(study)
+    job = jobs["toy/train/base/seed-0"]
+    assert job.env == {"OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
+    assert job.command.startswith("OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 rsmi train ")
+    assert jobs["toy/train/base/seed-1"].env is None  # nothing committed: this process's setting
+
+    seen = []
+
+    def execute(argv, env=None):
+        seen.append((argv[0], argv[argv.index("--seed") + 1] if "--seed" in argv else None, env))
+        return 1  # nothing trained: the runner goes on with the others and reports the failure
+
+    assert study_mod.run(study, "toy/train/base/*", execute=execute, say=lambda _: None) == 1
+    assert ("train", "0", {"OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}) in seen
+    assert ("train", "1", None) in seen
+
+    assert study_mod.main([str(path), "--dry-run", "--only", "toy/train/base/seed-0"]) == 0
+    assert "OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 rsmi train" in capsys.readouterr().out
+
+
+def test_a_row_started_under_the_old_seeding_is_not_extended_but_its_seeds_are_rescored(tmp_path):
+    """A run made under 'index' seeding (before issue 28) is never resumed: the row that asks
+    for more attack seeds is blocked with the reason, and each finished seed is re-scored."""
+    path = _config(tmp_path, "minilm", tmp_path / "toy.jsonl", attacks={
+        "preset": "recipe", "attack_seeds": [0, 1, 2], "train_seeds": [0], "fresh_draws": 20,
+        "main": [{"recipe": "deepwordbug", "models": ["rsmi"]}]})
+    study = study_mod.Study.load(path)
+    run = tmp_path / "results" / "toy" / "attacks" / "rsmi" / "seed-0" / "deepwordbug"
+    seed0 = run / "seed-0"
+    _complete_summary(seed0, 0.5, 0.8)
+    summary = json.loads((seed0 / "summary.json").read_text())
+    (seed0 / "summary.json").write_text(json.dumps(
+        {**summary, "model": {"rsmi_config": {"noise_std": 0.3, "num_masks": 1}}}))
+    (seed0 / "run.json").write_text(json.dumps({"config": {}, "num_selected": 2}))  # no seeding
+    _finish_training(tmp_path / "runs" / "toy" / "rsmi" / "seed-0")
+    jobs = _by_id(study)
+    attack = jobs["toy/attack/rsmi/seed-0/deepwordbug"]
+    assert attack.blocked and "'index'" in attack.blocked and "seed-0" in attack.blocked
+    rescore = jobs["toy/rescore/rsmi/seed-0/deepwordbug/seed-0"]
+    assert rescore.status == "todo" and rescore.argv[:4] == ["attack", "rescore", "--run", str(seed0)]
+    # under this code's seeding the row is resumed as usual (no block, no per-seed rescore)
+    (seed0 / "run.json").write_text(json.dumps({"config": {}, "num_selected": 2,
+                                                "seeding": "text-v1"}))
+    jobs = _by_id(study)
+    assert jobs["toy/attack/rsmi/seed-0/deepwordbug"].status == "todo"
+    assert "toy/rescore/rsmi/seed-0/deepwordbug/seed-0" not in jobs
+
+
+def test_a_model_regenerated_bit_for_bit_keeps_its_committed_records(tmp_path):
+    """The records of the training the committed runs attacked stay; the regeneration's log is
+    kept beside them as evidence. Other weights replace the records (a new model)."""
+    src, dst = tmp_path / "runs" / "m", tmp_path / "results" / "m"
+    for d, digest, loss in ((src, "a" * 64, 0.25), (dst, "a" * 64, 0.5)):
+        d.mkdir(parents=True)
+        (d / "rsmi.json").write_text(json.dumps({"weights_sha256": {"model.safetensors": digest}}))
+        (d / "log.jsonl").write_text(json.dumps({"event": "start", "provenance": {
+            "created": "2026-12-07T17:49:08+00:00"}, "loss": loss}) + "\n")
+        (d / "training_config.json").write_text(json.dumps({"loss": loss}))
+    before = {f.name: f.read_text() for f in dst.iterdir()}
+    study_mod.copy_records(src, dst)
+    assert {f.name: f.read_text() for f in dst.iterdir() if f.is_file()} == before
+    assert (dst / "regenerated" / "log-20261207T174908.jsonl").read_text() == (
+        src / "log.jsonl").read_text()
+    (src / "rsmi.json").write_text(json.dumps({"weights_sha256": {"model.safetensors": "b" * 64}}))
+    study_mod.copy_records(src, dst)
+    assert json.loads((dst / "training_config.json").read_text()) == {"loss": 0.25}

@@ -101,9 +101,11 @@ def test_cli_flags_are_unchanged():
     flags = [s for a in sub.choices["train"]._actions for s in a.option_strings if s not in ("-h", "--help")]
     # The data options are the shared group of every data command (issue 28): in its order,
     # with --label-names and --split-column added.
+    # --select-epoch (issue 27) is a new setting, last of the training settings.
     data = {"--split-seed", "--text-column", "--label-column", "--label-names", "--split-column"}
-    assert [f for f in flags if f not in data] == [f for f in OLD_FLAGS if f not in data]
-    assert set(flags) == set(OLD_FLAGS) | {"--label-names", "--split-column"}
+    assert [f for f in flags if f not in data] == [f for f in OLD_FLAGS if f not in data] + [
+        "--select-epoch"]
+    assert set(flags) == set(OLD_FLAGS) | {"--label-names", "--split-column", "--select-epoch"}
 
 
 # ------------------------------------------------------------------ resume identity
@@ -235,3 +237,24 @@ def test_no_training_function_takes_more_than_eight_parameters():
                 a = node.args
                 count = len(a.posonlyargs) + len(a.args) + len(a.kwonlyargs) + bool(a.vararg) + bool(a.kwarg)
                 assert count <= 8, f"{path.name}:{node.lineno} {node.name} takes {count}"
+
+
+def test_select_epoch_saves_that_epoch_whatever_the_dev_accuracy(tiny_dir, tmp_path):  # noqa: F811
+    """--select-epoch regenerates the model an earlier run selected (its log's best_epoch): the
+    epoch named is saved, the others are not, and the log and the model's metadata say so."""
+    data = toy_dataset(48)
+    picked = {}
+    for epoch in (1, 2):
+        out = tmp_path / f"select-{epoch}"
+        train(tiny_config(tiny_dir, out, method="base", epochs=2, select_epoch=epoch), data)
+        events = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+        assert [e["best"] for e in events if e["event"] == "epoch"] == [epoch == 1, epoch == 2]
+        assert events[-1]["best_epoch"] == epoch
+        meta = json.loads((out / "rsmi.json").read_text())
+        assert meta["metadata"]["training"]["epoch"] == epoch
+        assert json.loads((out / "training_config.json").read_text())["select_epoch"] == epoch
+        picked[epoch] = _weights(out)
+    assert picked[1] != picked[2]  # two epochs, two models
+    assert "select_epoch" not in TrainConfig().to_dict()  # unset: the file's bytes as before
+    with pytest.raises(ConfigError, match=r"select_epoch=3 is invalid: the run has 2 epoch"):
+        TrainConfig(epochs=2, select_epoch=3)

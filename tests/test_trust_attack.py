@@ -218,7 +218,7 @@ def test_an_old_run_json_resumes_with_a_warning_naming_what_is_unchecked(
 def test_run_json_records_the_examples_digest_and_keeps_its_old_keys_first(finished):
     meta = json.loads((finished.out / "run.json").read_text())
     assert list(meta) == ["config", "num_selected", "weights_sha256", "trained_on",
-                          "examples_sha256", "rsmi_config", "seeding"]
+                          "examples_sha256", "rsmi_config", "seeding", "embedding_sha256"]
     assert meta["seeding"] == "text-v1"
 
 

@@ -31,7 +31,7 @@ from rsmi.inference import SEEDING, recorded_seeding
 from rsmi.rundir import check_run_dir
 from rsmi.store.atomic import atomic_write_text
 
-MODEL_FIELDS = ("weights_sha256", "trained_on", "rsmi_config")
+MODEL_FIELDS = ("weights_sha256", "trained_on", "rsmi_config", "embedding_sha256")
 
 
 def _find_runs(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
@@ -104,8 +104,9 @@ class _Collected:
                 self.model_fields[name] = (value, run)
             elif value != self.model_fields[name][0]:
                 raise StoreError(
-                    f"{run} attacked another model than {self.model_fields[name][1]} (its "
-                    f"run.json {name} differs): cannot merge; merge the shards of one model"
+                    f"{run} attacked another model, or drew from another synonym table, than "
+                    f"{self.model_fields[name][1]} (its run.json {name} differs): cannot merge; "
+                    "merge the shards of one model, attacked with one machine's resources"
                 )
         self.num_selected = max(self.num_selected, int(meta.get("num_selected", 0)))
         summary_path = run / SUMMARY_FILE

@@ -4,7 +4,9 @@ A seed's ``run.json`` records the attack settings (:meth:`AttackConfig.to_dict`)
 size, the model's tensor digest and training CPU, a digest of the attacked examples
 (:func:`rsmi.attacks.sampling.examples_digest`), the effective RSMI settings of the model and
 the seeding scheme of its draws (``seeding``, :data:`rsmi.inference.SEEDING`; a ``run.json``
-without it was made under ``"index"``). A resumed run must match all of them (compared by
+without it was made under ``"index"``) and the digest of the synonym table the attack drew its
+candidates from (``embedding_sha256``, :attr:`rsmi.resources.Resources.embedding_sha256`: built
+on each machine, its bits follow the CPU). A resumed run must match all of them (compared by
 :func:`rsmi.runctl.check_resumable`), so its new records are of the same attack, on the same
 examples, against the same model, drawn the same way as the old ones: a run started under
 another seeding scheme is never resumed. A run directory that holds records but no ``run.json`` cannot be resumed: nothing says
@@ -45,6 +47,7 @@ class RunIdentity:
     examples_sha256: str | None = None
     rsmi_config: Mapping[str, Any] | None = field(default=None)
     seeding: str = SEEDING
+    embedding_sha256: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The content of ``run.json`` (keys in their historical order, new ones last)."""
@@ -56,6 +59,7 @@ class RunIdentity:
             "examples_sha256": self.examples_sha256,
             "rsmi_config": None if self.rsmi_config is None else dict(self.rsmi_config),
             "seeding": self.seeding,
+            "embedding_sha256": self.embedding_sha256,
         }
 
     def write(self, run_dir: Path) -> None:
@@ -91,6 +95,7 @@ def check_resume(run_dir: Path, wanted: RunIdentity, resume: bool) -> None:
     meta, previous = _read_run_file(run_dir, run_file)
     _check_seeding(run_dir, meta, wanted)
     _check_weights(run_dir, meta, wanted, len(existing))
+    _check_embedding(run_dir, meta, wanted, len(existing))
     old, new = _identity(meta, previous), _identity(wanted.to_dict(), wanted.config)
     if meta.get("weights_sha256") and meta.get("weights_sha256") == wanted.weights_sha256:
         old.pop("model", None)  # the same weights, wherever they are
@@ -119,6 +124,21 @@ def _check_seeding(run_dir: Path, meta: Mapping[str, Any], wanted: RunIdentity) 
         {"seeding": recorded_seeding(meta)}, {"seeding": wanted.seeding},
         advice="start a new run in another --out (the old run's results stay readable by "
         "rsmi report)",
+    )
+
+
+def _check_embedding(run_dir: Path, meta: Mapping[str, Any], wanted: RunIdentity, n: int) -> None:
+    """Refuse records made with another synonym table (``embedding_sha256`` of ``run.json``)."""
+    recorded, now = meta.get("embedding_sha256"), wanted.embedding_sha256
+    if not (n and recorded and now and recorded != now):
+        return
+    raise ResumeError(
+        f"cannot resume {run_dir}: its {n} records drew their substitutions from another "
+        f"synonym table (counter-fitted embedding sha256 {recorded[:12]}…, the prepared "
+        f"resources now {now[:12]}…). `rsmi resources prepare` builds the table on each machine "
+        "and its bits follow the CPU's BLAS (another kind of CPU or another MKL_CBWR gives other "
+        "neighbours; docs/training.md): resume on the machine whose resources made the run, "
+        "or attack in a new --out"
     )
 
 
@@ -153,12 +173,13 @@ def _check_weights(run_dir: Path, meta: Mapping[str, Any], wanted: RunIdentity, 
     if before and now and before != now:
         why = (f"those weights were trained on {before!r}, these on {now!r}: "
                "training from the same seed gives other weights on another kind of CPU "
-               "(docs/training.md); retrain on the first kind of machine to resume, or "
+               "(docs/training.md); retrain on the first kind of machine, with the thread "
+               "count its training_config.json names, to resume, or "
                "attack this model in a new --out")
     else:
         why = ("the model at that path was replaced, or retrained: training from the same "
-               "seed gives other weights on another kind of CPU (docs/training.md); "
-               "attack this model in a new --out")
+               "seed gives other weights on another kind of CPU or with another torch thread "
+               "count (docs/training.md); attack this model in a new --out")
     raise ResumeError(
         f"cannot resume {run_dir}: its {n} records were made with other model "
         f"weights (sha256 {recorded[:12]}…, now {weights[:12]}…, model "

@@ -29,7 +29,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -228,7 +228,8 @@ def _prepare(
     return _AttackRun(attack=attack, wrapper=wrapper, classifier=classifier, config=config,
                       todo=shard_examples(selected, config.shard), num_selected=len(selected),
                       examples_sha256=examples_digest(selected), model_info=info,
-                      started=started)
+                      started=started, embedding_sha256=getattr(resources, "embedding_sha256",
+                                                                None))
 
 
 def _check_margin_applies(classifier: Any, config: AttackConfig) -> None:
@@ -239,6 +240,18 @@ def _check_margin_applies(classifier: Any, config: AttackConfig) -> None:
             "noise, no masks: every query gives the same answer, so the deployed decision is "
             "the plain argmax the direct attack already targets): drop --eot-margin"
         )
+
+
+def _recorded_embedding(run_dir: Path) -> str | None:
+    """The synonym table digest an existing ``run.json`` records (None: none, or no file)."""
+    import json
+
+    try:
+        meta = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    value = meta.get("embedding_sha256") if isinstance(meta, dict) else None
+    return value if isinstance(value, str) else None
 
 
 @dataclass
@@ -258,6 +271,7 @@ class _AttackRun:
     examples_sha256: str
     model_info: dict[str, Any]
     started: float = field(default_factory=time.perf_counter)
+    embedding_sha256: str | None = None  # the synonym table's digest (Resources)
     resume: bool = False
     on_start: StartCallback | None = None
     on_result: ResultCallback | None = None
@@ -282,6 +296,7 @@ class _AttackRun:
             weights_sha256=self.model_info.get("weights_sha256"),
             trained_on=self.model_info.get("trained_on"),
             examples_sha256=self.examples_sha256, rsmi_config=self.classifier.config.to_dict(),
+            embedding_sha256=self.embedding_sha256,
         )
 
     def score_resumed(self, path: Path, records: list[dict[str, Any]]) -> None:
@@ -301,6 +316,13 @@ class _AttackRun:
         path = run_dir / EXAMPLES_FILE
         repair(path)
         records = read_records(path)
+        if records and identity.embedding_sha256 and not _recorded_embedding(run_dir):
+            # records of an older rsmi, whose synonym table was not recorded: the run.json
+            # rewritten below does not claim this machine's table for them
+            logger.warning("%s: %s records no embedding_sha256: resuming without checking "
+                           "that the synonym table is the one its records drew from",
+                           run_dir, RUN_FILE)
+            identity = replace(identity, embedding_sha256=None)
         self.score_resumed(path, records)
         done = {int(r["index"]) for r in records}
         counts = {t: sum(r["result_type"] == t for r in records) for t in (SUCCESSFUL, FAILED, SKIPPED)}

@@ -22,7 +22,7 @@ __all__ = ["build_config", "metadata_warning", "model_warning", "register", "run
 
 # Flags whose value may be absent (None) and their element type.
 _OPTIONAL = {"data": str, "max_examples": int, "max_eval_examples": int, "lr": float,
-             "freelb_preset": str}
+             "freelb_preset": str, "select_epoch": int}
 # Settings whose flags are the data options every data-reading command shares (cli._common).
 _DATA_FIELDS = ("text_column", "label_column", "label_names", "split_column", "split_seed")
 _HELP = {
@@ -44,6 +44,8 @@ _HELP = {
     "(10 steps, adv_lr 0.03, init 0.05, unbounded); fills the adv_* values not given",
     "checkpoint_every": "also checkpoint every N optimizer steps (0 = per epoch and on signals)",
     "keep_checkpoint": "keep the last checkpoint after the run finishes",
+    "select_epoch": "save this epoch's model (1-based) instead of the best dev epoch: to "
+    "regenerate the model an earlier run selected (its log.jsonl's best_epoch)",
 }
 
 

@@ -10,6 +10,8 @@ TextAttack.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
 import os
 import sys
@@ -134,6 +136,25 @@ class Resources:
         words = (emb / "words.txt").read_text(encoding="utf-8").split("\n")[: matrix.shape[0]]
         nn = np.load(emb / "nn.npy")
         return matrix, words, nn
+
+    @property
+    def embedding_sha256(self) -> str | None:
+        """One digest of the counter-fitted embedding's files (from the manifest's per-file
+        sha256; ``None`` if not recorded): the synonym table word-substitution attacks draw
+        their candidates from.
+
+        The table is built here from GloVe (``rsmi resources prepare``), and its bits follow
+        the CPU's BLAS: counter-fitting amplifies float rounding, so a build on another kind of
+        CPU (or under another ``MKL_CBWR``) has other nearest neighbours for about half of the
+        words (docs/training.md, "Attack resources"). An attack run records this digest, and a
+        resume refuses another table.
+        """
+        files = (self.manifest.parts.get("embedding") or {}).get("files") or {}
+        if not files:
+            return None
+        text = json.dumps({name: info.get("sha256") for name, info in sorted(files.items())},
+                          sort_keys=True)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     def embedding_arrays(self) -> tuple[np.ndarray, list[str], np.ndarray]:
         """``(matrix float32 [V, d] unit rows, words [V], nn int32 [V, 51])``; ``nn[i, 0] == i``."""

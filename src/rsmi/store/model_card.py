@@ -443,21 +443,31 @@ def training_summary(directory: str | os.PathLike[str]) -> str | None:
     return f"{line}; learning check: learned{p_text}"
 
 
-def training_cpu(directory: str | os.PathLike[str] | None) -> str | None:
-    """The CPU a saved model was trained on, or ``None`` when not recorded.
+def _machine(directory: str | os.PathLike[str] | None) -> dict[str, Any]:
+    """``provenance.machine`` of the ``training_config.json`` beside a model ({} if none)."""
+    data = _read_json(Path(directory) / TRAINING_CONFIG_FILE) if directory else None
+    machine = ((data or {}).get("provenance") or {}).get("machine")
+    return machine if isinstance(machine, dict) else {}
 
-    Read from ``training_config.json`` beside the weights (``provenance.machine.cpu``, as
-    ``rsmi train`` writes it): bfloat16 training from one seed gives other weights on another
-    kind of CPU, so a resumed attack names both.
-    """
-    if not directory:
-        return None
-    data = _read_json(Path(directory) / TRAINING_CONFIG_FILE)
-    try:
-        cpu = data["provenance"]["machine"]["cpu"]  # type: ignore[index]
-    except (KeyError, TypeError):
-        return None
+
+def training_cpu(directory: str | os.PathLike[str] | None) -> str | None:
+    """The CPU a saved model was trained on (``None``: not recorded); bfloat16 training from one
+    seed gives other weights on another kind of CPU, so a resumed attack names both."""
+    cpu = _machine(directory).get("cpu")
     return cpu if isinstance(cpu, str) and cpu else None
+
+
+def training_threads(directory: str | os.PathLike[str] | None) -> int | None:
+    """The torch thread count a saved model was trained with, or ``None`` if not recorded.
+
+    On one kind of CPU the same seed trains other bfloat16 weights with another thread count
+    (MR ``rsmi-paper`` seed 0: 1 thread against 2, AMD EPYC; docs/training.md), so a model is
+    regenerated with the thread count its records name.
+    """
+    threads = _machine(directory).get("torch_threads")
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        return None
+    return threads
 
 
 __all__ = [
@@ -477,6 +487,7 @@ __all__ = [
     "read_card",
     "recorded_data_options",
     "training_cpu",
+    "training_threads",
     "training_summary",
     "training_events",
     "training_finished",

@@ -96,6 +96,11 @@ class TrainConfig:
         checkpoint_every: also checkpoint every this many optimizer steps (0 = only per epoch
             and on SIGTERM/SIGINT).
         keep_checkpoint: keep the last checkpoint after a finished run (default: delete it).
+        select_epoch: save the model of this epoch (1-based) instead of the epoch with the best
+            dev accuracy. For regenerating a model an earlier run selected: its ``log.jsonl``
+            names the epoch (``best_epoch``), while the dev accuracy of a randomized model may
+            read otherwise today (other draws, issue 28's seeding), which would pick another
+            epoch. ``None``: the best dev epoch (ties keep the earlier).
     """
 
     method: str = "rsmi"
@@ -131,6 +136,7 @@ class TrainConfig:
     dtype: str = "float32"
     checkpoint_every: int = 0
     keep_checkpoint: bool = False
+    select_epoch: int | None = None
 
     # The RSMIConfig fields, read and set through ``rsmi`` (``cfg.noise_std``).
     noise_std = _FromRSMI()
@@ -179,6 +185,13 @@ class TrainConfig:
         for name in ("max_examples", "max_eval_examples"):
             if getattr(self, name) is not None:
                 _check_int(name, getattr(self, name), minimum=1)
+        if self.select_epoch is not None:
+            _check_int("select_epoch", self.select_epoch, minimum=1)
+            if self.select_epoch > self.epochs:
+                raise ConfigError(
+                    f"select_epoch={self.select_epoch} is invalid: the run has {self.epochs} "
+                    f"epoch(s); give an epoch between 1 and {self.epochs}, or leave it unset to "
+                    "save the best dev epoch")
         if self.lr is not None:
             _check_float("lr", self.lr, minimum=0.0, strict=True)
         for name in ("weight_decay", "max_grad_norm", "adv_lr", "adv_init_mag", "adv_max_norm"):
@@ -265,7 +278,7 @@ class TrainConfig:
 
 
 # Settings added after training_config.json's first form; written only when set.
-LATER_SETTINGS = ("label_names", "split_column")
+LATER_SETTINGS = ("label_names", "split_column", "select_epoch")
 _OWN_FIELDS = frozenset(f.name for f in fields(TrainConfig) if f.name != "rsmi")
 
 

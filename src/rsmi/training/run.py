@@ -338,7 +338,10 @@ class TrainingRun:
         start = time.perf_counter()
         accuracy = evaluate_dev(self.clf, self.dev_texts, self.dev_labels, config)
         dev_seconds = time.perf_counter() - start
-        improved = accuracy > state.best_dev_accuracy
+        if config.select_epoch is None:
+            improved = accuracy > state.best_dev_accuracy
+        else:  # the epoch named by the user (regenerating an earlier run's selection)
+            improved = state.epoch + 1 == config.select_epoch
         if improved:
             state.best_dev_accuracy, state.best_epoch = accuracy, state.epoch
             training = {**self.meta, "method": config.method, "epoch": state.epoch + 1,
