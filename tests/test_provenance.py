@@ -23,3 +23,15 @@ def test_provenance_records_code_packages_machine_and_date():
 def test_git_revision_is_a_commit_in_a_checkout():
     rev = git_revision()
     assert rev is None or (len(rev) == 40 and int(rev, 16) >= 0)
+
+
+def test_the_kernel_choosing_variables_are_recorded_when_set(monkeypatch):
+    """ONEDNN_MAX_CPU_ISA / MKL_CBWR change the float bits of training (docs/training.md): a
+    record made under them says so, one made without them has no numerics block."""
+    for name in ("ONEDNN_MAX_CPU_ISA", "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS"):
+        monkeypatch.delenv(name, raising=False)
+    assert "numerics" not in machine()
+    monkeypatch.setenv("MKL_CBWR", "COMPATIBLE")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")
+    assert machine()["numerics"] == {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16",
+                                     "MKL_CBWR": "COMPATIBLE"}

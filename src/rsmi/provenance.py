@@ -76,8 +76,14 @@ def cpu_model() -> str | None:
     return platform.processor() or None
 
 
+# Environment variables that choose the CPU kernels' code paths, and so the float bits
+# (docs/training.md, "Can the instruction set be pinned?").
+NUMERICS_ENV = ("ONEDNN_MAX_CPU_ISA", "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS")
+
+
 def machine() -> dict[str, Any]:
-    """Platform, CPU model and cores, torch threads, and the GPU (if torch sees one)."""
+    """Platform, CPU model and cores, torch threads, the GPU (if torch sees one), and the
+    kernel-choosing variables of :data:`NUMERICS_ENV` under ``numerics`` when any is set."""
     info: dict[str, Any] = {
         "platform": platform.platform(),
         "cpu": cpu_model(),
@@ -85,6 +91,9 @@ def machine() -> dict[str, Any]:
         "torch_threads": None,
         "gpu": None,
     }
+    numerics = {k: os.environ[k] for k in NUMERICS_ENV if os.environ.get(k)}
+    if numerics:
+        info["numerics"] = numerics
     try:
         import torch
     except ImportError:
