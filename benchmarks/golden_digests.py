@@ -224,8 +224,6 @@ def subprocess_env(threads: int) -> dict[str, str]:
     return env
 
 
-
-
 # rsmi.provenance.NUMERICS_ENV, copied: this script also runs against an older rsmi (before and
 # after a refactor), so it imports nothing from it.
 NUMERICS_ENV = ("ONEDNN_MAX_CPU_ISA", "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS")

@@ -53,11 +53,14 @@ from typing import Any
 
 import yaml
 
+from rsmi.errors import ModelLoadError
 from rsmi.provenance import cpu_model
 from rsmi.store.model_card import (
     did_not_learn,
     finished_event,
+    read_card,
     training_cpu,
+    training_events,
     training_finished,
     training_threads,
 )
@@ -344,10 +347,9 @@ def copy_records(src: Path, dst: Path) -> None:
     if new is not None and new == old:
         log = src / "log.jsonl"
         if log.exists():
-            stamp = "unknown"
-            for line in log.read_text(encoding="utf-8").splitlines()[:1]:
-                created = (json.loads(line).get("provenance") or {}).get("created") or ""
-                stamp = re.sub(r"[^0-9T]", "", created)[:15] or stamp
+            start = next(iter(training_events(src)), {})
+            created = (start.get("provenance") or {}).get("created") or ""
+            stamp = re.sub(r"[^0-9T]", "", created)[:15] or "unknown"
             (dst / "regenerated").mkdir(exist_ok=True)
             shutil.copy2(log, dst / "regenerated" / f"log-{stamp}.jsonl")
         return
@@ -357,12 +359,11 @@ def copy_records(src: Path, dst: Path) -> None:
 
 
 def _weights_digest(directory: Path) -> str | None:
-    """The weights digest a model's ``rsmi.json`` records (None: no readable record)."""
+    """The weights digest a model's ``rsmi.json`` records (None: no readable card)."""
     try:
-        card = json.loads((directory / "rsmi.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        digests = read_card(directory).get("weights_sha256")
+    except ModelLoadError:
         return None
-    digests = card.get("weights_sha256") if isinstance(card, dict) else None
     return json.dumps(digests, sort_keys=True) if digests else None
 
 
@@ -747,7 +748,7 @@ def with_rescoring(jobs: list[Job]) -> list[Job]:
         else:  # a row that cannot be extended (old seeding): its finished seeds, one by one
             seeds = argv[argv.index("--seeds") + 1].split(",")
             runs = [(d, f"/{d.name}") for d in legacy_seed_dirs(run, seeds)
-                    if complete_summary(d) is not None and d != run]
+                    if complete_summary(d) is not None]
         for path, suffix in runs:
             summary = complete_summary(path) or {}
             settings = (summary.get("model") or {}).get("rsmi_config") or {}

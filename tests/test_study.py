@@ -594,7 +594,8 @@ def test_a_model_regenerated_bit_for_bit_keeps_its_committed_records(tmp_path):
     src, dst = tmp_path / "runs" / "m", tmp_path / "results" / "m"
     for d, digest, loss in ((src, "a" * 64, 0.25), (dst, "a" * 64, 0.5)):
         d.mkdir(parents=True)
-        (d / "rsmi.json").write_text(json.dumps({"weights_sha256": {"model.safetensors": digest}}))
+        (d / "rsmi.json").write_text(json.dumps({"format": "rsmi", "format_version": 1,
+                                                 "weights_sha256": {"model.safetensors": digest}}))
         (d / "log.jsonl").write_text(json.dumps({"event": "start", "provenance": {
             "created": "2026-12-07T17:49:08+00:00"}, "loss": loss}) + "\n")
         (d / "training_config.json").write_text(json.dumps({"loss": loss}))
@@ -603,6 +604,7 @@ def test_a_model_regenerated_bit_for_bit_keeps_its_committed_records(tmp_path):
     assert {f.name: f.read_text() for f in dst.iterdir() if f.is_file()} == before
     assert (dst / "regenerated" / "log-20261207T174908.jsonl").read_text() == (
         src / "log.jsonl").read_text()
-    (src / "rsmi.json").write_text(json.dumps({"weights_sha256": {"model.safetensors": "b" * 64}}))
+    (src / "rsmi.json").write_text(json.dumps({"format": "rsmi", "format_version": 1,
+                                               "weights_sha256": {"model.safetensors": "b" * 64}}))
     study_mod.copy_records(src, dst)
     assert json.loads((dst / "training_config.json").read_text()) == {"loss": 0.25}

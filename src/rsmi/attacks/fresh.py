@@ -255,7 +255,8 @@ def check_weights(run_dir: Path, meta: Mapping[str, Any], classifier: Any) -> No
         raise ResumeError(
             f"cannot re-score {run_dir}: it attacked other weights (sha256 {recorded[:12]}…, this "
             f"model {now[:12]}…): the model cannot be regenerated (retrained on another kind of "
-            "CPU or with another torch thread count, or replaced); give the model that was attacked, or re-run the attack on this one"
+            "CPU or with another torch thread count, or replaced); give the model that was "
+            "attacked, or re-run the attack on this one"
         )
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +66,12 @@ class RunIdentity:
         write_json(run_dir / RUN_FILE, self.to_dict())
 
 
-def check_resume(run_dir: Path, wanted: RunIdentity, resume: bool) -> None:
+def check_resume(run_dir: Path, wanted: RunIdentity, resume: bool) -> RunIdentity:
     """Refuse to write into ``run_dir`` unless it is empty, or ``resume`` and it is this run.
+
+    Returns the identity to write into ``run.json``: ``wanted``, except that records of an
+    older rsmi whose ``run.json`` names no synonym table keep none (this machine's table is
+    not claimed for them).
 
     Raises:
         RunDirError: records exist and ``resume`` is off.
@@ -82,7 +86,7 @@ def check_resume(run_dir: Path, wanted: RunIdentity, resume: bool) -> None:
             "continue that run, or choose another --out"
         )
     if not resume:
-        return
+        return wanted
     run_file = run_dir / RUN_FILE
     if not run_file.exists():
         if existing:
@@ -91,7 +95,7 @@ def check_resume(run_dir: Path, wanted: RunIdentity, resume: bool) -> None:
                 f"{RUN_FILE}, so what made them (recipe, preset, model, data, seeds) is unknown "
                 f"and cannot be checked; restore its {RUN_FILE}, or start a new run in another --out"
             )
-        return
+        return wanted
     meta, previous = _read_run_file(run_dir, run_file)
     _check_seeding(run_dir, meta, wanted)
     _check_weights(run_dir, meta, wanted, len(existing))
@@ -114,6 +118,11 @@ def check_resume(run_dir: Path, wanted: RunIdentity, resume: bool) -> None:
             "the examples (data file, split, sample) and the model's RSMI settings are those of "
             "its records", run_dir, RUN_FILE, " or ".join(unchecked),
         )
+    if existing and wanted.embedding_sha256 and not meta.get("embedding_sha256"):
+        logger.warning("%s: %s records no embedding_sha256: resuming without checking that the "
+                       "synonym table is the one its records drew from", run_dir, RUN_FILE)
+        return replace(wanted, embedding_sha256=None)
+    return wanted
 
 
 def _check_seeding(run_dir: Path, meta: Mapping[str, Any], wanted: RunIdentity) -> None:

@@ -29,7 +29,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -228,8 +228,7 @@ def _prepare(
     return _AttackRun(attack=attack, wrapper=wrapper, classifier=classifier, config=config,
                       todo=shard_examples(selected, config.shard), num_selected=len(selected),
                       examples_sha256=examples_digest(selected), model_info=info,
-                      started=started, embedding_sha256=getattr(resources, "embedding_sha256",
-                                                                None))
+                      started=started, embedding_sha256=resources.embedding_sha256)
 
 
 def _check_margin_applies(classifier: Any, config: AttackConfig) -> None:
@@ -240,18 +239,6 @@ def _check_margin_applies(classifier: Any, config: AttackConfig) -> None:
             "noise, no masks: every query gives the same answer, so the deployed decision is "
             "the plain argmax the direct attack already targets): drop --eot-margin"
         )
-
-
-def _recorded_embedding(run_dir: Path) -> str | None:
-    """The synonym table digest an existing ``run.json`` records (None: none, or no file)."""
-    import json
-
-    try:
-        meta = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return None
-    value = meta.get("embedding_sha256") if isinstance(meta, dict) else None
-    return value if isinstance(value, str) else None
 
 
 @dataclass
@@ -312,17 +299,10 @@ class _AttackRun:
         started = time.perf_counter()
         identity = self.identity(seed)
         run_cfg = identity.config
-        check_resume(run_dir, identity, self.resume)
+        identity = check_resume(run_dir, identity, self.resume)
         path = run_dir / EXAMPLES_FILE
         repair(path)
         records = read_records(path)
-        if records and identity.embedding_sha256 and not _recorded_embedding(run_dir):
-            # records of an older rsmi, whose synonym table was not recorded: the run.json
-            # rewritten below does not claim this machine's table for them
-            logger.warning("%s: %s records no embedding_sha256: resuming without checking "
-                           "that the synonym table is the one its records drew from",
-                           run_dir, RUN_FILE)
-            identity = replace(identity, embedding_sha256=None)
         self.score_resumed(path, records)
         done = {int(r["index"]) for r in records}
         counts = {t: sum(r["result_type"] == t for r in records) for t in (SUCCESSFUL, FAILED, SKIPPED)}
