@@ -107,6 +107,7 @@ NORMALISATION: dict[str, Any] = {
 KEEP_RECORDS = ("examples.jsonl",)
 # lscpu fields and ISA flags that decide which float32 kernels run.
 LSCPU_FIELDS = ("Vendor ID", "Model name", "CPU family", "Model", "Stepping")
+# = rsmi.provenance.KERNEL_FLAGS, copied: this script also runs against older rsmi revisions
 KERNEL_FLAGS = ("avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
                 "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_bf16", "amx_tile", "amx_int8")
 

@@ -27,7 +27,7 @@ import os
 import subprocess
 import sys
 
-from rsmi.provenance import cpu_model
+from rsmi.provenance import cpu_kind
 
 SETTINGS = ("default", "AVX512_CORE_AMX", "AVX512_CORE_BF16", "AVX512_CORE", "AVX2")
 # settings of MKL's conditional numerical reproducibility (oneDNN at its default)
@@ -69,13 +69,16 @@ def compare(paths: list[str]) -> int:
     machine A, setting on machine B) with equal digests is a recipe that survives the change."""
     (a, b) = (json.load(open(p, encoding="utf-8")) for p in paths)
     print(f"A: {a['cpu']} ({paths[0]})\nB: {b['cpu']} ({paths[1]})")
-    found = 0
+    found = printed = 0
     for dtype in ("float32", "bfloat16"):
         for sa, ra in a["digests"].items():
             for sb, rb in b["digests"].items():
                 if ra.get(dtype) and ra.get(dtype) == rb.get(dtype):
                     found += sa == sb or a["cpu"] != b["cpu"]
+                    printed += 1
                     print(f"{dtype}: A {sa} == B {sb}")
+    if not printed:
+        print("no setting on A gives the bits of any setting on B, in either dtype")
     return 0 if found else 1
 
 
@@ -109,7 +112,7 @@ def main() -> int:
 
     result = {
         "command": "python benchmarks/repro_isa.py --out " + args.out,
-        "cpu": cpu_model() or "unknown",
+        "cpu": cpu_kind() or "unknown",
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "torch": torch.__version__,
         "load_average": [round(v, 2) for v in os.getloadavg()],

@@ -54,12 +54,13 @@ from typing import Any
 import yaml
 
 from rsmi.errors import ModelLoadError
-from rsmi.provenance import cpu_model
+from rsmi.provenance import CPU_BF16_FLAGS, cpu_kind, same_cpu_kind
 from rsmi.store.model_card import (
     did_not_learn,
     finished_event,
     read_card,
     training_cpu,
+    training_dtype,
     training_events,
     training_finished,
     training_threads,
@@ -211,9 +212,9 @@ class Study:
     device: str | None = None
     dtype: str | None = None
     python: list[str] = field(default_factory=lambda: [sys.executable, "-m", "rsmi.cli.main"])
-    # This machine's CPU model, and whether to retrain a model whose committed training records
-    # come from another one (see train_job).
-    cpu: str | None = field(default_factory=cpu_model)
+    # This machine's kind of CPU (model name and kernel-choosing instruction sets), and whether
+    # to retrain a model whose committed training records come from another kind (train_job).
+    cpu: str | None = field(default_factory=cpu_kind)
     allow_other_cpu: bool = False
 
     @classmethod
@@ -334,28 +335,60 @@ def randomized(settings: dict[str, Any], overrides: dict[str, Any]) -> bool:
     return float({**settings, **overrides}.get("noise_std", 0.2)) > 0
 
 
-def copy_records(src: Path, dst: Path) -> None:
+class RecordsKept(RuntimeError):
+    """A regeneration gave other weights than the committed records name: they were kept."""
+
+
+def copy_records(src: Path, dst: Path, *, replace: bool = False) -> None:
     """Copy a finished training's records into the results tree.
 
     A model regenerated bit for bit (its ``rsmi.json`` names the weights digest the committed
     records name) keeps the committed records, which describe the training the committed runs
     attacked; the regeneration's ``log.jsonl`` goes beside them, under ``regenerated/``, as the
-    evidence (its dev readings may differ: other draws of a randomized model).
+    evidence (its dev readings may differ: other draws of a randomized model). A training that
+    gave *other* weights keeps them too, its log saved as ``regenerated/log-<stamp>-other-
+    weights.jsonl``, and raises :class:`RecordsKept` — unless ``replace`` (``--allow-other-cpu``:
+    a new model on purpose), which replaces the records.
     """
     dst.mkdir(parents=True, exist_ok=True)
     new, old = _weights_digest(src), _weights_digest(dst)
-    if new is not None and new == old:
+    if new is not None and old is not None and (new == old or not replace):
         log = src / "log.jsonl"
         if log.exists():
             start = next(iter(training_events(src)), {})
             created = (start.get("provenance") or {}).get("created") or ""
             stamp = re.sub(r"[^0-9T]", "", created)[:15] or "unknown"
             (dst / "regenerated").mkdir(exist_ok=True)
-            shutil.copy2(log, dst / "regenerated" / f"log-{stamp}.jsonl")
+            suffix = "" if new == old else "-other-weights"
+            shutil.copy2(log, dst / "regenerated" / f"log-{stamp}{suffix}.jsonl")
+        if new != old:
+            raise RecordsKept(
+                f"the training in {src} gave other weights than the committed records in {dst} "
+                f"name (this kind of CPU, {training_cpu(src)!r}, or this thread count cannot "
+                "regenerate them; the committed runs refuse these weights): the committed "
+                "records are kept, this training's log is under regenerated/. Delete that "
+                "model to retry, or pass --allow-other-cpu to replace the records with a new "
+                "model")
         return
     for name in TRAINING_RECORDS:
         if (src / name).exists():
             shutil.copy2(src / name, dst / name)
+
+
+def other_cpu_kind(trained_on: str | None, here: str | None, dtype: str | None) -> str | None:
+    """Why committed records name another kind of CPU than this one (``None``: the same kind,
+    as far as can be told): the recorded kind, and this machine's, in words.
+
+    Records made before the instruction sets were recorded name the CPU model alone; a
+    bfloat16 model among them is taken to be trained on a CPU with native bfloat16 (every such
+    record in this project was), which a CPU without it (``avx512_bf16``/``amx_bf16``; e.g. AMD
+    EPYC Zen 3, "AMD EPYC" too) cannot regenerate: it emulates bfloat16 with other kernels.
+    """
+    same = same_cpu_kind(trained_on, here)
+    if same is False or (same is None and trained_on and here and dtype == "bfloat16"
+                         and "[" in here and not any(f in here for f in CPU_BF16_FLAGS)):
+        return f"{trained_on!r}; this machine is {here!r}"
+    return None
 
 
 def _weights_digest(directory: Path) -> str | None:
@@ -474,17 +507,17 @@ def train_job(study: Study, ds: str, model: str, seed: int, selections: Selectio
             "--resume", *_train_flags({**({"dtype": study.dtype} if study.dtype else {}), **settings})]
     results = study.results_dir / ds / "models" / model / f"seed-{seed}"
     name = f"{ds}/{phase}/{model}" + ("" if phase == "sweep-train" else f"/seed-{seed}")
-    job = Job(name, argv, finished_training(out), after=lambda: copy_records(out, results))
+    job = Job(name, argv, finished_training(out),
+              after=lambda: copy_records(out, results, replace=study.allow_other_cpu))
     # A model whose committed records were trained on another kind of CPU is not retrained
     # here: the same seed trains other (bfloat16) weights on another kind, which the committed
-    # attack runs' digest check refuses, and the copy would replace the committed records.
-    trained_on = training_cpu(results)
-    if (not job.done and trained_on and study.cpu and trained_on != study.cpu
-            and not study.allow_other_cpu):
-        job.blocked = (f"its committed records ({results}) were trained on {trained_on!r}, this "
-                       f"machine is {study.cpu!r}: the same seed trains other weights here, which "
-                       "the committed runs refuse; run it on that kind of machine "
-                       "(--allow-other-cpu retrains here and replaces those records)")
+    # attack runs' digest check refuses.
+    other = other_cpu_kind(training_cpu(results), study.cpu, training_dtype(results))
+    if not job.done and other and not study.allow_other_cpu:
+        job.blocked = (f"its committed records ({results}) were trained on {other}: the same "
+                       "seed trains other weights here, which the committed runs refuse; run it "
+                       "on that kind of machine (--allow-other-cpu retrains here and replaces "
+                       "those records)")
     # The thread count is part of the arithmetic too (bfloat16 reductions split by thread): a
     # model with committed records is regenerated with the torch threads they name.
     threads = training_threads(results)
@@ -562,6 +595,29 @@ def attack_job(study: Study, ds: str, model: str, seed: int, row: dict[str, Any]
     elif not job.done and not finished_training(model_dir):
         job.blocked = "model not trained"
     return job
+
+
+def attack_jobs(study: Study, ds: str, model: str, seed: int, row: dict[str, Any],
+                selections: Selections | None) -> list[Job]:
+    """:func:`attack_job`, or, for a run split into shards (``rsmi attack split``: its
+    records in ``shard-<i>-of-<n>/``, none of its own), one job per shard (``.../shard-<i>``,
+    the command plus ``--shard i/n``; two runners with ``--only`` patterns of one shard each
+    use two cores) and the merge (``.../merge``) once every shard is complete."""
+    job = attack_job(study, ds, model, seed, row, selections)
+    out = Path(job.argv[job.argv.index("--out") + 1])
+    shards = sorted(out.glob("shard-*-of-*/run.json"))
+    if job.done or not shards or (out / "run.json").exists():
+        return [job]
+    n = int(shards[0].parent.name.rsplit("-", 1)[1])
+    jobs = []
+    for i in range(n):
+        shard = Job(f"{job.id}/shard-{i}", [*job.argv, "--shard", f"{i}/{n}"],
+                    complete_summary(out / f"shard-{i}-of-{n}") is not None, blocked=job.blocked)
+        jobs.append(shard)
+    waiting = [j.id.rsplit("/", 1)[1] for j in jobs if not j.done]
+    jobs.append(Job(f"{job.id}/merge", ["attack", "merge", str(out), "--out", str(out)], False,
+                    blocked=f"shards not complete: {', '.join(waiting)}" if waiting else None))
+    return jobs
 
 
 def legacy_seed_dirs(out: Path, seeds: list[int]) -> list[Path]:
@@ -676,7 +732,7 @@ def plan(study: Study) -> list[Job]:
                     continue  # its own blocked placeholder says why
                 if applies(row, model) and seed in study.model_seeds(model) \
                         and seed in attack_train_seeds:
-                    jobs.append(attack_job(study, ds, model, seed, row, sel))
+                    jobs.extend(attack_jobs(study, ds, model, seed, row, sel))
 
     # 1–3: the fixed models on the first seed.
     for ds in study.datasets:
@@ -713,7 +769,7 @@ def plan(study: Study) -> list[Job]:
                 if row.get("overrides"):  # the same inference setting's clean accuracy
                     jobs.append(evaluate_job(study, ds, model, seed, sel, row["overrides"],
                                              row.get("name", row["recipe"])))
-                jobs.append(attack_job(study, ds, model, seed, row, sel))
+                jobs.extend(attack_jobs(study, ds, model, seed, row, sel))
     # 7: the other seeds.
     rest = [s for s in study.seeds if s != first]
     models = study.main_models()
@@ -797,8 +853,12 @@ def run(study: Study, only: str | None = None, *, execute: Executor | None = Non
     while True:
         jobs = select_jobs(plan(study), only)
         for job in jobs:  # finished training whose records were not copied yet
-            if job.done and job.after is not None:
-                job.after()
+            if job.done and job.after is not None and job.id not in failed:
+                try:
+                    job.after()
+                except RecordsKept as exc:
+                    say(f"[study] {job.id}: failed: {exc}")
+                    failed.add(job.id)
         write_selections(study)
         todo = [j for j in jobs if not j.done and not j.blocked and j.id not in failed]
         if not todo:
@@ -810,7 +870,11 @@ def run(study: Study, only: str | None = None, *, execute: Executor | None = Non
             say(f"[study] {job.id}: failed (exit {code}); continuing with the others")
             failed.add(job.id)
         elif job.after is not None:
-            job.after()
+            try:
+                job.after()
+            except RecordsKept as exc:
+                say(f"[study] {job.id}: failed: {exc}")
+                failed.add(job.id)
     blocked = [j for j in select_jobs(plan(study), only) if j.blocked and not j.done]
     for job in blocked:
         say(f"[study] {job.id}: {job.status}")
@@ -842,7 +906,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{job.status}] {job.id}\n    {job.command}")
         counts = {s: sum(j.status.split(":")[0] == s for j in jobs) for s in ("done", "todo", "blocked")}
         print(f"{len(jobs)} jobs: {counts['done']} done, {counts['todo']} to do, "
-              f"{counts['blocked']} blocked")
+              f"{counts['blocked']} blocked (this machine: {study.cpu or 'unknown CPU'})")
         return 0
     return run(study, args.only)
 

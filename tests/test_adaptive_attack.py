@@ -339,6 +339,7 @@ def test_dev_selection_runs_grid_points_in_parallel_jobs_with_one_thread_each(mo
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
     lock, running, seen = threading.Lock(), [0], {"max": 0, "order": [], "env": []}
+    both = threading.Event()  # set once two points run at the same time
 
     def runner(cmd, check, env):
         with lock:
@@ -346,10 +347,17 @@ def test_dev_selection_runs_grid_points_in_parallel_jobs_with_one_thread_each(mo
             seen["max"] = max(seen["max"], running[0])
             seen["order"].append(cmd[-1])
             seen["env"].append((env.get("OMP_NUM_THREADS"), env.get("MKL_NUM_THREADS")))
-        time.sleep(0.05)
+            if running[0] == 2:
+                both.set()
+        # a point keeps running until a second one has started (or 2 s passed: then the pool
+        # did not run two at a time), so a slow thread start on a loaded machine cannot fail it
+        both.wait(2.0 if wait_for_two else 0.0)
+        time.sleep(0.01)
         with lock:
             running[0] -= 1
         return SimpleNamespace(returncode=3 if cmd[-1] == "c" else 0)
+
+    wait_for_two = True
 
     pending = {name: ["rsmi", "attack", name] for name in "abcd"}
     assert sel.run_pending(pending, 2, runner=runner) == {"a": 0, "b": 0, "c": 3, "d": 0}
@@ -357,6 +365,7 @@ def test_dev_selection_runs_grid_points_in_parallel_jobs_with_one_thread_each(mo
     assert seen["max"] == 2 and sorted(seen["order"][:2]) == ["a", "b"]
     assert set(seen["env"]) == {("1", "1")}  # one torch thread per job
     seen.update(max=0, order=[], env=[])
+    wait_for_two = False
     sel.run_pending(pending, 1, runner=runner)
     assert seen["max"] == 1 and seen["order"] == list("abcd")
     assert set(seen["env"]) == {(None, None)}  # one job: the caller's threads

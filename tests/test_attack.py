@@ -19,7 +19,14 @@ import pytest
 
 from conftest import make_tiny_bert
 from rsmi import RSMIClassifier, RSMIConfig
-from rsmi.attacks import AttackConfig, compute_metrics, merge_runs, read_records, run_attack
+from rsmi.attacks import (
+    AttackConfig,
+    compute_metrics,
+    merge_runs,
+    read_records,
+    run_attack,
+    split_run,
+)
 from rsmi.attacks.metrics import aggregate_seeds
 from rsmi.attacks.records import repair
 
@@ -512,6 +519,52 @@ def test_shards_then_merge_equal_the_unsharded_run(resources, tokenizer_module, 
     with pytest.raises(ValueError, match="twice"):
         merge_runs([tmp_path / "sharded" / "shard-0-of-2", tmp_path / "sharded" / "shard-0-of-2",
                     tmp_path / "whole"], tmp_path / "bad")
+
+
+def test_a_run_in_progress_split_into_shards_ends_with_the_unsplit_records(
+    resources, tokenizer_module, tmp_path
+):
+    """A long run started on one core is split to go on on two: each shard resumes with the
+    records it was given, and the merge equals the run made in one piece."""
+    from rsmi.cli.main import main
+
+    whole = _rsmi_run(resources, tokenizer_module, tmp_path / "whole")
+    run = tmp_path / "run"  # the same run, killed after its first example
+    run.mkdir()
+    first = (tmp_path / "whole" / "examples.jsonl").read_text().splitlines(keepends=True)[0]
+    (run / "examples.jsonl").write_text(first)
+    (run / "run.json").write_text((tmp_path / "whole" / "run.json").read_text())
+    with pytest.raises(ValueError, match="give 2 or more"):
+        split_run(run, 1)
+    dirs = split_run(run, 2)
+    assert [d.name for d in dirs] == ["shard-0-of-2", "shard-1-of-2"]
+    assert not (run / "run.json").exists() and not (run / "examples.jsonl").exists()
+    assert [len(read_records(d / "examples.jsonl")) for d in dirs] == [1, 0]
+    meta = json.loads((dirs[1] / "run.json").read_text())
+    original = json.loads((tmp_path / "whole" / "run.json").read_text())
+    assert meta["config"]["shard"] == [1, 2]
+    assert {k: v for k, v in meta.items() if k != "config"} == {
+        k: v for k, v in original.items() if k != "config"}  # model, sample, table: unchanged
+    partial = json.loads((dirs[0] / "summary.json").read_text())
+    assert partial["complete"] is False and partial["num_examples"] == 1
+    with pytest.raises(ValueError, match="already shard"):
+        split_run(dirs[0], 2)
+
+    with pytest.raises(ValueError, match="holds shard runs"):  # not the whole run again
+        _rsmi_run(resources, tokenizer_module, run, resume=True)
+    for i in range(2):
+        part = _rsmi_run(resources, tokenizer_module, run, shard=(i, 2), resume=True)
+        assert part["complete"] and part["num_examples"] == (2, 1)[i]
+    merged = merge_runs([run], run)
+    assert strip(read_records(run / "examples.jsonl")) == strip(
+        read_records(tmp_path / "whole" / "examples.jsonl"))
+    assert merged["complete"] and merged["accuracy_under_attack"] == whole["accuracy_under_attack"]
+    with pytest.raises(ValueError, match="already holds shard runs"):
+        split_run(run, 2)
+    with pytest.raises(ValueError, match="complete"):
+        split_run(tmp_path / "whole", 2)
+    assert main(["attack", "split", str(tmp_path / "whole"), "--shards", "2"]) != 0
+    assert main(["attack", "split", str(tmp_path / "nowhere"), "--shards", "2"]) != 0
 
 
 def test_several_seeds_report_mean_and_std(resources, tokenizer_module, tmp_path):

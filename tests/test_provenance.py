@@ -35,3 +35,32 @@ def test_the_kernel_choosing_variables_are_recorded_when_set(monkeypatch):
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")
     assert machine()["numerics"] == {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16",
                                      "MKL_CBWR": "COMPATIBLE"}
+
+
+def test_the_cpu_kind_names_the_instruction_sets_that_choose_the_kernels(tmp_path, monkeypatch):
+    """One model name covers CPUs with and without AVX-512 BF16 ("AMD EPYC": Zen 4 and Zen 3),
+    which train other bfloat16 weights from one seed: the kind is the name plus those sets."""
+    import rsmi.provenance as prov
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: AMD EPYC\n"
+                       "flags\t\t: fpu sse2 avx2 avx512f avx512_bf16 sha_ni\n")
+    read = prov.cpu_flags.__wrapped__  # the uncached reader
+    monkeypatch.setattr(prov, "cpu_flags", lambda: read(str(cpuinfo)))
+    assert prov.cpu_features() == ["avx2", "avx512_bf16", "avx512f"]  # sorted; others left out
+    record = {"cpu": "AMD EPYC", "cpu_features": prov.cpu_features()}
+    assert prov.cpu_kind(record) == "AMD EPYC [avx2 avx512_bf16 avx512f]"
+    assert prov.cpu_kind({"cpu": "AMD EPYC"}) == "AMD EPYC"  # a record from before the sets
+    assert prov.cpu_kind({"cpu": None}) is None
+    assert machine()["cpu_features"] == ["avx2", "avx512_bf16", "avx512f"]
+
+    zen3 = prov.cpu_kind({"cpu": "AMD EPYC", "cpu_features": ["avx2"]})
+    assert prov.same_cpu_kind("AMD EPYC [avx2 avx512_bf16 avx512f]", zen3) is False
+    assert prov.same_cpu_kind(zen3, "AMD EPYC [avx2]") is True
+    assert prov.same_cpu_kind("Intel(R) Xeon(R) Processor", zen3) is False
+    assert prov.same_cpu_kind("AMD EPYC", zen3) is None  # the old record cannot tell
+    assert prov.same_cpu_kind(None, zen3) is None
+
+    monkeypatch.setattr(prov, "cpu_flags", lambda: frozenset())  # no /proc/cpuinfo
+    assert prov.cpu_features() is None
+    assert prov.cpu_kind({"cpu": "x", "cpu_features": None}) == "x"

@@ -588,6 +588,39 @@ def test_a_row_started_under_the_old_seeding_is_not_extended_but_its_seeds_are_r
     assert "toy/rescore/rsmi/seed-0/deepwordbug/seed-0" not in jobs
 
 
+def test_a_run_split_into_shards_is_planned_as_shard_jobs_and_a_merge(tmp_path):
+    """After `rsmi attack split`, the row's records live in shard runs: the runner plans one job
+    per shard (the row's command plus --shard i/n: a runner per core) and the merge after them,
+    never the whole run again."""
+    path = _config(tmp_path, "minilm", tmp_path / "toy.jsonl", attacks={
+        "preset": "recipe", "attack_seeds": [0], "train_seeds": [0],
+        "main": [{"recipe": "deepwordbug", "models": ["rsmi"]}]})
+    study = study_mod.Study.load(path)
+    _finish_training(tmp_path / "runs" / "toy" / "rsmi" / "seed-0")
+    row = tmp_path / "results" / "toy" / "attacks" / "rsmi" / "seed-0" / "deepwordbug"
+    for i in range(2):
+        (row / f"shard-{i}-of-2").mkdir(parents=True)
+        (row / f"shard-{i}-of-2" / "run.json").write_text(json.dumps({"seeding": "text-v1"}))
+    jobs = _by_id(study)
+    base = "toy/attack/rsmi/seed-0/deepwordbug"
+    assert base not in jobs
+    for i in range(2):
+        shard = jobs[f"{base}/shard-{i}"]
+        assert shard.status == "todo" and shard.argv[-2:] == ["--shard", f"{i}/2"]
+        assert "--resume" in shard.argv
+    merge = jobs[f"{base}/merge"]
+    assert merge.blocked == "shards not complete: shard-0, shard-1"
+    assert merge.argv == ["attack", "merge", str(row), "--out", str(row)]
+    _complete_summary(row / "shard-0-of-2", 0.5, 0.8)
+    _complete_summary(row / "shard-1-of-2", 0.5, 0.8)
+    jobs = _by_id(study)
+    assert jobs[f"{base}/shard-1"].done and jobs[f"{base}/merge"].status == "todo"
+    _complete_summary(row, 0.5, 0.8)  # merged: the row is done, as one job
+    (row / "run.json").write_text(json.dumps({"seeding": "text-v1"}))
+    jobs = _by_id(study)
+    assert jobs[base].done and f"{base}/merge" not in jobs
+
+
 def test_a_model_regenerated_bit_for_bit_keeps_its_committed_records(tmp_path):
     """The records of the training the committed runs attacked stay; the regeneration's log is
     kept beside them as evidence. Other weights replace the records (a new model)."""
@@ -604,7 +637,74 @@ def test_a_model_regenerated_bit_for_bit_keeps_its_committed_records(tmp_path):
     assert {f.name: f.read_text() for f in dst.iterdir() if f.is_file()} == before
     assert (dst / "regenerated" / "log-20261207T174908.jsonl").read_text() == (
         src / "log.jsonl").read_text()
+    # Other weights (another kind of CPU, another thread count): the committed records stay,
+    # the log is kept as evidence, and the runner is told; --allow-other-cpu replaces them.
     (src / "rsmi.json").write_text(json.dumps({"format": "rsmi", "format_version": 1,
                                                "weights_sha256": {"model.safetensors": "b" * 64}}))
-    study_mod.copy_records(src, dst)
+    with pytest.raises(study_mod.RecordsKept, match="committed records are kept"):
+        study_mod.copy_records(src, dst)
+    assert {f.name: f.read_text() for f in dst.iterdir() if f.is_file()} == before
+    assert (dst / "regenerated" / "log-20261207T174908-other-weights.jsonl").exists()
+    study_mod.copy_records(src, dst, replace=True)
     assert json.loads((dst / "training_config.json").read_text()) == {"loss": 0.25}
+
+
+def test_a_regeneration_with_other_weights_fails_its_job_and_keeps_the_records(tmp_path):
+    """The runner reports a training whose weights differ from the committed records' as a
+    failed job (the records stay), and does not retry it in the same run."""
+    path = _config(tmp_path, "minilm", tmp_path / "toy.jsonl")
+    study = study_mod.Study.load(path)
+    study.cpu = "AMD EPYC [avx2 avx512_bf16 avx512f]"
+    records = tmp_path / "results" / "toy" / "models" / "base" / "seed-0"
+    records.mkdir(parents=True)
+    card = {"format": "rsmi", "format_version": 1, "weights_sha256": {"model.safetensors": "a" * 64}}
+    (records / "rsmi.json").write_text(json.dumps(card))
+    (records / "training_config.json").write_text(json.dumps({"committed": True}))
+    calls, said = [], []
+
+    def execute(argv, env=None):
+        calls.append(argv)
+        out = Path(argv[argv.index("--out") + 1])
+        _finish_training(out)
+        (out / "rsmi.json").write_text(json.dumps(
+            {**card, "weights_sha256": {"model.safetensors": "b" * 64}}))
+        return 0
+
+    assert study_mod.run(study, "toy/train/base/seed-0", execute=execute, say=said.append) == 1
+    assert len(calls) == 1
+    assert any("failed" in line and "committed records are kept" in line for line in said)
+    assert json.loads((records / "training_config.json").read_text()) == {"committed": True}
+
+
+def test_a_bfloat16_model_from_a_cpu_with_native_bfloat16_is_not_regenerated_without_it(tmp_path):
+    """"AMD EPYC" names Zen 4 (AVX-512 BF16) and Zen 3 (AVX2 only) alike. Records that name the
+    instruction sets are compared by them; older ones, which name the model alone, are taken to
+    come from a CPU with native bfloat16 when the model is bfloat16 (every such record in this
+    project did): a CPU that emulates bfloat16 does not regenerate them."""
+    path = _config(tmp_path, "minilm", tmp_path / "toy.jsonl")
+    records = tmp_path / "results" / "toy" / "models" / "base" / "seed-0"
+    records.mkdir(parents=True)
+
+    def record(machine, dtype):
+        (records / "training_config.json").write_text(json.dumps(
+            {"provenance": {"machine": machine, "dtype": dtype}}))
+
+    study = study_mod.Study.load(path)
+    zen4, zen3 = "AMD EPYC [avx2 avx512_bf16 avx512f]", "AMD EPYC [avx2]"
+    record({"cpu": "AMD EPYC"}, "bfloat16")  # an old record: the model name alone
+    for here, blocked in ((zen3, True), (zen4, False), ("AMD EPYC", False)):
+        study.cpu = here
+        job = _by_id(study)["toy/train/base/seed-0"]
+        assert bool(job.blocked) is blocked, here
+    study.cpu = zen3
+    assert "'AMD EPYC'; this machine is 'AMD EPYC [avx2]'" in _by_id(study)[
+        "toy/train/base/seed-0"].blocked
+    record({"cpu": "AMD EPYC"}, "float32")  # float32 needs no bfloat16 instructions
+    study.cpu = zen3
+    assert not _by_id(study)["toy/train/base/seed-0"].blocked
+    record({"cpu": "AMD EPYC", "cpu_features": ["avx2", "avx512_bf16", "avx512f"]}, "float32")
+    assert "'AMD EPYC [avx2 avx512_bf16 avx512f]'" in _by_id(study)["toy/train/base/seed-0"].blocked
+    study.cpu = zen4
+    assert not _by_id(study)["toy/train/base/seed-0"].blocked
+    study.cpu, study.allow_other_cpu = zen3, True
+    assert not _by_id(study)["toy/train/base/seed-0"].blocked

@@ -21,13 +21,12 @@ orders of magnitude larger than bfloat16's rounding (relative 2⁻⁸).
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections.abc import Iterator
-from pathlib import Path
 
 import torch
 
 from rsmi.errors import ConfigError
+from rsmi.provenance import CPU_BF16_FLAGS, cpu_flags  # their owner: rsmi.provenance
 
 DTYPES: tuple[str, ...] = ("auto", "float32", "bfloat16", "float16")
 TORCH_DTYPES: dict[str, torch.dtype] = {
@@ -36,7 +35,6 @@ TORCH_DTYPES: dict[str, torch.dtype] = {
     "float16": torch.float16,
 }
 _ALIASES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "no": "float32"}
-CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
 def normalize_dtype(name: str) -> str:
@@ -49,20 +47,6 @@ def normalize_dtype(name: str) -> str:
             "(auto = bfloat16 where the device runs it natively, float32 elsewhere)"
         )
     return key
-
-
-@functools.lru_cache(maxsize=1)
-def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
-    """The CPU feature flags the kernel reports (empty where there is no /proc/cpuinfo)."""
-    try:
-        text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return frozenset()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):
-            return frozenset(value.split())
-    return frozenset()
 
 
 def native_bf16(device: str | torch.device) -> bool:

@@ -15,6 +15,7 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -76,17 +77,80 @@ def cpu_model() -> str | None:
     return platform.processor() or None
 
 
+@functools.lru_cache(maxsize=1)
+def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
+    """The CPU feature flags the kernel reports (empty where there is no /proc/cpuinfo)."""
+    try:
+        text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return frozenset(value.split())
+    return frozenset()
+
+
+# Instruction sets by which oneDNN and MKL choose their kernels, and so the float bits: one
+# model name ("AMD EPYC") covers CPUs with AVX-512 BF16 (Zen 4) and without AVX-512 (Zen 3),
+# which train other bfloat16 weights from one seed (docs/training.md).
+KERNEL_FLAGS = ("avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+                "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_bf16", "amx_tile", "amx_int8")
+
+
+# The flags of CPUs that compute bfloat16 dot products natively (rsmi.precision's "auto").
+CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_features() -> list[str] | None:
+    """The :data:`KERNEL_FLAGS` this CPU has, sorted (None where no flags can be read)."""
+    flags = cpu_flags()
+    return sorted(f for f in KERNEL_FLAGS if f in flags) if flags else None
+
+
+def cpu_kind(machine_record: Mapping[str, Any] | None = None) -> str | None:
+    """The kind of CPU a ``provenance.machine`` record names (default: this machine): its
+    model name and, where recorded, its :data:`KERNEL_FLAGS` in brackets, e.g.
+    ``"AMD EPYC [avx2 avx512_bf16 avx512f]"``. Records made before the flags were recorded
+    give the name alone. None when no model name is recorded."""
+    record = machine() if machine_record is None else machine_record
+    name = record.get("cpu")
+    if not isinstance(name, str) or not name:
+        return None
+    features = record.get("cpu_features")
+    if isinstance(features, list) and all(isinstance(f, str) for f in features):
+        return f"{name} [{' '.join(features)}]"
+    return name
+
+
+def same_cpu_kind(recorded: str | None, here: str | None) -> bool | None:
+    """Whether two :func:`cpu_kind` strings name one kind of CPU: True/False, or None when
+    that cannot be told (a side unknown, or the names agree but one side's instruction sets
+    were not recorded)."""
+    if not recorded or not here:
+        return None
+    name_a, _, feats_a = recorded.partition(" [")
+    name_b, _, feats_b = here.partition(" [")
+    if name_a != name_b:
+        return False
+    if feats_a and feats_b:
+        return feats_a == feats_b
+    return None
+
+
 # Environment variables that choose the CPU kernels' code paths, and so the float bits
 # (docs/training.md, "Can the instruction set be pinned?").
 NUMERICS_ENV = ("ONEDNN_MAX_CPU_ISA", "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS")
 
 
 def machine() -> dict[str, Any]:
-    """Platform, CPU model and cores, torch threads, the GPU (if torch sees one), and the
+    """Platform, CPU model, its kernel-choosing instruction sets (:func:`cpu_features`) and
+    cores, torch threads, the GPU (if torch sees one), and the
     kernel-choosing variables of :data:`NUMERICS_ENV` under ``numerics`` when any is set."""
     info: dict[str, Any] = {
         "platform": platform.platform(),
         "cpu": cpu_model(),
+        "cpu_features": cpu_features(),
         "cpu_count": os.cpu_count(),
         "torch_threads": None,
         "gpu": None,
@@ -134,10 +198,16 @@ def provenance(**extra: Any) -> dict[str, Any]:
 
 __all__ = [
     "VERSION_PACKAGES",
+    "CPU_BF16_FLAGS",
+    "KERNEL_FLAGS",
+    "cpu_features",
+    "cpu_flags",
+    "cpu_kind",
     "cpu_model",
     "git_dirty",
     "git_revision",
     "machine",
+    "same_cpu_kind",
     "package_versions",
     "provenance",
     "utc_now",

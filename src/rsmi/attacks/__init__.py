@@ -2,7 +2,8 @@
 
 * :func:`run_attack`: attack a dataset sample with a recipe under a preset; per-example records
   (``examples.jsonl``), ``summary.json``, resume, shards, several seeds, EOT, transfer.
-* :func:`merge_runs`: combine shards; :func:`compute_metrics`: the metrics from records.
+* :func:`merge_runs`: combine shards; :func:`split_run`: split a run in progress into shards;
+  :func:`compute_metrics`: the metrics from records.
 * :func:`render_summary`: the summary as a rich table.
 
 TextAttack is the optional extra ``rsmi[attack]``. Importing this package does not import
@@ -17,6 +18,7 @@ from rsmi.attacks.config import (
     parse_seeds,
     parse_shard,
 )
+from rsmi.attacks.merge import split_run
 from rsmi.attacks.metrics import aggregate_seeds, compute_metrics
 from rsmi.attacks.records import read_records
 from rsmi.attacks.report import render_summary
@@ -46,4 +48,5 @@ __all__ = [
     "run_attack",
     "sample_examples",
     "shard_from_accelerate",
+    "split_run",
 ]

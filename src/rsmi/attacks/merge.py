@@ -1,9 +1,16 @@
-"""Combine shard (or partial) attack runs into one run, and recompute a run's metrics.
+"""Combine shard (or partial) attack runs into one run, split a partial run into shards, and
+recompute a run's metrics.
 
 Shards of one run share their settings (all but shard and batch size), their example sample
 (``examples_sha256`` in ``run.json``, where recorded) and their seeding scheme (``seeding``,
 ``"index"`` where not recorded); an example attacked twice under one seed
 is an error, never counted twice.
+
+:func:`split_run` is the inverse for a run still in progress: its records go to shard runs
+``shard-<i>-of-<n>/`` (example ``index % n == i``) that ``rsmi attack ... --shard i/n --resume``
+continues side by side — each example's draws depend on its text, not on the run's order
+(``seeding``), so the shards give the records the unsplit run would have — and
+:func:`merge_runs` combines at the end.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from rsmi.attacks.records import (
 from rsmi.attacks.summary import build_summary, combine_seeds
 from rsmi.errors import StoreError
 from rsmi.inference import SEEDING, recorded_seeding
-from rsmi.rundir import check_run_dir
+from rsmi.rundir import check_run_dir, claim_run
 from rsmi.store.atomic import atomic_write_text
 
 MODEL_FIELDS = ("weights_sha256", "trained_on", "rsmi_config", "embedding_sha256")
@@ -167,9 +174,66 @@ def merge_runs(
     return summary
 
 
+def split_run(run_dir: str | os.PathLike[str], shards: int) -> list[Path]:
+    """Split the unfinished single-seed run in ``run_dir`` into ``shards`` shard runs.
+
+    Each ``run_dir/shard-<i>-of-<n>/`` gets the records with ``index % n == i``, the run's
+    ``run.json`` with ``shard = [i, n]`` (the model, sample, seeding and synonym-table digests
+    unchanged, so a resume checks them as before) and a partial summary; the run's own
+    ``examples.jsonl``, ``run.json`` and ``summary.json`` are then removed (the shards hold every
+    record). Continue each shard with the run's command plus ``--shard i/n --resume`` (one
+    process per core), then :func:`merge_runs` the shards into ``run_dir``. Returns the shard
+    directories.
+    """
+    run_dir = Path(run_dir)
+    if shards < 2:
+        raise StoreError(f"--shards {shards}: give 2 or more shards")
+    if not (run_dir / RUN_FILE).is_file():
+        seeds = sorted(p.parent.name for p in run_dir.glob(f"seed-*/{RUN_FILE}"))
+        raise StoreError(
+            f"{run_dir} holds no single-seed attack run ({RUN_FILE}): "
+            + (f"split each seed's directory ({', '.join(seeds)}) on its own" if seeds
+               else "give the --out directory of an `rsmi attack` run"))
+    owned = {"legacy": ATTACK_RUN_FILES, "evidence": ATTACK_RUN_EVIDENCE}
+    with claim_run(run_dir, "attack", **owned):  # not while an attack is writing it
+        meta = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8"))
+        cfg = AttackConfig.from_dict(meta["config"])
+        if cfg.shard != (0, 1):
+            raise StoreError(f"{run_dir} is already shard {cfg.shard[0]}/{cfg.shard[1]}: split "
+                             "an unsharded run")
+        taken = sorted(p.name for p in run_dir.glob("shard-*-of-*"))
+        if taken:
+            raise StoreError(f"{run_dir} already holds shard runs ({', '.join(taken)}): merge "
+                             "them first, or continue them")
+        records = read_records(run_dir / EXAMPLES_FILE)
+        num_selected = int(meta.get("num_selected", 0))
+        if len(records) >= num_selected:
+            raise StoreError(f"{run_dir} is complete ({len(records)} of {num_selected} "
+                             "examples): nothing is left to attack")
+        summary_path = run_dir / SUMMARY_FILE
+        model_info = (json.loads(summary_path.read_text(encoding="utf-8")).get("model", {})
+                      if summary_path.exists() else {})
+        out = []
+        for i in range(shards):
+            shard_cfg = cfg.replace(shard=(i, shards))
+            mine = [r for r in records if int(r["index"]) % shards == i]
+            shard_dir = run_dir / f"shard-{i}-of-{shards}"
+            with claim_run(shard_dir, "attack", **owned):
+                atomic_write_text(shard_dir / EXAMPLES_FILE,
+                                  "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in mine))
+                write_json(shard_dir / RUN_FILE, {**meta, "config": shard_cfg.to_dict()})
+                write_json(shard_dir / SUMMARY_FILE, build_summary(
+                    mine, shard_cfg, num_selected=num_selected, model_info=model_info,
+                    seeding=recorded_seeding(meta)))
+            out.append(shard_dir)
+        for name in (SUMMARY_FILE, EXAMPLES_FILE, RUN_FILE):  # run.json last: the run's evidence
+            (run_dir / name).unlink(missing_ok=True)
+    return out
+
+
 def recompute_summary(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """Metrics of a run directory recomputed from its ``examples.jsonl``."""
     return compute_metrics(read_records(Path(run_dir) / EXAMPLES_FILE))
 
 
-__all__ = ["merge_runs", "recompute_summary"]
+__all__ = ["merge_runs", "recompute_summary", "split_run"]

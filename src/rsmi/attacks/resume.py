@@ -79,6 +79,13 @@ def check_resume(run_dir: Path, wanted: RunIdentity, resume: bool) -> RunIdentit
             or under another seeding scheme, or ``run.json`` is missing or unreadable beside
             records.
     """
+    shards = sorted(p.parent.name for p in run_dir.glob(f"shard-*-of-*/{RUN_FILE}"))
+    if shards and wanted.config.shard == (0, 1) and not (run_dir / RUN_FILE).exists():
+        raise ResumeError(  # split (rsmi attack split): its records live in the shards now
+            f"{run_dir} holds shard runs ({', '.join(shards)}) and no run of its own: continue "
+            "each with this command plus --shard i/n --resume, or combine them first with "
+            f"`rsmi attack merge {run_dir} --out {run_dir}`"
+        )
     existing = read_records(run_dir / EXAMPLES_FILE)
     if existing and not resume:
         raise RunDirError(

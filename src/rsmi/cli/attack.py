@@ -100,13 +100,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-harness-cache", dest="harness_cache", action="store_false",
                    help=argparse.SUPPRESS)
     p.set_defaults(func=run)
-    msub = p.add_subparsers(dest="attack_command", metavar="merge|rescore")
+    msub = p.add_subparsers(dest="attack_command", metavar="merge|split|rescore")
     m = msub.add_parser("merge", help="combine shard runs and recompute the summary")
     m.add_argument("dirs", nargs="+", metavar="DIR", help="run or shard directories")
     m.add_argument("--out", required=True, dest="merge_out", help="output directory")
     m.set_defaults(func=run_merge)
+    sp = msub.add_parser(
+        "split", help="split a run in progress into shard runs, to continue them side by side",
+        description="Move the records of an unfinished single-seed run into DIR/shard-<i>-of-<n>/ "
+        "(example index % n == i), each with the run's run.json and a partial summary. Continue "
+        "each shard with the run's own command plus `--shard i/n --resume` (one process per "
+        "core), then `rsmi attack merge DIR --out DIR`. Each example's draws depend on its text, "
+        "not the order of the run, so the records are those the unsplit run would write.")
+    sp.add_argument("split_dir", metavar="DIR", help="the run directory (rsmi attack --out)")
+    sp.add_argument("--shards", type=int, required=True, metavar="N", help="number of shards")
+    sp.set_defaults(func=run_split)
     _register_rescore(msub)
-    clear_subcommand_errors(p, "attack", "merge", "rescore")
+    clear_subcommand_errors(p, "attack", "merge", "split", "rescore")
 
 
 def _register_rescore(msub: argparse._SubParsersAction) -> None:
@@ -240,6 +250,19 @@ def run_merge(args: argparse.Namespace) -> int:
         print(f"warning: the merged run has {summary.get('num_examples')} of "
               f"{summary.get('num_selected')} examples (a shard is missing or unfinished)",
               file=sys.stderr)
+    return 0
+
+
+def run_split(args: argparse.Namespace) -> int:
+    from rsmi.attacks import read_records, split_run
+    from rsmi.attacks.records import EXAMPLES_FILE
+
+    dirs = split_run(args.split_dir, args.shards)
+    for i, shard in enumerate(dirs):
+        done = len(read_records(shard / EXAMPLES_FILE))
+        print(f"{shard}: {done} example(s) so far — continue with `rsmi attack ... --out "
+              f"{args.split_dir} --shard {i}/{len(dirs)} --resume`")
+    print(f"then: rsmi attack merge {args.split_dir} --out {args.split_dir}")
     return 0
 
 

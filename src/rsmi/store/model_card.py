@@ -33,6 +33,7 @@ from typing import Any
 
 from rsmi.errors import ConfigError, ModelLoadError
 from rsmi.packages import sha256_file
+from rsmi.provenance import cpu_kind
 from rsmi.store.atomic import atomic_write_json
 from rsmi.store.names import (
     CHECKPOINT_DIR,
@@ -358,11 +359,8 @@ def training_events(directory: str | os.PathLike[str]) -> Iterable[dict[str, Any
 
 def finished_event(directory: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The ``finished`` event the trainer logs last (None: the run has not finished)."""
-    found = None
-    for event in training_events(directory):
-        if event.get("event") == "finished":
-            found = event
-    return found
+    events = [e for e in training_events(directory) if e.get("event") == "finished"]
+    return events[-1] if events else None
 
 
 def training_finished(directory: str | os.PathLike[str]) -> bool:
@@ -371,11 +369,9 @@ def training_finished(directory: str | os.PathLike[str]) -> bool:
 
 
 def did_not_learn(directory: str | os.PathLike[str]) -> str | None:
-    """Why a finished training is not a usable model (the trainer's learning check), else None.
-
-    ``rsmi train`` ends with a one-sided binomial test of dev accuracy against the
-    majority-class rate; its ``finished`` event records ``learned`` and the p-value.
-    """
+    """Why a finished training is not a usable model, else None: ``rsmi train`` ends with a
+    one-sided binomial test of dev accuracy against the majority-class rate (its ``finished``
+    event records ``learned`` and the p-value)."""
     event = finished_event(directory)
     if event is None or event.get("learned") is not False:
         return None
@@ -443,28 +439,32 @@ def training_summary(directory: str | os.PathLike[str]) -> str | None:
     return f"{line}; learning check: learned{p_text}"
 
 
-def _machine(directory: str | os.PathLike[str] | None) -> dict[str, Any]:
-    """``provenance.machine`` of the ``training_config.json`` beside a model ({} if none)."""
+def _provenance(directory: str | os.PathLike[str] | None) -> dict[str, Any]:
+    """``provenance`` of the ``training_config.json`` beside a model ({} if none)."""
     data = _read_json(Path(directory) / TRAINING_CONFIG_FILE) if directory else None
-    machine = ((data or {}).get("provenance") or {}).get("machine")
-    return machine if isinstance(machine, dict) else {}
+    prov = (data or {}).get("provenance")
+    return prov if isinstance(prov, dict) else {}
 
 
 def training_cpu(directory: str | os.PathLike[str] | None) -> str | None:
-    """The CPU a saved model was trained on (``None``: not recorded); bfloat16 training from one
-    seed gives other weights on another kind of CPU, so a resumed attack names both."""
-    cpu = _machine(directory).get("cpu")
-    return cpu if isinstance(cpu, str) and cpu else None
+    """The kind of CPU a saved model was trained on (:func:`rsmi.provenance.cpu_kind`; ``None``:
+    not recorded). bfloat16 training from one seed gives other weights on another kind of
+    CPU, so a resumed attack names both."""
+    machine = _provenance(directory).get("machine")
+    return cpu_kind(machine) if isinstance(machine, dict) else None
+
+
+def training_dtype(directory: str | os.PathLike[str] | None) -> str | None:
+    """The compute dtype a saved model was trained in (``None``: not recorded)."""
+    dtype = _provenance(directory).get("dtype")
+    return dtype if isinstance(dtype, str) and dtype else None
 
 
 def training_threads(directory: str | os.PathLike[str] | None) -> int | None:
-    """The torch thread count a saved model was trained with, or ``None`` if not recorded.
-
-    On one kind of CPU the same seed trains other bfloat16 weights with another thread count
-    (MR ``rsmi-paper`` seed 0: 1 thread against 2, AMD EPYC; docs/training.md), so a model is
-    regenerated with the thread count its records name.
-    """
-    threads = _machine(directory).get("torch_threads")
+    """The torch thread count a saved model was trained with (``None``: not recorded): on one
+    kind of CPU the same seed trains other bfloat16 weights with another thread count
+    (docs/training.md), so a model is regenerated with the count its records name."""
+    threads = (_provenance(directory).get("machine") or {}).get("torch_threads")
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         return None
     return threads
@@ -487,6 +487,7 @@ __all__ = [
     "read_card",
     "recorded_data_options",
     "training_cpu",
+    "training_dtype",
     "training_threads",
     "training_summary",
     "training_events",
