@@ -57,14 +57,13 @@ def table_env(work: Path) -> dict[str, dict[str, str]]:
 
 
 def candidate_sets_differ(root_a: Path, root_b: Path, min_cos: float = 0.5) -> dict[str, float]:
-    """Of the words with TextFooler candidates (top 50, cosine ≥ ``min_cos``) in either table,
-    the share whose candidate set differs, and the mean Jaccard overlap of those that differ."""
+    """Of the words with TextFooler candidates (top 50, the word itself left out, cosine ≥
+    ``min_cos``) in either table, the share whose candidate set differs, and the mean Jaccard
+    overlap of those that differ."""
     sets = []
     for root in (root_a, root_b):
-        emb = Resources.load(root).layout.embedding
-        matrix = np.load(emb / "matrix.npy")
-        nn = np.load(emb / "nn.npy")
-        unit = matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+        unit, _, nn = Resources.load(root).embedding_arrays()  # unit rows; nn[:, 0] is the word
+        nn = nn[:, 1:]
         cos = np.einsum("id,ikd->ik", unit, unit[nn])
         sets.append([frozenset(row[c >= min_cos].tolist()) for row, c in zip(nn, cos, strict=True)])
     pairs = [(a, b) for a, b in zip(*sets, strict=True) if a or b]
