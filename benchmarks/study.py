@@ -852,7 +852,8 @@ def run(study: Study, only: str | None = None, *, execute: Executor | None = Non
     failed: set[str] = set()
     while True:
         jobs = select_jobs(plan(study), only)
-        for job in jobs:  # finished training whose records were not copied yet
+        # finished trainings' records (copy_records; the one just run included): kept or copied
+        for job in jobs:
             if job.done and job.after is not None and job.id not in failed:
                 try:
                     job.after()
@@ -869,12 +870,6 @@ def run(study: Study, only: str | None = None, *, execute: Executor | None = Non
         if code != 0:
             say(f"[study] {job.id}: failed (exit {code}); continuing with the others")
             failed.add(job.id)
-        elif job.after is not None:
-            try:
-                job.after()
-            except RecordsKept as exc:
-                say(f"[study] {job.id}: failed: {exc}")
-                failed.add(job.id)
     blocked = [j for j in select_jobs(plan(study), only) if j.blocked and not j.done]
     for job in blocked:
         say(f"[study] {job.id}: {job.status}")

@@ -464,7 +464,8 @@ def training_threads(directory: str | os.PathLike[str] | None) -> int | None:
     """The torch thread count a saved model was trained with (``None``: not recorded): on one
     kind of CPU the same seed trains other bfloat16 weights with another thread count
     (docs/training.md), so a model is regenerated with the count its records name."""
-    threads = (_provenance(directory).get("machine") or {}).get("torch_threads")
+    machine = _provenance(directory).get("machine")
+    threads = machine.get("torch_threads") if isinstance(machine, dict) else None
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         return None
     return threads
