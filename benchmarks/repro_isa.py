@@ -27,7 +27,7 @@ import os
 import subprocess
 import sys
 
-from rsmi.provenance import cpu_kind
+from rsmi.provenance import cpu_family_model, cpu_kind
 
 SETTINGS = ("default", "AVX512_CORE_AMX", "AVX512_CORE_BF16", "AVX512_CORE", "AVX2")
 # settings of MKL's conditional numerical reproducibility (oneDNN at its default)
@@ -113,6 +113,7 @@ def main() -> int:
     result = {
         "command": "python benchmarks/repro_isa.py --out " + args.out,
         "cpu": cpu_kind() or "unknown",
+        "cpu_family_model": cpu_family_model(),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "torch": torch.__version__,
         "load_average": [round(v, 2) for v in os.getloadavg()],

@@ -266,6 +266,10 @@ class Study:
             model = chosen["selected"]  # the selected setting's sweep run is its seed
         return self.runs_dir / ds / model / f"seed-{seed}"
 
+    def records_dir(self, ds: str, model: str, seed: int) -> Path:
+        """Where a model's training records are committed (never weights)."""
+        return self.results_dir / ds / "models" / model / f"seed-{seed}"
+
     def model_settings(self, model: str, selections: Selections | None) -> dict[str, Any]:
         sweep = self.sweep_for(model)
         if sweep:
@@ -318,6 +322,14 @@ def _train_flags(settings: dict[str, Any]) -> list[str]:
 # sweep setting whose model did not learn is not eligible for the selection: a near-chance
 # randomized model can look "robust" only because the attacker sees noise.
 finished_training = training_finished
+
+
+def training_record(study: Study, ds: str, model: str, seed: int) -> Path:
+    """Where a sweep model's finished training is read: its run folder once that training has
+    finished there, else its committed records. A fresh clone has no run folders, and the
+    records alone say whether a setting learned (and so whether the selection waits for it)."""
+    run = study.model_dir(ds, model, seed, None)
+    return run if finished_training(run) else study.records_dir(ds, model, seed)
 
 
 def complete_summary(out: Path) -> dict[str, Any] | None:
@@ -437,7 +449,7 @@ def grid_selection(study: Study, ds: str, sweep: Sweep) -> tuple[dict[str, Any] 
     rule = sweep.rule
     metric = rule.get("metric", "accuracy_under_attack")
     for name, settings in sweep.grid_models().items():
-        why = did_not_learn(study.model_dir(ds, name, sweep.seed, None))
+        why = did_not_learn(training_record(study, ds, name, sweep.seed))
         if why:
             excluded.append({"model": name, "reason": why, "settings": settings})
             continue
@@ -462,7 +474,7 @@ def long_selection(study: Study, ds: str, sweep: Sweep, grid: dict[str, Any]
     same dev examples, the same rule; a full tie keeps the shorter training), or why not yet."""
     winner, metric = grid["selected"], grid["metric"]
     long = sweep.long_model(winner)
-    long_dir = study.model_dir(ds, long, sweep.seed, None)
+    long_dir = training_record(study, ds, long, sweep.seed)
     record = {"model": long, "epochs": sweep.long_epochs}
     why = did_not_learn(long_dir)
     if why:
@@ -505,7 +517,7 @@ def train_job(study: Study, ds: str, model: str, seed: int, selections: Selectio
     argv = ["train", "--data", str(spec.get("data", ds)), "--model", study.backbone,
             "--out", str(out), "--seed", str(seed), "--max-length", str(spec["max_length"]),
             "--resume", *_train_flags({**({"dtype": study.dtype} if study.dtype else {}), **settings})]
-    results = study.results_dir / ds / "models" / model / f"seed-{seed}"
+    results = study.records_dir(ds, model, seed)
     name = f"{ds}/{phase}/{model}" + ("" if phase == "sweep-train" else f"/seed-{seed}")
     job = Job(name, argv, finished_training(out),
               after=lambda: copy_records(out, results, replace=study.allow_other_cpu))
@@ -518,6 +530,12 @@ def train_job(study: Study, ds: str, model: str, seed: int, selections: Selectio
                        "seed trains other weights here, which the committed runs refuse; run it "
                        "on that kind of machine (--allow-other-cpu retrains here and replaces "
                        "those records)")
+    # A sweep setting whose committed training did not learn is used by nothing (neither its dev
+    # attack nor the selection): it is not trained again on a machine that lacks its folder.
+    unusable = did_not_learn(results) if phase == "sweep-train" else None
+    if not job.done and unusable:
+        job.blocked = (f"not needed: its committed records ({results}) say the model {unusable}, "
+                       "so no job uses it (delete those records to train it again)")
     # The thread count is part of the arithmetic too (bfloat16 reductions split by thread): a
     # model with committed records is regenerated with the torch threads they name.
     threads = training_threads(results)
@@ -682,7 +700,7 @@ def sweep_jobs(study: Study, sweep: Sweep) -> list[Job]:
         job = attack_job(study, ds, m, seed, row, None, out=sweep.attack_dir(study.results_dir, ds, m),
                          job_id=f"{ds}/sweep-attack/{m}", split=rule.get("split", "dev"),
                          num_examples=int(rule.get("num_examples", 100)))
-        why = did_not_learn(study.model_dir(ds, m, seed, None))
+        why = did_not_learn(training_record(study, ds, m, seed))
         if why and not job.done:
             job.blocked = f"not eligible: the model {why}"
         return job

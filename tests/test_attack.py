@@ -516,6 +516,24 @@ def test_shards_then_merge_equal_the_unsharded_run(resources, tokenizer_module, 
     with pytest.raises(ValueError, match="another model"):
         merge_runs([tmp_path / "sharded" / "shard-0-of-2", other / "shard-1-of-2"],
                    tmp_path / "mixed")
+    # one model regenerated bit for bit on two machines: each shard names its machine, the
+    # weights digest is the same, and the shards merge (the first shard's machine is kept)
+    assert shard_meta["weights_sha256"]
+    moved = tmp_path / "moved"
+    for i, machine in enumerate(("First CPU [avx512_bf16]", "Another CPU [avx512_bf16]")):
+        shutil.copytree(tmp_path / "sharded" / f"shard-{i}-of-2", moved / f"shard-{i}-of-2")
+        meta = json.loads((moved / f"shard-{i}-of-2" / "run.json").read_text())
+        (moved / f"shard-{i}-of-2" / "run.json").write_text(
+            json.dumps({**meta, "trained_on": machine}))
+    again = merge_runs([moved], tmp_path / "moved-merged")
+    assert again["accuracy_under_attack"] == whole["accuracy_under_attack"]
+    assert json.loads((tmp_path / "moved-merged" / "run.json").read_text())["trained_on"] == \
+        "First CPU [avx512_bf16]"
+    # ... but other weights from another machine are another model
+    (moved / "shard-1-of-2" / "run.json").write_text(json.dumps(
+        {**meta, "trained_on": "Another CPU [avx2]", "weights_sha256": "e" * 64}))
+    with pytest.raises(ValueError, match="another model"):
+        merge_runs([moved], tmp_path / "moved-other")
     with pytest.raises(ValueError, match="twice"):
         merge_runs([tmp_path / "sharded" / "shard-0-of-2", tmp_path / "sharded" / "shard-0-of-2",
                     tmp_path / "whole"], tmp_path / "bad")

@@ -64,3 +64,19 @@ def test_the_cpu_kind_names_the_instruction_sets_that_choose_the_kernels(tmp_pat
     monkeypatch.setattr(prov, "cpu_flags", lambda: frozenset())  # no /proc/cpuinfo
     assert prov.cpu_features() is None
     assert prov.cpu_kind({"cpu": "x", "cpu_features": None}) == "x"
+
+
+def test_the_machine_record_names_the_cpu_family_and_model_of_the_first_processor(tmp_path):
+    """The numbers tell apart generations behind one model name (diagnostic; not the kind)."""
+    import rsmi.provenance as prov
+
+    read = prov.cpu_family_model.__wrapped__  # the uncached reader
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 26\n"
+                       "model\t\t: 2\nmodel name\t: AMD EPYC\n\n"
+                       "processor\t: 1\ncpu family\t: 25\nmodel\t\t: 1\n")
+    assert read(str(cpuinfo)) == "26/2"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: some ARM core\n")
+    assert read(str(cpuinfo)) is None
+    assert read(str(tmp_path / "absent")) is None
+    assert "cpu_family_model" in machine()

@@ -220,6 +220,35 @@ def test_a_sweep_setting_that_did_not_learn_is_not_attacked_nor_selected(tmp_pat
     assert study_mod.selection(study, "toy") == (None, "no sweep setting gave a model that learned")
 
 
+def test_a_fresh_clone_reads_from_committed_records_that_a_setting_did_not_learn(tmp_path):
+    """No run folders (a fresh clone): the committed training records alone say a sweep setting
+    did not learn, so the selection does not wait for it and it is not trained again."""
+    path = _config(tmp_path, "minilm", tmp_path / "toy.jsonl")
+    study = study_mod.Study.load(path)
+    results = tmp_path / "results" / "toy"
+    records = results / "models" / "sweep-s0.6" / "seed-0"
+    records.mkdir(parents=True)
+    (records / "log.jsonl").write_text(json.dumps({
+        "event": "finished", "best_dev_accuracy": 0.5, "learned": False,
+        "learning_p_value": 0.52}) + "\n")
+    _complete_summary(results / "sweep" / "sweep-s0.3" / "dev-deepwordbug", 0.2, 0.8)
+    assert not (tmp_path / "runs").exists()
+    selection, why = study_mod.selection(study, "toy")
+    assert why is None and selection["selected"] == "sweep-s0.3"
+    assert [e["model"] for e in selection["excluded"]] == ["sweep-s0.6"]
+    by_id = _by_id(study)
+    assert by_id["toy/sweep-train/sweep-s0.6"].blocked.startswith(
+        f"not needed: its committed records ({records}) say the model did not learn "
+        "(dev accuracy 50.0 %, p = 0.52")
+    assert by_id["toy/sweep-attack/sweep-s0.6"].blocked.startswith("not eligible: the model did not")
+    assert by_id["toy/sweep-train/sweep-s0.3"].status == "todo"  # no records: trained as before
+    # A training finished in its run folder is read there, before the committed records.
+    run = tmp_path / "runs" / "toy" / "sweep-s0.6" / "seed-0"
+    _finish_training(run)
+    assert study_mod.training_record(study, "toy", "sweep-s0.6", 0) == run
+    assert study_mod.selection(study, "toy")[1] == "selection waits for 1 sweep dev attack(s)"
+
+
 def test_an_extra_row_can_name_its_training_seeds_and_datasets(tmp_path):
     """An EOT row on a second training seed of one dataset (as BBC's, where seed 0's weights
     cannot be regenerated on every kind of CPU): the row's seeds and datasets, nothing else."""

@@ -102,6 +102,26 @@ KERNEL_FLAGS = ("avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl",
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
+@functools.lru_cache(maxsize=1)
+def cpu_family_model(cpuinfo: str = "/proc/cpuinfo") -> str | None:
+    """The x86 CPU family and model numbers, ``"26/2"`` (None where not reported). One model
+    name covers several generations ("AMD EPYC": family 25 is Zen 3/4, 26 is Zen 5); the
+    numbers say which one a record came from. Diagnostic only: the kind of CPU
+    (:func:`cpu_kind`) is its instruction sets, which choose the kernels."""
+    try:
+        text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            break
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    family, model = fields.get("cpu family"), fields.get("model")
+    return f"{family}/{model}" if family and model else None
+
+
 def cpu_features() -> list[str] | None:
     """The :data:`KERNEL_FLAGS` this CPU has, sorted (None where no flags can be read)."""
     flags = cpu_flags()
@@ -144,13 +164,14 @@ NUMERICS_ENV = ("ONEDNN_MAX_CPU_ISA", "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS")
 
 
 def machine() -> dict[str, Any]:
-    """Platform, CPU model, its kernel-choosing instruction sets (:func:`cpu_features`) and
-    cores, torch threads, the GPU (if torch sees one), and the
+    """Platform, CPU model, its kernel-choosing instruction sets (:func:`cpu_features`), its
+    family/model numbers (:func:`cpu_family_model`) and cores, torch threads, the GPU (if torch sees one), and the
     kernel-choosing variables of :data:`NUMERICS_ENV` under ``numerics`` when any is set."""
     info: dict[str, Any] = {
         "platform": platform.platform(),
         "cpu": cpu_model(),
         "cpu_features": cpu_features(),
+        "cpu_family_model": cpu_family_model(),
         "cpu_count": os.cpu_count(),
         "torch_threads": None,
         "gpu": None,
@@ -200,6 +221,7 @@ __all__ = [
     "VERSION_PACKAGES",
     "CPU_BF16_FLAGS",
     "KERNEL_FLAGS",
+    "cpu_family_model",
     "cpu_features",
     "cpu_flags",
     "cpu_kind",

@@ -76,6 +76,11 @@ class _Collected:
         # resumed merged run is checked against its model as a shard would be
         self.model_fields: dict[str, tuple[Any, Path]] = {}
 
+    def _same_weights(self, meta: dict[str, Any]) -> bool:
+        """Whether a run's weights digest is recorded and equals the runs' so far."""
+        weights, known = meta.get("weights_sha256"), self.model_fields.get("weights_sha256")
+        return bool(weights) and known is not None and weights == known[0]
+
     def add(self, run: Path) -> None:
         meta = json.loads((run / RUN_FILE).read_text())
         cfg = AttackConfig.from_dict(meta["config"])
@@ -109,6 +114,10 @@ class _Collected:
                 continue
             if name not in self.model_fields:
                 self.model_fields[name] = (value, run)
+            elif name == "trained_on" and self._same_weights(meta):
+                # One model regenerated bit for bit on two machines: each shard's run.json
+                # names the machine that regenerated the weights it attacked (the first kept).
+                continue
             elif value != self.model_fields[name][0]:
                 raise StoreError(
                     f"{run} attacked another model, or drew from another synonym table, than "
