@@ -77,18 +77,27 @@ def cpu_model() -> str | None:
     return platform.processor() or None
 
 
-@functools.lru_cache(maxsize=1)
-def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
-    """The CPU feature flags the kernel reports (empty where there is no /proc/cpuinfo)."""
+def _first_processor(cpuinfo: str) -> dict[str, str]:
+    """The ``key: value`` fields of the first processor in a /proc/cpuinfo file (empty where
+    it cannot be read)."""
     try:
         text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
     except OSError:
-        return frozenset()
+        return {}
+    fields: dict[str, str] = {}
     for line in text.splitlines():
+        if not line.strip():
+            break
         key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):
-            return frozenset(value.split())
-    return frozenset()
+        fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
+    """The CPU feature flags the kernel reports (empty where there is no /proc/cpuinfo)."""
+    fields = _first_processor(cpuinfo)
+    return frozenset((fields.get("flags") or fields.get("Features") or "").split())
 
 
 # Instruction sets by which oneDNN and MKL choose their kernels, and so the float bits: one
@@ -108,16 +117,7 @@ def cpu_family_model(cpuinfo: str = "/proc/cpuinfo") -> str | None:
     name covers several generations ("AMD EPYC": family 25 is Zen 3/4, 26 is Zen 5); the
     numbers say which one a record came from. Diagnostic only: the kind of CPU
     (:func:`cpu_kind`) is its instruction sets, which choose the kernels."""
-    try:
-        text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return None
-    fields: dict[str, str] = {}
-    for line in text.splitlines():
-        if not line.strip():
-            break
-        key, _, value = line.partition(":")
-        fields.setdefault(key.strip(), value.strip())
+    fields = _first_processor(cpuinfo)
     family, model = fields.get("cpu family"), fields.get("model")
     return f"{family}/{model}" if family and model else None
 
